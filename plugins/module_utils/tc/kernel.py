@@ -1,0 +1,284 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, logfwdr developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The host side: links, routes, neighbours, reading and writing tc objects.
+
+Everything goes through pyroute2's netlink socket; nothing runs `tc`.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import gzip
+import os
+import select
+import socket
+import struct
+import time
+
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import codec, model, planner
+
+try:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink import (NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
+                                  NLM_F_REQUEST)
+    from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2.netlink.rtnl import (RTM_DELQDISC, RTM_DELTFILTER, RTM_GETQDISC, RTM_GETTFILTER,
+                                       RTM_NEWQDISC, RTM_NEWTFILTER)
+except ImportError:  # reported by the module through codec.HAS_PYROUTE2
+    NetlinkError = OSError
+
+# Filters attach to the ingress hook through this parent whether the device
+# has an `ingress` or a `clsact` qdisc.
+INGRESS_HOOK = 0xFFFFFFF2
+
+NUD_USABLE = 0x02 | 0x04 | 0x08 | 0x10 | 0x80  # REACHABLE STALE DELAY PROBE PERMANENT
+
+
+class KernelError(Exception):
+    pass
+
+
+class Kernel(model.Resolver):
+    def __init__(self, arp_timeout=1.0):
+        codec.register()
+        self.ipr = IPRoute()
+        status = getattr(self.ipr, "status", None)
+        # pyroute2 0.9.x's synchronous nlm_request reads a key it never sets
+        if status is not None and hasattr(status, "setdefault"):
+            try:
+                status.setdefault("nlm_generator", False)
+            except Exception:  # pragma: no cover
+                pass
+        self.arp_timeout = arp_timeout
+        self._links = None
+
+    def close(self):
+        self.ipr.close()
+
+    # ---- netlink plumbing ----
+    def request(self, msg, msg_type, flags):
+        return list(self.ipr.nlm_request(msg, msg_type=msg_type, msg_flags=flags))
+
+    # ---- links, routes, neighbours (model.Resolver) ----
+    def links(self, refresh=False):
+        if self._links is None or refresh:
+            self._links = {}
+            for link in self.ipr.get_links():
+                name = link.get_attr("IFLA_IFNAME")
+                self._links[name] = {"ifindex": link["index"], "mac": link.get_attr("IFLA_ADDRESS") or "",
+                                     "up": bool(link["flags"] & 1), "name": name}
+        return self._links
+
+    def link(self, name):
+        return self.links().get(name)
+
+    def link_names(self):
+        return dict((v["ifindex"], k) for k, v in self.links().items())
+
+    def route(self, address):
+        try:
+            routes = self.ipr.route("get", dst=address)
+        except NetlinkError:
+            return None
+        for route in routes:
+            oif = route.get_attr("RTA_OIF")
+            name = self.link_names().get(oif)
+            if name is None or name == "lo" or route["type"] != 1:  # RTN_UNICAST only
+                return None
+            return {"device": name, "gateway": route.get_attr("RTA_GATEWAY")}
+        return None
+
+    def neighbour(self, device, address):
+        link = self.link(device)
+        if link is None:
+            return None
+        for neigh in self.ipr.get_neighbours(ifindex=link["ifindex"]):
+            if neigh.get_attr("NDA_DST") == address and neigh["state"] & NUD_USABLE:
+                mac = neigh.get_attr("NDA_LLADDR")
+                if mac:
+                    return mac
+        return self.arp_resolve(device, address)
+
+    def _source_address(self, ifindex):
+        for addr in self.ipr.get_addr(family=socket.AF_INET, index=ifindex):
+            return addr.get_attr("IFA_ADDRESS")
+        return "0.0.0.0"
+
+    def arp_resolve(self, device, address, tries=3):
+        """Ask for `address` on `device` with ARP requests and read the reply.
+
+        Only ARP leaves the host: no datagram is sent to the collector.
+        """
+        link = self.link(device)
+        if link is None or not link["mac"]:
+            return None
+        src_mac = codec.mac_bytes(link["mac"])
+        src_ip = socket.inet_aton(self._source_address(link["ifindex"]))
+        dst_ip = socket.inet_aton(address)
+        frame = (b"\xff" * 6 + src_mac + b"\x08\x06"
+                 + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
+                 + src_mac + src_ip + b"\0" * 6 + dst_ip)
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+        try:
+            sock.bind((device, 0x0806))
+            for _ in range(tries):
+                sock.send(frame)
+                deadline = time.time() + self.arp_timeout / tries
+                while time.time() < deadline:
+                    ready, _w, _x = select.select([sock], [], [], max(0.0, deadline - time.time()))
+                    if not ready:
+                        break
+                    data = sock.recv(128)
+                    if len(data) >= 42 and data[12:14] == b"\x08\x06" and data[20:22] == b"\x00\x02" \
+                            and data[28:32] == dst_ip:
+                        return codec.mac_str(data[22:28])
+        finally:
+            sock.close()
+        return None
+
+    # ---- kernel features ----
+    def missing_features(self, kinds):
+        """Kinds whose module is neither loaded, built in, nor loadable.
+
+        Read-only: /sys/module, /proc/config.gz and /lib/modules are
+        consulted; nothing is loaded or created.  Unknown answers count as
+        present (the kernel then has the last word and the change is undone).
+        """
+        release = os.uname()[2]
+        config = None
+        try:
+            with gzip.open("/proc/config.gz", "rt") as handle:
+                config = handle.read()
+        except (IOError, OSError):
+            pass
+        modules_text = ""
+        for name in ("modules.builtin", "modules.dep"):
+            try:
+                with open(os.path.join("/lib/modules", release, name)) as handle:
+                    modules_text += handle.read()
+            except (IOError, OSError):
+                pass
+        missing = []
+        for kind in sorted(kinds):
+            module, option = model.KERNEL_NEEDS[kind]
+            if os.path.isdir(os.path.join("/sys/module", module)):
+                continue
+            if "/%s.ko" % module in modules_text:
+                continue
+            if config is not None and "\n%s=y" % option in config:
+                continue
+            if config is not None or modules_text:
+                missing.append((kind, module, option))
+        return missing
+
+    # ---- reading tc state ----
+    def has_ingress_hook(self, ifindex):
+        msg = codec.build_qdisc_msg(ifindex)
+        msg["attrs"] = []
+        for qdisc in self.request(msg, RTM_GETQDISC, NLM_F_REQUEST | NLM_F_DUMP):
+            if qdisc["index"] == ifindex and qdisc.get_attr("TCA_KIND") in ("ingress", "clsact"):
+                return True
+        return False
+
+    def filters(self, ifindex):
+        msg = codec.build_filter_msg(ifindex, 0, 0, 0)
+        msg["parent"] = INGRESS_HOOK
+        msg["info"] = 0
+        msg["attrs"] = []
+        try:
+            dumped = self.request(msg, RTM_GETTFILTER, NLM_F_REQUEST | NLM_F_DUMP)
+        except NetlinkError as exc:
+            if exc.code in (errno.EINVAL, errno.ENOENT, errno.EOPNOTSUPP):
+                return []  # no ingress hook on this device
+            raise
+        return [f for f in (codec.decode_filter(m) for m in dumped) if f]
+
+    def owners(self, priority, chain):
+        """Names of the devices holding filters at (chain, priority)."""
+        found = []
+        for name, link in sorted(self.links().items()):
+            if any(f["prio"] == priority and f["chain"] == chain for f in self.filters(link["ifindex"])):
+                found.append(name)
+        return found
+
+    # ---- writing ----
+    def _root_ht(self, op, priority, chain):
+        have = planner.parse_have(self.filters(op["ifindex"]), priority, chain)
+        if have["root"] is None:
+            raise KernelError("no root hash table at priority %d on %s" % (priority, op["dev"]))
+        return have["root"]
+
+    def execute(self, op, priority, chain):
+        """Carry out one planner operation; returns the concrete op (handles resolved)."""
+        kind = op["op"]
+        ack = NLM_F_REQUEST | NLM_F_ACK
+        ifindex = op["ifindex"]
+        if kind == "qdisc_add":
+            self.request(codec.build_qdisc_msg(ifindex), RTM_NEWQDISC, ack | NLM_F_CREATE | NLM_F_EXCL)
+        elif kind == "qdisc_del":
+            self.request(codec.build_qdisc_msg(ifindex), RTM_DELQDISC, ack)
+        elif kind in ("ht_add", "ht_del"):
+            msg = codec.build_filter_msg(ifindex, priority, op["htid"] << 20, chain,
+                                         {"divisor": 1} if kind == "ht_add" else None)
+            msg["parent"] = INGRESS_HOOK
+            if kind == "ht_add":
+                self.request(msg, RTM_NEWTFILTER, ack | NLM_F_CREATE | NLM_F_EXCL)
+            else:
+                self.request(msg, RTM_DELTFILTER, ack)
+        elif kind in ("node_add", "node_replace", "node_del"):
+            handle = op["handle"]
+            if isinstance(handle, tuple):
+                ht, nodeid = handle
+                if ht == planner.ROOT:
+                    ht = self._root_ht(op, priority, chain)
+                handle = planner.node_handle(ht, nodeid)
+                op = dict(op, handle=handle)
+            if kind == "node_del":
+                msg = codec.build_filter_msg(ifindex, priority, handle, chain)
+                msg["parent"] = INGRESS_HOOK
+                self.request(msg, RTM_DELTFILTER, ack)
+            else:
+                node = dict(op["spec"], ht=planner.htid_of(handle) << 20)
+                msg = codec.build_filter_msg(ifindex, priority, handle, chain, node)
+                msg["parent"] = INGRESS_HOOK
+                flags = NLM_F_CREATE | (NLM_F_EXCL if kind == "node_add" else NLM_F_REPLACE)
+                self.request(msg, RTM_NEWTFILTER, ack | flags)
+        elif kind == "tp_del":
+            msg = codec.build_filter_msg(ifindex, priority, 0, chain)
+            msg["parent"] = INGRESS_HOOK
+            self.request(msg, RTM_DELTFILTER, ack)
+        else:
+            raise KernelError("unknown operation %r" % kind)
+        return op
+
+    def apply(self, ops, priority, chain):
+        """Apply ops in order; on any failure undo the applied ones, newest first."""
+        done = []
+        try:
+            for op in ops:
+                done.append(self.execute(op, priority, chain))
+        except (NetlinkError, KernelError, OSError) as exc:
+            failed = op
+            rollback_errors = []
+            for applied in reversed(done):
+                undo = planner.inverse(applied)
+                if undo is None:
+                    continue
+                try:
+                    self.execute(undo, priority, chain)
+                except (NetlinkError, KernelError, OSError) as undo_exc:
+                    rollback_errors.append("%s: %s" % (undo["op"], undo_exc))
+            raise ApplyError(failed, exc, len(done), rollback_errors)
+        return done
+
+
+class ApplyError(Exception):
+    def __init__(self, op, cause, applied, rollback_errors):
+        self.op = op
+        self.cause = cause
+        self.applied = applied
+        self.rollback_errors = rollback_errors
+        super(ApplyError, self).__init__(str(cause))

@@ -1,0 +1,125 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, logfwdr developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What people read: equivalent `tc` command lines and the before/after text."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import binascii
+
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import model, planner
+
+
+def _ht(htid):
+    return "800" if htid == planner.ROOT else "%x" % htid
+
+
+def _handle(handle):
+    if isinstance(handle, tuple):
+        return "%s::%x" % (_ht(handle[0]), handle[1])
+    return "%x::%x" % (planner.htid_of(handle), planner.nodeid_of(handle))
+
+
+def _match(keys):
+    words = []
+    for mask, value, off in keys:
+        words.append("match u32 0x%08x 0x%08x at %d" % (value & mask, mask, off))
+    return " ".join(words)
+
+
+def _action(action, link_names):
+    kind = action["kind"]
+    if kind == "police":
+        return "action police pkts_rate %d pkts_burst %d conform-exceed continue/pipe" % (
+            action["rate"], action["burst"])
+    if kind == "skbmod":
+        return "action skbmod set dmac %s set smac %s pipe" % (action["dmac"], action["smac"])
+    if kind == "nat":
+        return "action nat ingress 0.0.0.0/0 %s pipe" % action["new"]
+    if kind == "pedit":
+        return "action pedit munge offset 22 u16 set %d pipe" % action["port"]
+    if kind == "csum":
+        return "action csum udp pipe"
+    if kind == "gact":
+        return "action drop"
+    if kind == "mirred":
+        cookie = action.get("cookie")
+        return "action mirred egress mirror dev %s continue%s" % (
+            link_names.get(action["ifindex"], action["ifindex"]),
+            " cookie %s" % binascii.hexlify(bytes(cookie)).decode() if cookie else "")
+    return "action %s" % kind
+
+
+def command(op, priority, chain, link_names):
+    head = "tc filter %%s dev %s ingress%s protocol ip prio %d" % (
+        op["dev"], " chain %d" % chain if chain else "", priority)
+    kind = op["op"]
+    if kind == "qdisc_add":
+        return "tc qdisc add dev %s ingress" % op["dev"]
+    if kind == "qdisc_del":
+        return "tc qdisc del dev %s ingress" % op["dev"]
+    if kind == "ht_add":
+        return head % "add" + " handle %x: u32 divisor 1" % op["htid"]
+    if kind == "ht_del":
+        return head % "del" + " handle %x: u32" % op["htid"]
+    if kind == "tp_del":
+        return head % "del"
+    if kind == "node_del":
+        return head % "del" + " handle %s u32" % _handle(op["handle"])
+    spec = op["spec"]
+    handle = op["handle"]
+    parts = [head % ("add" if kind == "node_add" else "replace"), "handle %s u32" % _handle(handle)]
+    ht = handle[0] if isinstance(handle, tuple) else planner.htid_of(handle)
+    parts.append("ht %s:" % _ht(ht))
+    parts.append(_match(spec["keys"]))
+    if spec.get("link"):
+        parts.append("link %x:" % planner.htid_of(spec["link"]))
+    parts.extend(_action(a, link_names) for a in spec.get("actions", []))
+    return " ".join(parts)
+
+
+def public_have(name, have, link_names):
+    """One device's module-owned state in the shape tc_mirror accepts."""
+    ports = []
+    for port_no, hp in sorted(have["ports"].items()):
+        dests = [planner.have_destination(sorted(nodes, key=lambda n: n["handle"]), link_names)
+                 for _name, nodes in sorted(hp["dests"].items())]
+        ports.append({"port": port_no, "original": hp["original"], "destinations": dests})
+    return {"name": name, "ports": ports}
+
+
+def public_want(dev):
+    return {"name": dev["name"], "ports": [
+        {"port": p["port"], "original": p["original"],
+         "destinations": sorted((model.public_destination(d) for d in p["destinations"]),
+                                key=lambda d: d["name"])}
+        for p in sorted(dev["ports"], key=lambda p: p["port"])]}
+
+
+def describe(devices):
+    """Devices in public shape -> lines a person reads in a diff."""
+    lines = []
+    for dev in sorted(devices, key=lambda d: d["name"]):
+        if not dev["ports"]:
+            continue
+        lines.append("%s:" % dev["name"])
+        for port in dev["ports"]:
+            label = model.PORT_NAMES.get(port["port"])
+            lines.append("  udp/%d%s  original=%s" % (port["port"], " (%s)" % label if label else "",
+                                                       port["original"]))
+            for dest in port["destinations"]:
+                if dest["mode"] == "forward":
+                    target = "forward %s%s via %s next-hop %s" % (
+                        dest["address"], ":%d" % dest["port"] if dest.get("port") else "", dest["device"],
+                        dest.get("next_hop_mac"))
+                else:
+                    target = "mirror out of %s" % dest["device"]
+                extra = ""
+                if dest.get("sources"):
+                    extra += " sources=%s" % ",".join(dest["sources"])
+                if dest.get("rate_limit"):
+                    extra += " rate_limit=%d/s burst=%d" % (dest["rate_limit"], dest["burst"])
+                lines.append("    - %s: %s%s" % (dest["name"], target, extra))
+    return "\n".join(lines) + ("\n" if lines else "")

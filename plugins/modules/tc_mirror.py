@@ -1,0 +1,230 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, logfwdr developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: tc_mirror
+short_description: Replicate UDP monitoring traffic in the kernel with tc ingress rules
+version_added: "0.1.0"
+description:
+  - Makes the ingress tc rules of a host match a whole desired replication state, through netlink
+    (pyroute2); it never runs C(tc).
+  - For each ingress interface, each UDP destination port (syslog, snmptrap, sflow, netflow, ipfix or a
+    number) is copied to a list of destinations. A C(forward) destination gets a copy with the egress
+    interface's MAC as source, the next hop's MAC as destination and the collector's address as destination
+    IP (checksums fixed); the exporter's source address is kept. A C(mirror) destination gets an unchanged
+    copy out of a tool port.
+  - Each destination is its own u32 node, so adding, changing or removing one destination touches only that
+    destination's node; a change is an atomic replace, and traffic to the other destinations never stops.
+    There is no limit of 7 destinations per port.
+  - The module owns one u32 classifier instance (O(priority) in O(chain)) on each ingress interface; filters
+    written by anything else are left alone. Devices not listed lose the module's rules (the list is the
+    whole desired state).
+  - Everything is validated, and the egress interface and the next hop's MAC address are looked up in the
+    kernel's route and neighbour tables (with an ARP request when the neighbour is not known yet), before the
+    kernel is changed. If the kernel refuses a change part-way, the changes already made are undone.
+author:
+  - logfwdr developers
+requirements:
+  - pyroute2 >= 0.7.2 on the managed host
+  - a kernel with sch_ingress, cls_u32, act_mirred; forward destinations also need act_skbmod and act_nat,
+    a port rewrite act_pedit and act_csum, a rate limit act_police, O(original=drop) act_gact
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: linux
+options:
+  state:
+    description:
+      - C(present) makes the rules match O(devices); C(absent) removes every rule the module owns
+        (on the listed devices, or on all devices when O(devices) is empty).
+    type: str
+    choices: [present, absent]
+    default: present
+  priority:
+    description: The u32 filter priority the module owns on each ingress interface.
+    type: int
+    default: 49152
+  chain:
+    description:
+      - The tc chain the module's filters live in. Something else must jump to a chain other than 0.
+    type: int
+    default: 0
+  devices:
+    description: Ingress interfaces and what to replicate from each.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The ingress interface (where the exporters' packets arrive).
+        type: str
+        required: true
+      ports:
+        description: UDP destination ports to replicate.
+        type: list
+        elements: dict
+        default: []
+        suboptions:
+          port:
+            description:
+              - A UDP port number, or one of C(syslog) (514), C(snmptrap) (162), C(sflow) (6343),
+                C(netflow) (2055), C(ipfix) (4739).
+            type: raw
+            required: true
+          original:
+            description:
+              - What happens to the received packet once it has been copied. C(drop) consumes it; C(pass) lets it
+                go up the local stack unchanged (only possible when every destination is a mirror, because
+                forward destinations rewrite the packet in place).
+              - Default C(drop) when the port has a forward destination, C(pass) otherwise.
+            type: str
+            choices: [drop, pass]
+          destinations:
+            description: Where copies go.
+            type: list
+            elements: dict
+            default: []
+            suboptions:
+              name:
+                description:
+                  - Identifies the destination (at most 16 printable ASCII characters); stored with the rule.
+                  - Defaults to O(devices[].ports[].destinations[].address) for forward destinations and to
+                    O(devices[].ports[].destinations[].device) for mirror destinations.
+                type: str
+              mode:
+                description: C(forward) to a collector's address, or C(mirror) out of a tool port unchanged.
+                type: str
+                choices: [forward, mirror]
+                default: forward
+              address:
+                description: The collector's IPv4 address (forward only).
+                type: str
+              port:
+                description: Rewrite the UDP destination port to this one (forward only).
+                type: int
+              device:
+                description:
+                  - The egress interface. Required for mirror destinations; for forward destinations it is
+                    taken from the route to O(devices[].ports[].destinations[].address) when not given.
+                type: str
+              next_hop_mac:
+                description:
+                  - The next hop's MAC address; looked up in the neighbour table (or by ARP) when not given.
+                type: str
+              sources:
+                description: Only packets from these IPv4 prefixes go to this destination.
+                type: list
+                elements: str
+              rate_limit:
+                description: At most this many packets per second go to this destination; the rest are not copied.
+                type: int
+              burst:
+                description: Packets allowed above O(devices[].ports[].destinations[].rate_limit) in a burst
+                  (default a tenth of the rate, at least 10).
+                type: int
+notes:
+  - Only the first fragment of a fragmented datagram carries the UDP header, so only it is matched and copied.
+  - Packets with IP options are not matched.
+  - Counters restart when a destination's rule is replaced.
+seealso:
+  - module: netops.logfwdr.tc_mirror_info
+"""
+
+EXAMPLES = r"""
+- name: Replicate syslog and traps from ens1 to three collectors and an IDS tool port
+  netops.logfwdr.tc_mirror:
+    devices:
+      - name: ens1
+        ports:
+          - port: syslog
+            destinations:
+              - name: splunk
+                address: 192.0.2.10
+              - name: graylog
+                address: 192.0.2.11
+                port: 1514
+              - name: ids
+                mode: mirror
+                device: ens4
+          - port: snmptrap
+            destinations:
+              - name: zabbix
+                address: 198.51.100.5
+                sources: [10.20.0.0/16]
+                rate_limit: 2000
+
+- name: Remove every replication rule the module owns
+  netops.logfwdr.tc_mirror:
+    state: absent
+"""
+
+RETURN = r"""
+commands:
+  description: The equivalent C(tc) command lines of the changes (would be) made.
+  returned: always
+  type: list
+  elements: str
+  sample: ["tc filter add dev ens1 ingress protocol ip prio 49152 handle 100: u32 divisor 1"]
+devices:
+  description:
+    - The module-owned rules after the run (in check mode, the rules the run would leave), in the shape the
+      O(devices) option accepts, with names, next-hop MACs and egress interfaces resolved.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: ens1
+      ports:
+        - port: 514
+          original: drop
+          destinations:
+            - name: splunk
+              mode: forward
+              address: 192.0.2.10
+              device: ens3
+              next_hop_mac: "52:54:00:12:34:56"
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import codec, model
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.argspec import tc_mirror_spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=tc_mirror_spec(), supports_check_mode=True)
+    if not codec.HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib("pyroute2"),
+                         exception="".join(traceback.format_exception_only(type(codec.PYROUTE2_IMPORT_ERROR),
+                                                                           codec.PYROUTE2_IMPORT_ERROR)))
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import kernel, runner
+
+    kern = kernel.Kernel()
+    try:
+        result = runner.run(module.params, kern, check_mode=module.check_mode)
+    except model.ValidationError as exc:
+        module.fail_json(msg="invalid replication state, nothing was changed: " + "; ".join(exc.problems),
+                         problems=exc.problems, changed=False)
+    except runner.RunError as exc:
+        module.fail_json(msg=str(exc), changed=False, **exc.details)
+    finally:
+        kern.close()
+    if not module._diff:
+        result.pop("diff")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, logfwdr developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: tc_mirror_info
+short_description: Read the replication rules and their counters from the kernel
+version_added: "0.1.0"
+description:
+  - Returns the rules M(netops.logfwdr.tc_mirror) owns, in the shape that module accepts, with per-destination
+    counters read from the kernel (packets and bytes copied, drops, overlimits, packets held back by a rate
+    limit).
+author:
+  - logfwdr developers
+requirements:
+  - pyroute2 >= 0.7.2 on the managed host
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: linux
+options:
+  priority:
+    description: The u32 filter priority M(netops.logfwdr.tc_mirror) was given.
+    type: int
+    default: 49152
+  chain:
+    description: The tc chain M(netops.logfwdr.tc_mirror) was given.
+    type: int
+    default: 0
+  devices:
+    description: Ingress interfaces to read; all interfaces holding the module's rules when empty.
+    type: list
+    elements: str
+    default: []
+"""
+
+EXAMPLES = r"""
+- name: Read replication rules and counters
+  netops.logfwdr.tc_mirror_info:
+  register: replication
+
+- name: Show the packets copied to each destination
+  ansible.builtin.debug:
+    msg: "{{ item.name }}: {{ item.counters.packets }}"
+  loop: "{{ replication.devices | map(attribute='ports') | flatten | map(attribute='destinations') | flatten }}"
+"""
+
+RETURN = r"""
+devices:
+  description: Ingress interfaces with the module's rules, in the shape M(netops.logfwdr.tc_mirror) accepts.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The ingress interface.
+      type: str
+    ports:
+      description: Replicated UDP ports.
+      type: list
+      elements: dict
+      contains:
+        port:
+          description: UDP destination port.
+          type: int
+        original:
+          description: C(drop) or C(pass).
+          type: str
+        original_dropped:
+          description: Received packets consumed after replication.
+          type: int
+        destinations:
+          description: Destinations with a C(counters) dict (packets, bytes, drops, overlimits, rate_limited).
+          type: list
+          elements: dict
+  sample:
+    - name: ens1
+      ports:
+        - port: 514
+          original: pass
+          original_dropped: 0
+          destinations:
+            - name: ids
+              mode: mirror
+              device: ens4
+              counters: {packets: 1200, bytes: 240000, drops: 0, overlimits: 0, rate_limited: 0}
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import codec, model
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.argspec import tc_mirror_info_spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=tc_mirror_info_spec(), supports_check_mode=True)
+    if not codec.HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib("pyroute2"),
+                         exception="".join(traceback.format_exception_only(type(codec.PYROUTE2_IMPORT_ERROR),
+                                                                           codec.PYROUTE2_IMPORT_ERROR)))
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import kernel, runner
+
+    kern = kernel.Kernel()
+    try:
+        result = runner.info(module.params, kern)
+    except model.ValidationError as exc:
+        module.fail_json(msg="; ".join(exc.problems))
+    finally:
+        kern.close()
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
