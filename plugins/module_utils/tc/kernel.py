@@ -45,6 +45,9 @@ class Kernel(model.Resolver):
     def __init__(self, arp_timeout=1.0):
         codec.register()
         self.ipr = IPRoute()
+        # pyroute2 decodes dumped filters with its own tcmsg, which has no
+        # TCA_CHAIN: every filter would read as chain 0.  Decode with ours.
+        self.ipr.marshal.msg_map[RTM_NEWTFILTER] = codec.tcmsg
         status = getattr(self.ipr, "status", None)
         # pyroute2 0.9.x's synchronous nlm_request reads a key it never sets
         if status is not None and hasattr(status, "setdefault"):
@@ -227,7 +230,7 @@ class Kernel(model.Resolver):
             if kind == "ht_add":
                 self.request(msg, RTM_NEWTFILTER, ack | NLM_F_CREATE | NLM_F_EXCL)
             else:
-                self.request(msg, RTM_DELTFILTER, ack)
+                self._delete(msg, ifindex, priority, chain)
         elif kind in ("node_add", "node_replace", "node_del"):
             handle = op["handle"]
             if isinstance(handle, tuple):
@@ -239,7 +242,7 @@ class Kernel(model.Resolver):
             if kind == "node_del":
                 msg = codec.build_filter_msg(ifindex, priority, handle, chain)
                 msg["parent"] = INGRESS_HOOK
-                self.request(msg, RTM_DELTFILTER, ack)
+                self._delete(msg, ifindex, priority, chain)
             else:
                 node = dict(op["spec"], ht=planner.htid_of(handle) << 20)
                 msg = codec.build_filter_msg(ifindex, priority, handle, chain, node)
@@ -249,10 +252,36 @@ class Kernel(model.Resolver):
         elif kind == "tp_del":
             msg = codec.build_filter_msg(ifindex, priority, 0, chain)
             msg["parent"] = INGRESS_HOOK
-            self.request(msg, RTM_DELTFILTER, ack)
+            self._delete(msg, ifindex, priority, chain)
         else:
             raise KernelError("unknown operation %r" % kind)
         return op
+
+    def _delete(self, msg, ifindex, priority, chain):
+        """RTM_DELTFILTER for a module-owned object.
+
+        cls_u32 frees a deleted node after an RCU grace period and only then
+        drops its reference on the hash table it links to, so deleting that
+        table right after its linking node fails with EBUSY for a moment:
+        retry.  Deleting the last node of a u32 instance that shares its hash
+        tables with no other instance makes the kernel remove the whole
+        instance; the deletes that follow then find nothing, as they wanted.
+        """
+        deadline = time.time() + 2.0
+        delay = 0.002
+        while True:
+            try:
+                self.request(msg, RTM_DELTFILTER, NLM_F_REQUEST | NLM_F_ACK)
+                return
+            except NetlinkError as exc:
+                if exc.code == errno.EBUSY and time.time() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.05)
+                    continue
+                if exc.code in (errno.ENOENT, errno.EINVAL) and not any(
+                        f["prio"] == priority and f["chain"] == chain for f in self.filters(ifindex)):
+                    return
+                raise
 
     def apply(self, ops, priority, chain):
         """Apply ops in order; on any failure undo the applied ones, newest first."""

@@ -244,7 +244,7 @@ def validate(params, resolver):
                 problems.append(
                     "%s.original: pass would deliver the packet with the last forward "
                     "destination's rewritten headers; use drop, or make every destination a mirror" % pwhere)
-            if not dests:
+            if not raw_port.get("destinations"):
                 problems.append("%s.destinations: at least one destination is needed; "
                                 "remove the port to stop replicating it" % pwhere)
             dev["ports"].append({"port": port_no, "original": original, "destinations": dests})
@@ -330,35 +330,30 @@ def _validate_destination(raw, where, ingress, resolver, problems):
     dest["name"] = name
     if len(problems) != start:
         return None
-    # resolve the egress side from the kernel
-    if device is not None:
-        link = resolver.link(device)
-        if link is None:
-            problems.append("%s.device: no interface named %r on this host" % (where, device))
-            return None
+    # resolve the egress side from the kernel: device first, then the next hop's MAC
+    route = None
     if mode == "forward" and (device is None or mac is None):
         route = resolver.route(dest["address"])
         if route is None and device is None:
             problems.append("%s.address: no route to %s; add one or set device and next_hop_mac"
                             % (where, dest["address"]))
             return None
-        if device is None:
-            device = route["device"]
-        if mac is None:
-            hop = route["gateway"] if route and route["device"] == device and route["gateway"] else dest["address"]
-            mac = resolver.neighbour(device, hop)
-            if mac is None:
-                problems.append("%s: next hop %s on %s did not answer ARP; check the collector is up or set "
-                                "next_hop_mac" % (where, hop, device))
-                return None
+    device = device or route["device"]
     link = resolver.link(device)
     if link is None:
         problems.append("%s.device: no interface named %r on this host" % (where, device))
         return None
-    if device == ingress and mode == "forward":
+    if mode == "forward" and device == ingress:
         problems.append("%s.device: %s is the ingress interface; copies would return to the exporters' segment"
                         % (where, device))
         return None
+    if mode == "forward" and mac is None:
+        hop = route["gateway"] if route and route["device"] == device and route["gateway"] else dest["address"]
+        mac = resolver.neighbour(device, hop)
+        if mac is None:
+            problems.append("%s: next hop %s on %s did not answer ARP; check the collector is up or set "
+                            "next_hop_mac" % (where, hop, device))
+            return None
     dest["device"] = device
     dest["ifindex"] = link["ifindex"]
     if mode == "forward":

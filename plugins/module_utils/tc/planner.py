@@ -196,8 +196,10 @@ def plan_device(dev_name, ifindex, want_ports, have, has_qdisc):
             else:
                 old_same = old
             for i, spec in enumerate(specs):
-                if i < len(old_same):
-                    node = old_same[i]
+                node = old_same[i] if i < len(old_same) else None
+                if node is not None and canon_node(node)[0] != canon_node(spec)[0]:
+                    node = None  # cls_u32 keeps a node's selector on replace: new keys need a new node
+                if node is not None:
                     keep.add(node["handle"])
                     if canon_node(node) != canon_node(spec):
                         replaces.append(dict(handle=node["handle"], spec=spec, old=node, dest=dest["name"]))

@@ -1,0 +1,64 @@
+# logfwdr: the two commands that matter are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(CURDIR)/$(VENV)/bin/python
+# pyroute2 as Debian 12 ships it, to run the module against the oldest supported release
+VENV_OLD := .venv-pyroute2-0.7.2
+PY_OLD := $(CURDIR)/$(VENV_OLD)/bin/python
+COLL := $(CURDIR)/.build/collections
+COLL_LINK := $(COLL)/ansible_collections/netops/logfwdr
+APT_PACKAGES := iproute2 tcpdump strace user-mode-linux debootstrap e2fsprogs rsyslog keepalived
+
+.PHONY: deps venv collection test unit integration uml sanity lint demo bench clean
+
+deps: ## system packages and the pinned Python environments
+	@if [ "$$(id -u)" = 0 ]; then \
+	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	fi
+	$(MAKE) venv
+
+venv: $(VENV)/.done $(VENV_OLD)/.done collection
+
+$(VENV)/.done: requirements.txt requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements-test.txt
+	touch $@
+
+$(VENV_OLD)/.done: requirements.txt
+	$(PYTHON) -m venv $(VENV_OLD)
+	$(VENV_OLD)/bin/pip install -q pyroute2==0.7.2 pytest==9.2.0
+	touch $@
+
+collection:
+	@mkdir -p $(dir $(COLL_LINK))
+	@ln -sfn $(CURDIR) $(COLL_LINK)
+
+test: venv unit integration uml lint sanity ## everything CI runs
+
+unit: collection
+	$(PY) -m pytest -q tests/unit
+
+integration: collection
+	LOGFWDR_TEST_PYTHONS=$(PY):$(PY_OLD) $(PY) -m pytest -q tests/integration -m netns
+
+uml: collection
+	$(PY) -m pytest -q tests/uml -m uml
+
+lint: collection
+	cd $(COLL_LINK) && $(CURDIR)/$(VENV)/bin/ansible-lint --profile production
+
+sanity: collection
+	cd $(COLL_LINK) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH ansible-test sanity --python 3.11 --local \
+	  --skip-test shebang
+
+demo: venv ## replicate syslog/netflow in a namespace lab and show what each collector received
+	$(PY) demo/netns_demo.py
+
+bench: venv
+	$(PY) bench/reconfig_under_load.py
+	$(PY) bench/apply_time.py
+
+clean:
+	rm -rf .build $(VENV) $(VENV_OLD) tests/output

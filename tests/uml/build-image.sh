@@ -1,0 +1,195 @@
+#!/bin/bash
+# Build (once, cached) the Debian bookworm root filesystem image used by the
+# User-Mode Linux test guests (tests/uml/harness.py).
+#
+#   tests/uml/build-image.sh            -> prints the image path as the last stdout line
+#   LOGFWDR_UML_CACHE=/some/dir ...     -> cache location (default /var/cache/logfwdr-uml)
+#   LOGFWDR_UML_MIRROR=http://...       -> Debian mirror (default http://deb.debian.org/debian)
+#   LOGFWDR_UML_FORCE=1                 -> rebuild the image even if cached (reuses the
+#                                          cached debootstrap tree; =full redoes that too)
+#
+# The image name is base-<hash>.img; the hash covers this script (package list,
+# /sbin/lf-init, build steps) and the UML kernel module version, so editing any of
+# them produces a new image.  All logging goes to stderr.
+set -euo pipefail
+
+CACHE=${LOGFWDR_UML_CACHE:-/var/cache/logfwdr-uml}
+MIRROR=${LOGFWDR_UML_MIRROR:-http://deb.debian.org/debian}
+SUITE=bookworm
+IMG_SIZE=2G
+PACKAGES=(
+    systemd-sysv udev kmod iproute2 openssh-server python3 python3-pyroute2
+    rsyslog keepalived tcpdump netbase iputils-ping procps snmp snmptrapd
+    nfdump softflowd pmacct socat ca-certificates
+)
+
+log() { printf '[build-image] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root"
+for tool in debootstrap mkfs.ext4 sha256sum flock; do
+    command -v "$tool" >/dev/null || die "missing tool: $tool"
+done
+
+MODROOT=/usr/lib/uml/modules
+KVER=$(ls -1 "$MODROOT" 2>/dev/null | sort -V | tail -n1 || true)
+[ -n "$KVER" ] && [ -d "$MODROOT/$KVER" ] || die "no UML modules under $MODROOT (install user-mode-linux)"
+
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+HASH=$( { cat "$SELF"; echo "kver=$KVER"; echo "suite=$SUITE"; printf '%s\n' "${PACKAGES[@]}"; } \
+        | sha256sum | cut -c1-16)
+IMG="$CACHE/base-$HASH.img"
+
+mkdir -p "$CACHE"
+if [ -s "$IMG" ] && [ -z "${LOGFWDR_UML_FORCE:-}" ]; then
+    log "cached: $IMG"
+    echo "$IMG"
+    exit 0
+fi
+
+# Serialise concurrent builders (e.g. parallel pytest workers).
+exec 9>"$CACHE/.build.lock"
+flock 9
+if [ -s "$IMG" ] && [ -z "${LOGFWDR_UML_FORCE:-}" ]; then
+    log "cached (built by a concurrent run): $IMG"
+    echo "$IMG"
+    exit 0
+fi
+
+T0=$EPOCHREALTIME
+elapsed() { awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}'; }
+
+WORK=$(mktemp -d "$CACHE/build-$HASH.XXXXXX")
+ROOT="$WORK/root"
+cleanup() {
+    # never leave bind/proc mounts behind inside the build root
+    for m in proc sys dev/pts dev; do
+        mountpoint -q "$ROOT/$m" 2>/dev/null && umount -l "$ROOT/$m" || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Stage 1 (slow, ~2 min): debootstrap.  Its result is cached as a tarball keyed only
+# on suite + mirror + package list, so editing the customisation below (lf-init, ...)
+# rebuilds the image in seconds.
+STAGE1_REV=1  # bump when changing the debootstrap step itself
+PKGHASH=$(printf '%s\n' "$STAGE1_REV" minbase "$SUITE" "$MIRROR" "${PACKAGES[@]}" | sha256sum | cut -c1-16)
+ROOTTAR="$CACHE/rootfs-$PKGHASH.tar"
+mkdir -p "$ROOT"
+if [ -s "$ROOTTAR" ] && [ "${LOGFWDR_UML_FORCE:-}" != full ]; then
+    log "extracting cached debootstrap tree $ROOTTAR"
+    tar -C "$ROOT" --numeric-owner --xattrs --xattrs-include='*' -xpf "$ROOTTAR"
+else
+    mkdir -p "$CACHE/debs"
+    INCLUDE=$(IFS=,; echo "${PACKAGES[*]}")
+    log "debootstrap $SUITE (minbase + ${#PACKAGES[@]} packages) from $MIRROR"
+    debootstrap --variant=minbase --cache-dir="$CACHE/debs" --include="$INCLUDE" \
+        "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || {
+        tail -n 40 "$WORK/debootstrap.log" >&2
+        die "debootstrap failed (full log was $WORK/debootstrap.log)"
+    }
+    rm -rf "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/archives/*.deb
+    tar -C "$ROOT" --numeric-owner --xattrs --xattrs-include='*' -cf "$ROOTTAR.tmp" .
+    mv -f "$ROOTTAR.tmp" "$ROOTTAR"
+fi
+log "root tree ready after $(elapsed)s"
+
+# --- kernel modules for the UML kernel -------------------------------------
+mkdir -p "$ROOT/lib/modules"
+cp -a "$MODROOT/$KVER" "$ROOT/lib/modules/$KVER"
+# the package ships modules.dep; regenerate it with the guest's own kmod anyway
+chroot "$ROOT" depmod "$KVER"
+
+# --- general system configuration (also used later by systemd guests) ------
+echo lfguest >"$ROOT/etc/hostname"
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
+printf '/dev/ubda\t/\text4\tdefaults,errors=remount-ro\t0\t1\n' >"$ROOT/etc/fstab"
+# empty machine-id: systemd generates a fresh one per boot (per guest)
+: >"$ROOT/etc/machine-id"
+rm -f "$ROOT/var/lib/dbus/machine-id"
+# no login needed for now; empty root password keeps console login possible
+chroot "$ROOT" passwd -d root >/dev/null
+# apt sources for debugging inside a guest
+echo "deb $MIRROR $SUITE main" >"$ROOT/etc/apt/sources.list"
+mkdir -p "$ROOT/share" "$ROOT/repo"
+
+# --- /sbin/lf-init: minimal PID 1 for scripted test guests ------------------
+# Every fork costs tens of milliseconds under UML, so lf-init uses shell builtins
+# where it can (one mount -a for the pseudo file systems, /proc writes, sysrq).
+cat >"$ROOT/etc/lf-init.fstab" <<'FSTAB'
+proc     /proc     proc     defaults                   0 0
+sysfs    /sys      sysfs    defaults                   0 0
+devtmpfs /dev      devtmpfs defaults                   0 0
+devpts   /dev/pts  devpts   X-mount.mkdir,gid=5,mode=620 0 0
+tmpfs    /dev/shm  tmpfs    X-mount.mkdir              0 0
+tmpfs    /run      tmpfs    mode=755                   0 0
+tmpfs    /tmp      tmpfs    mode=1777                  0 0
+FSTAB
+cat >"$ROOT/sbin/lf-init" <<'LFINIT'
+#!/bin/bash
+# lf-init: PID 1 for logfwdr UML test guests (boot with init=/sbin/lf-init).
+# Kernel command line:
+#   lf.name=NAME         hostname
+#   lf.share=/host/dir   host dir mounted (hostfs, rw) on /share; /share/run.sh is run
+#                        by bash, stdout+stderr -> /share/output.log, exit code -> /share/rc
+#   lf.repo=/host/dir    host dir mounted read-only on /repo
+# Then the machine powers off at once (the linux.uml process exits).
+# Progress messages go to the kernel console (console.log on the host).
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root LANG=C.UTF-8 TERM=dumb
+msg() { local up; read -r up _ </proc/uptime 2>/dev/null; echo "lf-init[$up]: $*" >&2; }
+mount -a -T /etc/lf-init.fstab
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+
+name= share= repo=
+read -r -a args </proc/cmdline
+for arg in "${args[@]}"; do
+    case "$arg" in
+        lf.name=*)  name=${arg#lf.name=} ;;
+        lf.share=*) share=${arg#lf.share=} ;;
+        lf.repo=*)  repo=${arg#lf.repo=} ;;
+    esac
+done
+if [ -n "$name" ]; then
+    echo "$name" >/proc/sys/kernel/hostname
+    echo "$name" >/etc/hostname
+fi
+ip link set lo up
+
+rc=0
+if [ -n "$share" ] && mount -t hostfs -o "$share" none /share; then
+    if [ -n "$repo" ]; then
+        mount -t hostfs -o "ro,$repo" none /repo || msg "cannot mount repo $repo"
+    fi
+    if [ -f /share/run.sh ]; then
+        msg "running /share/run.sh"
+        (cd /root && exec bash /share/run.sh) </dev/null >/share/output.log 2>&1
+        rc=$?
+    else
+        echo "lf-init: /share/run.sh missing" >/share/output.log
+        rc=127
+    fi
+    echo "$rc" >/share/rc
+    msg "run.sh exit code $rc, powering off"
+else
+    msg "no usable lf.share= ($share): nothing to run"
+fi
+sync
+# sysrq 'o' = immediate kernel power-off (no fork needed); the UML process exits.
+echo o >/proc/sysrq-trigger
+sleep 10
+poweroff -f -f
+msg "poweroff failed"
+exec sleep infinity
+LFINIT
+chmod 755 "$ROOT/sbin/lf-init"
+
+# --- image ------------------------------------------------------------------
+log "mkfs.ext4 -d ($(du -sh "$ROOT" | cut -f1) of files, ${IMG_SIZE} sparse image)"
+TMPIMG="$WORK/base.img"
+truncate -s "$IMG_SIZE" "$TMPIMG"
+mkfs.ext4 -q -F -L lfroot -d "$ROOT" "$TMPIMG" "$IMG_SIZE" >&2
+mv -f "$TMPIMG" "$IMG"
+log "built $IMG in $(elapsed)s"
+echo "$IMG"

@@ -1,0 +1,135 @@
+"""Validation: every problem named by its field, nothing resolved from a bad state."""
+import pytest
+
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import model
+
+
+class FakeHost(model.Resolver):
+    LINKS = {"ens1": 1, "ens2": 2, "ens3": 3, "tool0": 4}
+
+    def __init__(self, neighbours=None):
+        self.neighbours = neighbours if neighbours is not None else {("ens2", "192.0.2.1"): "52:54:00:00:00:01",
+                                                                     ("ens2", "192.0.2.10"): "52:54:00:00:00:10"}
+        self.asked = []
+
+    def link(self, name):
+        if name not in self.LINKS:
+            return None
+        return {"ifindex": self.LINKS[name], "mac": "02:00:00:00:00:%02x" % self.LINKS[name], "up": True}
+
+    def route(self, address):
+        if address.startswith("192.0.2."):
+            return {"device": "ens2", "gateway": None}
+        if address.startswith("198.51.100."):
+            return {"device": "ens2", "gateway": "192.0.2.1"}
+        return None
+
+    def neighbour(self, device, address):
+        self.asked.append((device, address))
+        return self.neighbours.get((device, address))
+
+
+def state(*dests, **port):
+    return {"devices": [{"name": "ens1", "ports": [dict({"port": "syslog", "destinations": list(dests)}, **port)]}]}
+
+
+def problems(params, host=None):
+    with pytest.raises(model.ValidationError) as info:
+        model.validate(params, host or FakeHost())
+    return info.value.problems
+
+
+def test_forward_destination_resolves_device_and_macs():
+    devs = model.validate(state({"address": "192.0.2.10"}), FakeHost())
+    dest = devs[0]["ports"][0]["destinations"][0]
+    assert devs[0]["ports"][0]["port"] == 514 and devs[0]["ports"][0]["original"] == "drop"
+    assert (dest["name"], dest["device"], dest["ifindex"]) == ("192.0.2.10", "ens2", 2)
+    assert dest["next_hop_mac"] == "52:54:00:00:00:10" and dest["source_mac"] == "02:00:00:00:00:02"
+
+
+def test_next_hop_is_the_gateway_when_the_route_has_one():
+    host = FakeHost()
+    dest = model.validate(state({"address": "198.51.100.7"}), host)[0]["ports"][0]["destinations"][0]
+    assert host.asked == [("ens2", "192.0.2.1")] and dest["next_hop_mac"] == "52:54:00:00:00:01"
+
+
+def test_explicit_values_override_lookups():
+    host = FakeHost()
+    dest = model.validate(state({"address": "203.0.113.5", "device": "ens3", "next_hop_mac": "AA:BB:CC:DD:EE:FF"}),
+                          host)[0]["ports"][0]["destinations"][0]
+    assert host.asked == [] and dest["device"] == "ens3" and dest["next_hop_mac"] == "aa:bb:cc:dd:ee:ff"
+
+
+def test_mirror_only_port_passes_the_original_by_default():
+    devs = model.validate(state({"mode": "mirror", "device": "tool0"}), FakeHost())
+    assert devs[0]["ports"][0]["original"] == "pass"
+    assert devs[0]["ports"][0]["destinations"][0]["name"] == "tool0"
+
+
+@pytest.mark.parametrize("port,ok", [(1, 514 - 513), ("ipfix", 4739), ("162", 162), (0, None), (65536, None),
+                                     ("sysl0g", None), (True, None)])
+def test_ports(port, ok):
+    assert model.parse_port(port) == ok
+
+
+@pytest.mark.parametrize("dest,field,words", [
+    ({"address": "192.0.2.300"}, "destinations[0].address", "not an IPv4 address"),
+    ({}, "destinations[0].address", "needs the collector's IPv4 address"),
+    ({"address": "192.0.2.10", "port": 70000}, "destinations[0].port", "not a UDP port"),
+    ({"address": "192.0.2.10", "device": "eth9"}, "destinations[0].device", "no interface named 'eth9'"),
+    ({"address": "10.9.9.9"}, "destinations[0].address", "no route to 10.9.9.9"),
+    ({"address": "192.0.2.99"}, "destinations[0]", "did not answer ARP"),
+    ({"address": "192.0.2.10", "name": "a-very-long-collector"}, "destinations[0].name", "at most 16"),
+    ({"address": "192.0.2.10", "next_hop_mac": "zz"}, "destinations[0].next_hop_mac", "not a MAC address"),
+    ({"address": "192.0.2.10", "sources": ["10.0.0.1/8"]}, "destinations[0].sources[0]", "not an IPv4 prefix"),
+    ({"address": "192.0.2.10", "rate_limit": 0}, "destinations[0].rate_limit", "above 0"),
+    ({"address": "192.0.2.10", "burst": 5}, "destinations[0].burst", "only meaningful with rate_limit"),
+    ({"mode": "mirror", "device": "tool0", "address": "192.0.2.10"}, "destinations[0].address", "unchanged"),
+    ({"mode": "mirror"}, "destinations[0].device", "tool port"),
+    ({"mode": "bounce"}, "destinations[0].mode", "forward or mirror"),
+    ({"address": "192.0.2.10", "device": "ens1"}, "destinations[0].device", "ingress interface"),
+])
+def test_bad_destination_names_the_field(dest, field, words):
+    found = problems(state(dest))
+    assert len(found) == 1, found
+    assert found[0].startswith("devices[0].ports[0].%s" % field) and words in found[0], found[0]
+
+
+def test_every_problem_is_reported_at_once():
+    params = {"devices": [
+        {"name": "nope", "ports": []},
+        {"name": "ens1", "ports": [{"port": 0, "destinations": [{"address": "x"}]},
+                                   {"port": "syslog", "original": "pass", "destinations": [{"address": "192.0.2.10"}]},
+                                   {"port": 514, "destinations": [{"mode": "mirror", "device": "tool0"}]}]},
+    ]}
+    found = problems(params)
+    assert any(p.startswith("devices[0].name: no interface named 'nope'") for p in found)
+    assert any(p.startswith("devices[1].ports[0].port: 0 is not a UDP port") for p in found)
+    assert any(p.startswith("devices[1].ports[0].destinations[0].address") for p in found)
+    assert any(p.startswith("devices[1].ports[1].original: pass would deliver") for p in found)
+    assert any(p.startswith("devices[1].ports[2].port: port 514 is already listed") for p in found)
+
+
+def test_duplicates():
+    found = problems(state({"address": "192.0.2.10"}, {"address": "192.0.2.10"}))
+    assert any("name: '192.0.2.10' is used twice" in p for p in found)
+    assert any("same target as destinations[0]" in p for p in found)
+    found = problems(state({"address": "192.0.2.10", "name": "a"}, {"address": "192.0.2.10", "name": "b"}))
+    assert found == ["devices[0].ports[0].destinations[1]: same target as destinations[0]; every packet would be "
+                     "sent twice"]
+
+
+def test_overlapping_sources_are_collapsed():
+    dest = model.validate(state({"address": "192.0.2.10", "sources": ["10.1.0.0/16", "10.0.0.0/8", "10.0.0.0/9"]}),
+                          FakeHost())[0]["ports"][0]["destinations"][0]
+    assert dest["sources"] == ["10.0.0.0/8"]
+    assert len(model.destination_nodes(dest)) == 1
+
+
+def test_default_burst_and_features():
+    devs = model.validate(state({"address": "192.0.2.10", "port": 1514, "rate_limit": 500}), FakeHost())
+    assert devs[0]["ports"][0]["destinations"][0]["burst"] == 50
+    assert model.kernel_features(devs) == {"ingress", "u32", "gact", "police", "skbmod", "nat", "pedit", "csum",
+                                           "mirred"}
+    mirror = model.validate(state({"mode": "mirror", "device": "tool0"}), FakeHost())
+    assert model.kernel_features(mirror) == {"ingress", "u32", "mirred"}

@@ -1,0 +1,204 @@
+"""Planner: want vs have -> the minimal, safely ordered operations."""
+import copy
+
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import model, planner
+
+PRIO, CHAIN = 49152, 0
+
+
+class FakeKernel:
+    """Holds u32 objects the way a dump returns them; applies planner ops."""
+
+    def __init__(self, foreign=()):
+        self.filters = [dict(f) for f in foreign]
+        self.qdisc = bool(foreign)
+        self.root = None
+
+    def have(self):
+        return planner.parse_have(copy.deepcopy(self.filters), PRIO, CHAIN)
+
+    def apply(self, ops):
+        for op in ops:
+            kind = op["op"]
+            if kind == "qdisc_add":
+                self.qdisc = True
+            elif kind == "ht_add":
+                if self.root is None:  # the kernel creates the root table with the classifier
+                    self.root = 0x800
+                    self.filters.append(dict(kind="ht", prio=PRIO, chain=CHAIN, handle=0x800 << 20))
+                self.filters.append(dict(kind="ht", prio=PRIO, chain=CHAIN, handle=op["htid"] << 20))
+            elif kind == "ht_del":
+                self.filters = [f for f in self.filters if not (f["kind"] == "ht" and f["prio"] == PRIO
+                                                                and planner.htid_of(f["handle"]) == op["htid"])]
+            elif kind in ("node_add", "node_replace"):
+                handle = op["handle"]
+                if isinstance(handle, tuple):
+                    handle = planner.node_handle(self.root if handle[0] == planner.ROOT else handle[0], handle[1])
+                self.filters = [f for f in self.filters if f.get("handle") != handle or f["prio"] != PRIO]
+                spec = copy.deepcopy(op["spec"])
+                self.filters.append(dict(kind="node", prio=PRIO, chain=CHAIN, handle=handle, keys=spec["keys"],
+                                         link=spec.get("link"), actions=spec["actions"]))
+            elif kind == "node_del":
+                self.filters = [f for f in self.filters if not (f["prio"] == PRIO and f.get("handle") == op["handle"])]
+            elif kind == "tp_del":
+                self.filters = [f for f in self.filters if (f["prio"], f["chain"]) != (PRIO, CHAIN)]
+                self.root = None
+
+    def plan(self, ports):
+        return planner.plan_device("ens1", 1, ports, self.have(), self.qdisc)
+
+    def converge(self, ports):
+        ops = self.plan(ports)
+        self.apply(ops)
+        assert self.plan(ports) == [], "a second plan must be empty"
+        return ops
+
+
+def fwd(name, address, **kw):
+    d = {"name": name, "mode": "forward", "address": address, "port": None, "device": "ens2", "ifindex": 2,
+         "next_hop_mac": "52:54:00:00:00:%02x" % int(address.split(".")[-1]), "source_mac": "02:00:00:00:00:02",
+         "sources": [], "rate_limit": None, "burst": None}
+    d.update(kw)
+    return d
+
+
+def mirror(name, ifindex):
+    return {"name": name, "mode": "mirror", "device": "tool%d" % ifindex, "ifindex": ifindex, "sources": [],
+            "rate_limit": None, "burst": None}
+
+
+def port(no, *dests, **kw):
+    return dict({"port": no, "original": "drop", "destinations": list(dests)}, **kw)
+
+
+def summary(ops):
+    return [(op["op"], op.get("dest")) for op in ops]
+
+
+BASE = [port(514, fwd("a", "192.0.2.10"), fwd("b", "192.0.2.11"), mirror("ids", 9)),
+        port(162, fwd("a", "192.0.2.10"))]
+
+
+def test_from_empty_everything_is_built_before_traffic_is_steered():
+    k = FakeKernel()
+    ops = k.converge(BASE)
+    kinds = [op["op"] for op in ops]
+    assert kinds[0] == "qdisc_add"
+    # per port: table, destination nodes, then the dispatch node that steers traffic into them
+    first_port = kinds[1:6]
+    assert first_port == ["ht_add", "node_add", "node_add", "node_add", "node_add"]
+    assert ops[5]["dest"] is None and ops[5]["spec"]["link"] == ops[1]["htid"] << 20
+
+
+def test_mirror_nodes_run_before_rewriting_nodes():
+    k = FakeKernel()
+    k.converge([port(514, fwd("p", "192.0.2.12", port=1514), fwd("a", "192.0.2.10"), mirror("ids", 9))])
+    ids = dict((planner.cookie_name(f), planner.nodeid_of(f["handle"])) for f in k.filters
+               if f["kind"] == "node" and planner.cookie_name(f))
+    assert ids["ids"] < ids["a"] < ids["p"]
+
+
+def test_one_destination_added_changed_removed_touches_only_it():
+    k = FakeKernel()
+    k.converge(BASE)
+    untouched = sorted(f["handle"] for f in k.filters if f["kind"] == "node")
+    grown = copy.deepcopy(BASE)
+    grown[0]["destinations"].append(fwd("c", "192.0.2.13"))
+    assert summary(k.converge(grown)) == [("node_add", "c")]
+    changed = copy.deepcopy(grown)
+    changed[0]["destinations"][3] = fwd("c", "192.0.2.13", next_hop_mac="52:54:00:99:99:99", rate_limit=100, burst=10)
+    ops = k.converge(changed)
+    assert summary(ops) == [("node_replace", "c")]
+    c_handle = ops[0]["handle"]
+    assert summary(k.converge(BASE)) == [("node_del", "c")]
+    assert sorted(f["handle"] for f in k.filters if f["kind"] == "node") == untouched
+    assert c_handle not in untouched
+
+
+def test_new_match_keys_need_a_new_node():
+    k = FakeKernel()
+    k.converge(BASE)
+    narrowed = copy.deepcopy(BASE)
+    narrowed[0]["destinations"][1]["sources"] = ["10.1.0.0/16", "10.3.0.0/16"]
+    assert summary(k.converge(narrowed)) == [("node_add", "b"), ("node_add", "b"), ("node_del", "b")]
+
+
+def test_class_change_moves_the_destination_to_its_id_range():
+    k = FakeKernel()
+    k.converge(BASE)
+    moved = copy.deepcopy(BASE)
+    moved[0]["destinations"][0]["port"] = 1514
+    ops = k.converge(moved)
+    assert summary(ops) == [("node_add", "a"), ("node_del", "a")]
+    low, high = model.NODE_RANGES[model.CLASS_FORWARD_PORT]
+    assert low <= planner.nodeid_of(ops[0]["handle"]) <= high
+
+
+def test_original_change_replaces_only_the_dispatch_node():
+    k = FakeKernel()
+    k.converge([port(514, mirror("ids", 9), original="pass")])
+    ops = k.converge([port(514, mirror("ids", 9), original="drop")])
+    assert summary(ops) == [("node_replace", None)]
+    assert ops[0]["spec"]["actions"] == [{"kind": "gact", "control": 2}]
+
+
+def test_removing_a_port_unlinks_it_before_deleting():
+    k = FakeKernel()
+    k.converge(BASE)
+    ops = k.converge(BASE[:1])
+    assert [op["op"] for op in ops] == ["node_del", "node_del", "ht_del"]
+    assert ops[0]["dest"] is None  # the dispatch node goes first: no packet reaches a half-deleted table
+
+
+def test_removing_everything_deletes_the_classifier_last():
+    k = FakeKernel()
+    k.converge(BASE)
+    ops = k.converge([])
+    assert ops[-1]["op"] == "tp_del"
+    assert k.filters == []
+
+
+def test_foreign_filters_are_not_touched_and_their_tables_not_reused():
+    foreign = [dict(kind="ht", prio=20, chain=0, handle=0x100 << 20),
+               dict(kind="node", prio=20, chain=0, handle=(0x100 << 20) | 1, keys=[(0, 0, 0)], link=None, actions=[]),
+               dict(kind="node", prio=PRIO, chain=3, handle=(0x101 << 20) | 1, keys=[(0, 0, 0)], link=None,
+                    actions=[])]
+    k = FakeKernel(foreign)
+    ops = k.converge(BASE)
+    assert all(op["op"] != "qdisc_add" for op in ops)
+    assert {op["htid"] for op in ops if op["op"] == "ht_add"}.isdisjoint({0x100})
+    k.converge([])
+    assert k.filters == foreign
+
+
+def test_unknown_nodes_in_our_priority_are_removed():
+    k = FakeKernel()
+    k.converge(BASE)
+    ht = k.have()["ports"][514]["ht"]
+    k.filters.append(dict(kind="node", prio=PRIO, chain=CHAIN, handle=(ht << 20) | 0x3FE, keys=[(0, 0, 0)],
+                          link=None, actions=[]))
+    assert summary(k.converge(BASE)) == [("node_del", None)]
+
+
+def test_inverse_operations_undo():
+    k = FakeKernel()
+    k.converge(BASE)
+    before = copy.deepcopy(k.filters)
+    changed = copy.deepcopy(BASE)
+    changed[0]["destinations"][0]["next_hop_mac"] = "52:54:00:77:77:77"
+    changed[0]["destinations"].append(fwd("c", "192.0.2.13"))
+    del changed[0]["destinations"][1]
+    ops = k.plan(changed)
+    k.apply(ops)
+    k.apply([planner.inverse(op) for op in reversed(ops)])
+    key = lambda f: (f["prio"], f["handle"])  # noqa: E731
+    assert sorted(map(planner.canon_node, [f for f in k.filters if f["kind"] == "node"])) == \
+        sorted(map(planner.canon_node, [f for f in before if f["kind"] == "node"]))
+    assert sorted(k.filters, key=key) == sorted(before, key=key)
+
+
+def test_sixty_four_and_more_destinations_per_port():
+    k = FakeKernel()
+    dests = [mirror("m%d" % i, 100 + i) for i in range(300)]
+    ops = k.converge([port(514, *dests, original="pass")])
+    assert sum(1 for op in ops if op["op"] == "node_add") == 301
