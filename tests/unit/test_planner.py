@@ -161,12 +161,13 @@ def test_removing_everything_deletes_the_classifier_last():
 def test_foreign_filters_are_not_touched_and_their_tables_not_reused():
     foreign = [dict(kind="ht", prio=20, chain=0, handle=0x100 << 20),
                dict(kind="node", prio=20, chain=0, handle=(0x100 << 20) | 1, keys=[(0, 0, 0)], link=None, actions=[]),
+               dict(kind="ht", prio=PRIO, chain=3, handle=0x101 << 20),
                dict(kind="node", prio=PRIO, chain=3, handle=(0x101 << 20) | 1, keys=[(0, 0, 0)], link=None,
                     actions=[])]
     k = FakeKernel(foreign)
     ops = k.converge(BASE)
     assert all(op["op"] != "qdisc_add" for op in ops)
-    assert {op["htid"] for op in ops if op["op"] == "ht_add"}.isdisjoint({0x100})
+    assert {op["htid"] for op in ops if op["op"] == "ht_add"}.isdisjoint({0x100, 0x101})
     k.converge([])
     assert k.filters == foreign
 
