@@ -50,8 +50,7 @@ lint: collection
 	cd $(COLL_LINK) && $(CURDIR)/$(VENV)/bin/ansible-lint --profile production
 
 sanity: collection
-	cd $(COLL_LINK) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH ansible-test sanity --python 3.11 --local \
-	  --skip-test shebang
+	VENV=$(CURDIR)/$(VENV) .ci/sanity.sh
 
 demo: venv ## replicate syslog/netflow in a namespace lab and show what each collector received
 	$(PY) demo/netns_demo.py

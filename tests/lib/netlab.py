@@ -125,8 +125,8 @@ class Lab:
         try:
             result = json.loads(proc.stdout)
         except ValueError:
-            raise AssertionError("module printed no JSON: rc=%d\n%s\n%s" % (proc.returncode, proc.stdout,
-                                                                             proc.stderr))
+            raise AssertionError("module printed no JSON: rc=%d\n%s\n%s"
+                                 % (proc.returncode, proc.stdout, proc.stderr))
         result.pop("invocation", None)
         return result
 
@@ -209,4 +209,3 @@ while True:
         sent += 1
 print(sent, flush=True)
 """ % (size, rate, seconds, dst, port)
-

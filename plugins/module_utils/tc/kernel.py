@@ -178,13 +178,12 @@ class Kernel(model.Resolver):
         return missing
 
     # ---- reading tc state ----
-    def has_ingress_hook(self, ifindex):
-        msg = codec.build_qdisc_msg(ifindex)
+    def ingress_hooks(self):
+        """ifindexes of the devices with an ingress or clsact qdisc (one dump)."""
+        msg = codec.build_qdisc_msg(0)
         msg["attrs"] = []
-        for qdisc in self.request(msg, RTM_GETQDISC, NLM_F_REQUEST | NLM_F_DUMP):
-            if qdisc["index"] == ifindex and qdisc.get_attr("TCA_KIND") in ("ingress", "clsact"):
-                return True
-        return False
+        return set(q["index"] for q in self.request(msg, RTM_GETQDISC, NLM_F_REQUEST | NLM_F_DUMP)
+                   if q.get_attr("TCA_KIND") in ("ingress", "clsact"))
 
     def filters(self, ifindex):
         msg = codec.build_filter_msg(ifindex, 0, 0, 0)
@@ -201,9 +200,11 @@ class Kernel(model.Resolver):
 
     def owners(self, priority, chain):
         """Names of the devices holding filters at (chain, priority)."""
+        hooks = self.ingress_hooks()
         found = []
         for name, link in sorted(self.links().items()):
-            if any(f["prio"] == priority and f["chain"] == chain for f in self.filters(link["ifindex"])):
+            if link["ifindex"] in hooks and any(
+                    f["prio"] == priority and f["chain"] == chain for f in self.filters(link["ifindex"])):
                 found.append(name)
         return found
 

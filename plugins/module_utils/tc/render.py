@@ -107,8 +107,8 @@ def describe(devices):
         lines.append("%s:" % dev["name"])
         for port in dev["ports"]:
             label = model.PORT_NAMES.get(port["port"])
-            lines.append("  udp/%d%s  original=%s" % (port["port"], " (%s)" % label if label else "",
-                                                       port["original"]))
+            suffix = " (%s)" % label if label else ""
+            lines.append("  udp/%d%s  original=%s" % (port["port"], suffix, port["original"]))
             for dest in port["destinations"]:
                 if dest["mode"] == "forward":
                     target = "forward %s%s via %s next-hop %s" % (

@@ -38,10 +38,11 @@ def _targets(params, kern, want):
 
 def _read(kern, targets, priority, chain):
     haves = {}
+    hooks = kern.ingress_hooks()
     for name in sorted(targets):
         ifindex = kern.link(name)["ifindex"]
-        haves[name] = (ifindex, planner.parse_have(kern.filters(ifindex), priority, chain),
-                       kern.has_ingress_hook(ifindex))
+        filters = kern.filters(ifindex) if ifindex in hooks else []
+        haves[name] = (ifindex, planner.parse_have(filters, priority, chain), ifindex in hooks)
     return haves
 
 
@@ -75,13 +76,13 @@ def run(params, kern, check_mode=False):
         try:
             done = kern.apply(ops, priority, chain)
         except kernel_mod.ApplyError as exc:
-            raise RunError(
-                "the kernel refused %r: %s; %s" % (
-                    render.command(exc.op, priority, chain, link_names), exc.cause,
-                    "the %d operation(s) applied before it were undone" % exc.applied
-                    if not exc.rollback_errors else
-                    "undoing the %d applied operation(s) failed too: %s" % (exc.applied,
-                                                                             "; ".join(exc.rollback_errors))),
+            if exc.rollback_errors:
+                undone = "undoing the %d applied operation(s) failed too: %s" % (
+                    exc.applied, "; ".join(exc.rollback_errors))
+            else:
+                undone = "the %d operation(s) applied before it were undone" % exc.applied
+            raise RunError("the kernel refused %r: %s; %s" % (
+                render.command(exc.op, priority, chain, link_names), exc.cause, undone),
                 commands=result["commands"])
         result["commands"] = [render.command(op, priority, chain, link_names) for op in done]
         haves = _read(kern, targets, priority, chain)
