@@ -30,18 +30,22 @@ description:
     kernel's route and neighbour tables (with an ARP request when the neighbour is not known yet), before the
     kernel is changed. If the kernel refuses a change part-way, the changes already made are undone.
 author:
-  - logfwdr developers
+  - logfwdr developers (@netops)
 requirements:
   - pyroute2 >= 0.7.2 on the managed host
   - a kernel with sch_ingress, cls_u32, act_mirred; forward destinations also need act_skbmod and act_nat,
-    a port rewrite act_pedit and act_csum, a rate limit act_police, O(original=drop) act_gact
+    a port rewrite act_pedit and act_csum, a rate limit act_police, O(devices[].ports[].original=drop) act_gact
 attributes:
   check_mode:
     support: full
+    description: Reads the kernel, validates and plans; reports the changes and the C(tc) lines without making them.
   diff_mode:
     support: full
+    description: Shows the replication rules before and after, one line per destination.
   platform:
-    platforms: linux
+    support: full
+    platforms: posix
+    description: Linux hosts with tc (sch_ingress, cls_u32, act_mirred).
 options:
   state:
     description:

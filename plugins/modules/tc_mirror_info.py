@@ -17,16 +17,20 @@ description:
     counters read from the kernel (packets and bytes copied, drops, overlimits, packets held back by a rate
     limit).
 author:
-  - logfwdr developers
+  - logfwdr developers (@netops)
 requirements:
   - pyroute2 >= 0.7.2 on the managed host
 attributes:
   check_mode:
     support: full
+    description: Only reads.
   diff_mode:
     support: none
+    description: Changes nothing, so has nothing to show.
   platform:
-    platforms: linux
+    support: full
+    platforms: posix
+    description: Linux hosts.
 options:
   priority:
     description: The u32 filter priority M(netops.logfwdr.tc_mirror) was given.

@@ -351,8 +351,8 @@ class tca_act(nla):
     gnet_stats = gnet_stats
 
     @staticmethod
-    def get_act_options(self, *argv, **kwarg):
-        return ACTION_OPTIONS.get(self.get_attr("TCA_ACT_KIND"), nla.cdata)
+    def get_act_options(msg, *argv, **kwarg):
+        return ACTION_OPTIONS.get(msg.get_attr("TCA_ACT_KIND"), nla.cdata)
 
 
 class tca_act_prio(nla):
@@ -392,8 +392,8 @@ class tcmsg(_pr_tcmsg):
                (11, "TCA_CHAIN", "uint32"))
 
     @staticmethod
-    def get_options(self, *argv, **kwarg):
-        if self.get_attr("TCA_KIND") == "u32":
+    def get_options(msg, *argv, **kwarg):
+        if msg.get_attr("TCA_KIND") == "u32":
             return cls_u32
         return nla.cdata
 

@@ -127,11 +127,11 @@ class Kernel(model.Resolver):
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
         try:
             sock.bind((device, 0x0806))
-            for _ in range(tries):
+            for dummy in range(tries):
                 sock.send(frame)
                 deadline = time.time() + self.arp_timeout / tries
                 while time.time() < deadline:
-                    ready, _w, _x = select.select([sock], [], [], max(0.0, deadline - time.time()))
+                    ready = select.select([sock], [], [], max(0.0, deadline - time.time()))[0]
                     if not ready:
                         break
                     data = sock.recv(128)
