@@ -47,7 +47,7 @@ def tc_gen(raw):
 
 
 def test_all_files_present():
-    assert len(FILES) == 12
+    assert len(FILES) == 14
 
 
 @pytest.mark.parametrize("path", FILES, ids=os.path.basename)

@@ -210,6 +210,17 @@ def pedit_udp_dport_key(port):
     return (mask, value, 20)
 
 
+def pedit_ipv4_dst_key(address):
+    return (0, struct.unpack("=I", socket.inet_aton(address))[0], 16)
+
+
+def pedit_address_of(keys):
+    for mask, value, off in keys:
+        if off == 16 and mask == 0:
+            return socket.inet_ntoa(struct.pack("=I", value))
+    return None
+
+
 def pedit_port_of(keys):
     for mask, value, off in keys:
         if off == 20:
@@ -426,11 +437,19 @@ def encode_action(action):
                 ["TCA_SKBMOD_DMAC", mac_bytes(action["dmac"])],
                 ["TCA_SKBMOD_SMAC", mac_bytes(action["smac"])]]
     elif kind == "nat":
-        opts = [["TCA_NAT_PARMS", pack_nat(control, "0.0.0.0", action["new"], "0.0.0.0")]]
+        # not used by tc_mirror (act_nat rewrites only the masked bits of an address it matches, so it
+        # cannot set one fixed address whatever came before); kept for reading rules others wrote
+        opts = [["TCA_NAT_PARMS", pack_nat(control, action.get("old", "0.0.0.0"), action["new"],
+                                           action.get("mask", "255.255.255.255"), action.get("egress", False))]]
     elif kind == "pedit":
-        opts = [["TCA_PEDIT_PARMS", pack_pedit(control, [pedit_udp_dport_key(action["port"])])]]
+        keys = []
+        if action.get("address"):
+            keys.append(pedit_ipv4_dst_key(action["address"]))
+        if action.get("port"):
+            keys.append(pedit_udp_dport_key(action["port"]))
+        opts = [["TCA_PEDIT_PARMS", pack_pedit(control, keys)]]
     elif kind == "csum":
-        opts = [["TCA_CSUM_PARMS", pack_csum(control, TCA_CSUM_UPDATE_FLAG_UDP)]]
+        opts = [["TCA_CSUM_PARMS", pack_csum(control, action.get("update_flags", TCA_CSUM_UPDATE_FLAG_UDP))]]
     elif kind == "police":
         opts = [["TCA_POLICE_TBF", pack_police(TC_ACT_UNSPEC)],
                 ["TCA_POLICE_RESULT", TC_ACT_PIPE],
@@ -541,7 +560,8 @@ def decode_action(act):
                    egress=bool(parms["nat_flags"] & 1), control=parms["action"])
     elif kind == "pedit":
         parms = unpack_pedit(attr("TCA_PEDIT_PARMS"))
-        out.update(port=pedit_port_of(parms["keys"]), keys=parms["keys"], control=parms["action"])
+        out.update(port=pedit_port_of(parms["keys"]), address=pedit_address_of(parms["keys"]),
+                   keys=parms["keys"], control=parms["action"])
     elif kind == "csum":
         parms = unpack_csum(attr("TCA_CSUM_PARMS"))
         out.update(update_flags=parms["update_flags"], control=parms["action"])

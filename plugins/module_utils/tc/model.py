@@ -123,10 +123,10 @@ def destination_actions(dest):
         actions.append({"kind": "police", "rate": dest["rate_limit"], "burst": dest["burst"]})
     if dest["mode"] == "forward":
         actions.append({"kind": "skbmod", "dmac": dest["next_hop_mac"], "smac": dest["source_mac"]})
-        actions.append({"kind": "nat", "new": dest["address"]})
-        if dest.get("port"):
-            actions.append({"kind": "pedit", "port": dest["port"]})
-            actions.append({"kind": "csum"})
+        # pedit sets the whole destination address (and port): every forward node overwrites what the
+        # node before it wrote; csum then fixes the IPv4 header and UDP checksums
+        actions.append({"kind": "pedit", "address": dest["address"], "port": dest.get("port")})
+        actions.append({"kind": "csum", "update_flags": 17})
     actions.append({"kind": "mirred", "eaction": 2, "ifindex": dest["ifindex"],
                     "control": -1, "cookie": dest["name"].encode("ascii")})
     return actions

@@ -49,9 +49,9 @@ def canon_action(action):
         return (kind, control, (action.get("dmac") or "").lower(), (action.get("smac") or "").lower())
     if kind == "nat":
         return (kind, control, action.get("new"), action.get("old", "0.0.0.0"),
-                action.get("mask", "0.0.0.0"), bool(action.get("egress", False)))
+                action.get("mask", "255.255.255.255"), bool(action.get("egress", False)))
     if kind == "pedit":
-        return (kind, control, action.get("port"))
+        return (kind, control, action.get("address"), action.get("port") or None)
     if kind == "csum":
         return (kind, control, action.get("update_flags", 16))
     if kind == "police":
@@ -127,11 +127,11 @@ def have_destination(nodes, link_names):
     acts = dict((a["kind"], a) for a in first["actions"])
     mirred = acts.get("mirred", {})
     out = {"name": cookie_name(first), "device": link_names.get(mirred.get("ifindex"), mirred.get("ifindex"))}
-    if "nat" in acts:
+    if "skbmod" in acts:
         out["mode"] = "forward"
-        out["address"] = acts["nat"]["new"]
+        out["address"] = acts.get("pedit", {}).get("address")
         out["next_hop_mac"] = acts.get("skbmod", {}).get("dmac")
-        if "pedit" in acts:
+        if acts.get("pedit", {}).get("port"):
             out["port"] = acts["pedit"]["port"]
     else:
         out["mode"] = "mirror"

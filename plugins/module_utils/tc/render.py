@@ -39,9 +39,14 @@ def _action(action, link_names):
     if kind == "nat":
         return "action nat ingress 0.0.0.0/0 %s pipe" % action["new"]
     if kind == "pedit":
-        return "action pedit munge offset 22 u16 set %d pipe" % action["port"]
+        words = []
+        if action.get("address"):
+            words.append("munge ip dst set %s" % action["address"])
+        if action.get("port"):
+            words.append("munge offset 22 u16 set %d" % action["port"])
+        return "action pedit %s pipe" % " ".join(words)
     if kind == "csum":
-        return "action csum udp pipe"
+        return "action csum %sudp pipe" % ("ip4h " if action.get("update_flags", 16) & 1 else "")
     if kind == "gact":
         return "action drop"
     if kind == "mirred":

@@ -93,3 +93,7 @@ capture 09_filter_del_handle  "filter del $U handle 1::2 u32"
 capture 10_chain_divisor      "filter add dev in0 ingress chain 5 protocol ip prio 49152 handle 1: u32 divisor 1"
 capture 11_filter_del_prio    "filter del $U"
 capture 12_gact_drop          "filter add $U handle 1::3 u32 ht 1: match u32 0 0 action gact drop"
+# what tc_mirror writes for forward destinations: pedit sets the whole destination address (act_nat can
+# only rewrite an address it matches), csum fixes the IP header and UDP checksums
+capture 13_skbmod_pedit_csum    "filter add $U handle 1::401 u32 ht 1: match u32 0 0 $SKBMOD action pedit munge ip dst set 192.0.2.10 pipe action csum ip4h udp pipe action mirred egress mirror dev out0 continue cookie 73706c756e6b"
+capture 14_forward_every_option "filter add $U handle 1::c01 u32 ht 1: match ip src 10.1.0.0/16 action police pkts_rate 1000 pkts_burst 100 conform-exceed continue/pipe $SKBMOD action pedit munge ip dst set 192.0.2.11 munge offset 22 u16 set 1514 pipe action csum ip4h udp pipe action mirred egress mirror dev out0 continue cookie 6e66636170"

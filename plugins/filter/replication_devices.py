@@ -1,0 +1,477 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, logfwdr developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+name: replication_devices
+short_description: Turn the collector inventory into the devices list of tc_mirror
+version_added: "0.1.0"
+description:
+  - Takes the role's inventory (collectors, ingress interfaces, protocol names, optionally egress interfaces) and
+    returns the O(netops.logfwdr.tc_mirror#module:devices) list - every ingress interface with every protocol
+    some collector wants, and that protocol's collectors as destinations.
+  - Collectors are selected per protocol and ingress interface with JMESPath.
+  - Checks the whole inventory first and fails with every problem found, each naming the variable, the list
+    index and the field, and saying how to fix it - before anything on a host is changed.
+  - The next hop's MAC address and the egress interface of forward collectors are not in the result;
+    M(netops.logfwdr.tc_mirror) looks them up in the host's routes and neighbour table.
+positional: ingress_interfaces, protocols
+options:
+  _input:
+    description:
+      - The collectors (C(logfwdr_collectors)). Each has a C(name) (at most 16 printable ASCII characters,
+        stored in the kernel), C(protocols) (names from O(protocols) or UDP port numbers), and either
+        C(address) (C(mode=forward), the default) or C(device) (C(mode=mirror)). Optional C(ports)
+        (protocol to the port the collector listens on), C(sources) (allow-list of exporter prefixes, for
+        every protocol, or a dict of lists per protocol),
+        C(rate_limit) and C(burst) (packets per second), C(ingress) (only these ingress interfaces).
+    type: list
+    elements: dict
+    required: true
+  ingress_interfaces:
+    description: The ingress interfaces (C(logfwdr_ingress_interfaces)), each with C(name) and C(address).
+    type: list
+    elements: dict
+    required: true
+  protocols:
+    description: Protocol names and their UDP ports (C(logfwdr_protocols)).
+    type: dict
+    required: true
+  egress_interfaces:
+    description:
+      - The egress interfaces (C(logfwdr_egress_interfaces)). When given, forward collectors must be on an egress
+        subnet or behind one of its routes, and mirror collectors must use an egress interface.
+    type: list
+    elements: dict
+requirements:
+  - jmespath on the Ansible controller
+author:
+  - logfwdr developers
+"""
+
+EXAMPLES = r"""
+- name: Build the replication state from the inventory
+  ansible.builtin.set_fact:
+    replication_state: >-
+      {{ logfwdr_collectors | netops.logfwdr.replication_devices(logfwdr_ingress_interfaces, logfwdr_protocols,
+                                                                 egress_interfaces=logfwdr_egress_interfaces) }}
+
+# collectors:                         result:
+#   - name: syslog-a                    - name: vec1
+#     address: 10.20.1.31                 ports:
+#     protocols: [syslog]                   - port: 514
+#     ports: {syslog: 1514}                   destinations:
+#   - name: ids                                 - {name: syslog-a, mode: forward, address: 10.20.1.31, port: 1514}
+#     mode: mirror                              - {name: ids, mode: mirror, device: vec4}
+#     device: vec4
+#     protocols: [syslog]
+"""
+
+RETURN = r"""
+_value:
+  description:
+    - The O(netops.logfwdr.tc_mirror#module:devices) list, one entry per ingress interface in inventory order
+      (with an empty C(ports) list when no collector wants anything from it); ports in ascending order;
+      destinations in collector order.
+  type: list
+  elements: dict
+"""
+
+import difflib
+import ipaddress
+import json
+import re
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.netops.logfwdr.plugins.filter.json_query import json_query, plain
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.model import NAME_MAX
+
+COLLECTOR_FIELDS = ("name", "mode", "address", "device", "protocols", "ports", "sources", "rate_limit", "burst",
+                    "ingress")
+INGRESS_FIELDS = ("name", "address", "mtu")
+EGRESS_FIELDS = ("name", "address", "mtu", "routes")
+ROUTE_FIELDS = ("to", "via")
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # IFNAMSIZ - 1, and safe in file names
+
+
+class Problems(list):
+    def add(self, where, text):
+        line = "%s: %s" % (where, text)
+        if line not in self:  # a list-wide field is checked once per protocol
+            self.append(line)
+
+
+def _port(value):
+    """1-65535 from an int or a string of digits, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and 1 <= value <= 65535 else None
+
+
+def _count(value):
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
+def _unknown_fields(item, known, where, problems):
+    for key in sorted(set(item) - set(known)):
+        hint = difflib.get_close_matches(key, known, 1)
+        problems.add("%s.%s" % (where, key), "unknown field%s; the fields are %s" % (
+            " (did you mean %r?)" % hint[0] if hint else "", ", ".join(known)))
+
+
+def _items(value, where, problems):
+    """The dict items of a list variable (with their index), reporting what is not a dict."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.add(where, "must be a list")
+        return []
+    out = []
+    for i, item in enumerate(value):
+        if isinstance(item, dict):
+            out.append((i, item))
+        else:
+            problems.add("%s[%d]" % (where, i), "must be a dict (with name, ...), got %r" % (item,))
+    return out
+
+
+def _interface(where, item, known, problems, seen):
+    _unknown_fields(item, known, where, problems)
+    name = item.get("name")
+    if not isinstance(name, str) or not IFNAME_RE.match(name):
+        problems.add(where + ".name", "%r is not an interface name (1-15 of A-Z a-z 0-9 _ . -)" % (name,))
+        name = None
+    elif name in seen:
+        problems.add(where + ".name", "%s is already listed at %s; an interface is either ingress or egress, "
+                                      "once" % (name, seen[name]))
+    else:
+        seen[name] = where
+    iface = None
+    address = item.get("address")
+    if address is not None:
+        try:
+            if "/" not in str(address):
+                raise ValueError("no prefix length")
+            iface = ipaddress.IPv4Interface(str(address))
+            if iface.network.prefixlen < 31 and iface.ip in (iface.network.network_address,
+                                                             iface.network.broadcast_address):
+                raise ValueError("the network or broadcast address of its subnet")
+        except ValueError as exc:
+            problems.add(where + ".address", "%r is not this host's IPv4 address with prefix length, like "
+                                             "10.10.1.2/24 (%s)" % (address, exc))
+            iface = None
+    mtu = item.get("mtu")
+    if mtu is not None and (_count(mtu) is None or not 68 <= _count(mtu) <= 65535):
+        problems.add(where + ".mtu", "%r; use a number of bytes from 68 to 65535, or leave it out" % (mtu,))
+    return name, iface
+
+
+def _validate_interfaces(ingress_interfaces, egress_interfaces, problems):
+    """Interface names, ingress subnets, and the prefixes reachable through the egress interfaces."""
+    seen = {}
+    ingress, ingress_nets, reach = [], [], []
+    entries = _items(ingress_interfaces, "logfwdr_ingress_interfaces", problems)
+    if isinstance(ingress_interfaces, list) and not ingress_interfaces:
+        problems.add("logfwdr_ingress_interfaces", "empty; list the interfaces the exporters send to")
+    for i, item in entries:
+        where = "logfwdr_ingress_interfaces[%d]" % i
+        name, iface = _interface(where, item, INGRESS_FIELDS, problems, seen)
+        if item.get("address") is None:
+            problems.add(where + ".address", "required: the replicator's address on this segment, like 10.10.1.2/24")
+        if name:
+            ingress.append(name)
+        if iface:
+            ingress_nets.append(iface.network)
+    egress = None
+    if egress_interfaces is not None:
+        egress = []
+        for i, item in _items(egress_interfaces, "logfwdr_egress_interfaces", problems):
+            where = "logfwdr_egress_interfaces[%d]" % i
+            name, iface = _interface(where, item, EGRESS_FIELDS, problems, seen)
+            if name:
+                egress.append(name)
+            if iface:
+                reach.append(iface.network)
+            for r, route in _items(item.get("routes"), where + ".routes", problems):
+                rwhere = "%s.routes[%d]" % (where, r)
+                _unknown_fields(route, ROUTE_FIELDS, rwhere, problems)
+                try:
+                    to = ipaddress.IPv4Network(str(route.get("to")), strict=True)
+                except ValueError as exc:
+                    problems.add(rwhere + ".to", "%r is not an IPv4 prefix like 10.30.0.0/16 (%s)"
+                                 % (route.get("to"), exc))
+                    to = None
+                try:
+                    via = ipaddress.IPv4Address(str(route.get("via")))
+                except ValueError:
+                    problems.add(rwhere + ".via", "%r is not the IPv4 address of a router" % (route.get("via"),))
+                    via = None
+                if via is not None and iface is not None and via not in iface.network:
+                    problems.add(rwhere + ".via", "%s is not in %s's subnet %s; the router must be directly "
+                                                  "reachable" % (via, name, iface.network))
+                elif via is not None and item.get("address") is None:
+                    problems.add(rwhere, "a route needs an address on the interface; add %s.address" % where)
+                if to is not None:
+                    reach.append(to)
+    return ingress, ingress_nets, egress, reach
+
+
+def _validate_protocols(protocols, problems):
+    if not isinstance(protocols, dict) or not protocols:
+        problems.add("logfwdr_protocols", "must map protocol names to UDP ports, like {syslog: 514}")
+        return {}
+    out = {}
+    for name, value in protocols.items():
+        if _port(value) is None:
+            problems.add("logfwdr_protocols.%s" % name, "%r is not a UDP port; use 1-65535" % (value,))
+        else:
+            out[str(name)] = _port(value)
+    return out
+
+
+def _validate_collector(i, raw, ctx, problems):
+    where = "logfwdr_collectors[%d]" % i
+    start = len(problems)
+    _unknown_fields(raw, COLLECTOR_FIELDS, where, problems)
+    c = {"index": i}
+
+    name = raw.get("name")
+    if name is None:
+        problems.add(where + ".name", "required; it names the collector's rules in the kernel")
+    elif (not isinstance(name, str) or len(name) > NAME_MAX or not name
+          or not all(0x20 < ord(ch) < 0x7F for ch in name)):
+        problems.add(where + ".name", "%r; use at most %d printable ASCII characters without spaces (the name is "
+                                      "stored in the kernel with the rules)" % (name, NAME_MAX))
+    elif name in ctx["names"]:
+        problems.add(where + ".name", "%r is already used by logfwdr_collectors[%d]; names must be unique"
+                     % (name, ctx["names"][name]))
+    else:
+        ctx["names"][name] = i
+    c["name"] = name
+
+    mode = raw.get("mode") or "forward"
+    if mode not in ("forward", "mirror"):
+        problems.add(where + ".mode", "%r; use forward (to the collector's address) or mirror (an unchanged copy "
+                                      "out of a tool port)" % (mode,))
+    c["mode"] = mode
+    if mode == "forward":
+        _validate_forward(where, raw, c, ctx, problems)
+    elif mode == "mirror":
+        _validate_mirror(where, raw, c, ctx, problems)
+
+    # protocols: names or port numbers; each port at most once
+    c["ports"], by_name = [], {}
+    protocols = raw.get("protocols")
+    if not isinstance(protocols, list) or not protocols:
+        problems.add(where + ".protocols", "required: a list of protocol names (%s) or UDP port numbers"
+                     % ", ".join(sorted(ctx["protocols"])))
+        protocols = []
+    for p, proto in enumerate(protocols):
+        pwhere = "%s.protocols[%d]" % (where, p)
+        port = ctx["protocols"].get(proto) if isinstance(proto, str) else None
+        if port is None:
+            port = _port(proto)
+        if port is None:
+            hint = difflib.get_close_matches(str(proto), list(ctx["protocols"]), 1)
+            problems.add(pwhere, "unknown protocol %r%s; use one of %s or a port number (or add it to "
+                                 "logfwdr_protocols)" % (proto, " (did you mean %r?)" % hint[0] if hint else "",
+                                                         ", ".join(sorted(ctx["protocols"]))))
+        elif port in c["ports"]:
+            problems.add(pwhere, "%r is UDP port %d, which this collector already lists" % (proto, port))
+        else:
+            c["ports"].append(port)
+            by_name[str(proto)] = port
+
+    # ports: the collector listens on another port for some protocols
+    c["rewrite"] = {}
+    ports = raw.get("ports")
+    if ports is not None and not isinstance(ports, dict):
+        problems.add(where + ".ports", "must map a protocol of this collector to the port it listens on, "
+                                       "like {syslog: 1514}")
+    elif ports:
+        if mode == "mirror":
+            problems.add(where + ".ports", "a mirror collector gets the packets unchanged; remove ports or use "
+                                           "mode: forward")
+        for proto, listen in ports.items():
+            pwhere = "%s.ports.%s" % (where, proto)
+            if str(proto) not in by_name:
+                problems.add(pwhere, "%r is not in this collector's protocols (%s)"
+                             % (proto, ", ".join(str(x) for x in protocols)))
+            elif _port(listen) is None:
+                problems.add(pwhere, "%r is not a UDP port; use 1-65535" % (listen,))
+            elif _port(listen) != by_name[str(proto)]:
+                c["rewrite"][by_name[str(proto)]] = _port(listen)
+
+    # sources: one allow-list for every protocol, or per protocol ({syslog: [...]}; the others unrestricted)
+    sources = raw.get("sources")
+    c["sources"] = {}
+    if isinstance(sources, list):
+        sources = dict((proto, sources) for proto in by_name) if sources else {}
+        swhere = dict((proto, where + ".sources") for proto in by_name)
+    elif isinstance(sources, dict):
+        swhere = dict((proto, "%s.sources.%s" % (where, proto)) for proto in sources)
+    elif sources is not None:
+        problems.add(where + ".sources", "must be a list of exporter prefixes, like [10.10.2.0/24], or a dict "
+                                         "of such lists per protocol, like {syslog: [10.10.2.0/24]}")
+    for proto, prefixes in (sources or {}).items():
+        if str(proto) not in by_name:
+            problems.add(swhere[proto], "%r is not in this collector's protocols (%s)"
+                         % (proto, ", ".join(str(x) for x in protocols)))
+            continue
+        if not isinstance(prefixes, list) or not prefixes:
+            problems.add(swhere[proto], "must be a non-empty list of exporter prefixes, like [10.10.2.0/24]")
+            continue
+        nets = []
+        for s, prefix in enumerate(prefixes):
+            try:
+                nets.append(str(ipaddress.IPv4Network(str(prefix), strict=True)))
+            except ValueError as exc:
+                problems.add("%s[%d]" % (swhere[proto], s), "%r is not an IPv4 prefix like 10.10.2.0/24 (%s)"
+                             % (prefix, exc))
+        c["sources"][by_name[str(proto)]] = nets
+
+    for field in ("rate_limit", "burst"):
+        value = raw.get(field)
+        c[field] = _count(value)
+        if value is not None and c[field] is None:
+            problems.add("%s.%s" % (where, field), "%r; use a whole number of packets%s above 0"
+                         % (value, " per second" if field == "rate_limit" else ""))
+    if raw.get("burst") is not None and raw.get("rate_limit") is None:
+        problems.add(where + ".burst", "only meaningful with rate_limit")
+
+    ingress = raw.get("ingress")
+    if ingress is None:
+        c["ingress"] = list(ctx["ingress"])
+    elif not isinstance(ingress, list) or not ingress:
+        problems.add(where + ".ingress", "must be a non-empty list of ingress interface names, or left out for all")
+        c["ingress"] = []
+    else:
+        c["ingress"] = []
+        for n, name in enumerate(ingress):
+            if name not in ctx["ingress"]:
+                problems.add("%s.ingress[%d]" % (where, n), "%r is not in logfwdr_ingress_interfaces (%s)"
+                             % (name, ", ".join(ctx["ingress"])))
+            else:
+                c["ingress"].append(name)
+    return c if len(problems) == start else None
+
+
+def _validate_forward(where, raw, c, ctx, problems):
+    for field in ("device",):
+        if raw.get(field) is not None:
+            problems.add("%s.%s" % (where, field), "forward collectors are found through the routes of "
+                                                   "logfwdr_egress_interfaces; remove %s (or use mode: mirror)" % field)
+    address = raw.get("address")
+    try:
+        ip = ipaddress.IPv4Address(str(address))
+    except ValueError:
+        problems.add(where + ".address", "required: the collector's IPv4 address (got %r); for an unchanged copy "
+                                         "out of a tool port use mode: mirror with device" % (address,))
+        return
+    c["address"] = str(ip)
+    for net in ctx["ingress_nets"]:
+        if ip in net:
+            problems.add(where + ".address", "%s is on the ingress segment %s; copies must leave through an egress "
+                                             "interface" % (ip, net))
+            return
+    if ctx["egress"] is not None and not any(ip in net for net in ctx["reach"]):
+        problems.add(where + ".address", "%s is on no egress subnet and behind no route of "
+                                         "logfwdr_egress_interfaces; add a route (routes: [{to: ..., via: ...}]) "
+                                         "to the egress interface that leads to it" % ip)
+
+
+def _validate_mirror(where, raw, c, ctx, problems):
+    if raw.get("address") is not None:
+        problems.add(where + ".address", "a mirror collector gets the packets unchanged out of its device; remove "
+                                         "address or use mode: forward")
+    device = raw.get("device")
+    if not device:
+        problems.add(where + ".device", "required for mode: mirror: the tool port the copies go out of")
+    elif device in ctx["ingress"]:
+        problems.add(where + ".device", "%s is an ingress interface; copies would go back to the exporters" % device)
+    elif ctx["egress"] is not None and device not in ctx["egress"]:
+        problems.add(where + ".device", "%r is not in logfwdr_egress_interfaces; add it there (a tool port needs "
+                                        "no address) so the role brings it up" % (device,))
+    c["device"] = device
+
+
+def _destination(c, port):
+    dest = {"name": c["name"], "mode": c["mode"]}
+    if c["mode"] == "forward":
+        dest["address"] = c["address"]
+        if port in c["rewrite"]:
+            dest["port"] = c["rewrite"][port]
+    else:
+        dest["device"] = c["device"]
+    if c["sources"].get(port):
+        dest["sources"] = list(c["sources"][port])
+    if c["rate_limit"]:
+        dest["rate_limit"] = c["rate_limit"]
+        if c["burst"]:
+            dest["burst"] = c["burst"]
+    return dest
+
+
+def _check_same_target(collectors, ports):
+    """Two collectors with the same address and port would each get every packet."""
+    problems = Problems()
+    for port in ports:
+        seen = {}
+        for c in collectors:
+            if port in c["ports"]:
+                target = (c["mode"], c.get("address"), c["rewrite"].get(port, port), c.get("device"))
+                if target in seen:
+                    problems.add("logfwdr_collectors[%d]" % c["index"], "gets port %d at the same %s as "
+                                 "logfwdr_collectors[%d] (%s); merge the two (sources takes a list)"
+                                 % (port, "address" if c["mode"] == "forward" else "device", seen[target][0],
+                                    seen[target][1]))
+                else:
+                    seen[target] = (c["index"], c["name"])
+    if problems:
+        raise AnsibleFilterError("invalid replication inventory, nothing was changed:\n- " + "\n- ".join(problems))
+
+
+def replication_devices(collectors, ingress_interfaces, protocols, egress_interfaces=None):
+    collectors, ingress_interfaces, protocols, egress_interfaces = (
+        plain(collectors), plain(ingress_interfaces), plain(protocols), plain(egress_interfaces))
+    problems = Problems()
+    ingress, ingress_nets, egress, reach = _validate_interfaces(ingress_interfaces, egress_interfaces, problems)
+    ctx = {"protocols": _validate_protocols(protocols, problems), "ingress": ingress, "ingress_nets": ingress_nets,
+           "egress": egress, "reach": reach, "names": {}}
+    valid = [_validate_collector(i, raw, ctx, problems)
+             for i, raw in _items(collectors, "logfwdr_collectors", problems)]
+    if collectors is None:
+        problems.add("logfwdr_collectors", "must be a list (empty for no replication)")
+    if problems:
+        raise AnsibleFilterError("invalid replication inventory, nothing was changed:\n- " + "\n- ".join(problems))
+
+    valid = [c for c in valid if c is not None]
+    by_name = dict((c["name"], c) for c in valid)
+    wanted = sorted(set(p for c in valid for p in c["ports"]))
+    _check_same_target(valid, wanted)
+    devices = []
+    for ifname in ingress:
+        ports = []
+        for port in wanted:
+            # collectors that want this port from this interface, in inventory order
+            names = json_query(valid, "[?contains(ports, `%d`) && contains(ingress, `%s`)].name"
+                               % (port, json.dumps(ifname)))
+            if names:
+                ports.append({"port": port, "destinations": [_destination(by_name[n], port) for n in names]})
+        devices.append({"name": ifname, "ports": ports})
+    return devices
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"replication_devices": replication_devices}

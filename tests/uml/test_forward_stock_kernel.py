@@ -1,0 +1,512 @@
+"""tc_mirror forward destinations on the stock Debian 6.1 kernel (UML guest).
+
+Topology (everything lives in namespaces the harness creates)::
+
+    exporter ns eth0 192.0.2.20/24 --[ingress]-- vec0 192.0.2.1/24  replicator guest
+                                                 vec1 198.51.100.1/24
+    collector A eth0 198.51.100.10/24 --[egress]--+
+    collector B eth0 198.51.100.11/24 --[egress]--+
+
+The replicator runs the real module file (AnsibleModule args-file convention)
+with Debian's python3-pyroute2 0.7.2 and a copy of ansible-core's pure-Python
+package, mounted into the guest read-only with hostfs.  The host checks what
+the collectors really receive: UDP sockets (payloads, source address and port)
+and raw frames (MACs, IP header and UDP checksums, recomputed here).
+"""
+
+import glob
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.uml
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+EXPORTER_IP = "192.0.2.20"
+REPLICATOR_IN = "192.0.2.1"
+REPLICATOR_OUT = "198.51.100.1"
+COL_A_IP, COL_B_IP = "198.51.100.10", "198.51.100.11"
+COL_A_MAC, COL_B_MAC = "02:cc:00:00:00:0a", "02:cc:00:00:00:0b"
+UNUSED_IP = "198.51.100.99"  # nobody answers ARP for it
+SYSLOG_SPORT, TRAP_SPORT = 40514, 40162
+TRAP_REWRITE = 10162
+RATE, BURST = 10, 10  # packets/s and burst of collector A's trap destination
+N = 40  # datagrams per port
+PRIORITY = 49152
+
+
+# --------------------------------------------------------------------------- payload
+
+def _ansible_package():
+    """ansible-core's `ansible` package dir: repo .venv first, else this interpreter's."""
+    for cand in sorted(glob.glob(str(REPO / ".venv" / "lib" / "python3*" / "site-packages" / "ansible"))):
+        if os.path.isfile(os.path.join(cand, "module_utils", "basic.py")):
+            return cand
+    try:
+        import ansible
+    except ImportError:
+        return None
+    return os.path.dirname(os.path.abspath(ansible.__file__))
+
+
+@pytest.fixture(scope="module")
+def payload():
+    """Host dir holding `ansible/` and `ansible_collections/netops/logfwdr/` (plain copies, no
+    symlinks, byte-compiled here so the guest does not compile on every module run)."""
+    src = _ansible_package()
+    if src is None:
+        pytest.skip("ansible-core not found (no .venv, and `import ansible` fails)")
+    import compileall
+    root = tempfile.mkdtemp(prefix="lf-fwd-payload-", dir=os.environ.get("LOGFWDR_UML_TMP"))
+    try:
+        shutil.copytree(src, os.path.join(root, "ansible"), symlinks=False,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        col = os.path.join(root, "ansible_collections", "netops", "logfwdr")
+        os.makedirs(col)
+        for sub in ("plugins", "meta"):
+            shutil.copytree(str(REPO / sub), os.path.join(col, sub), symlinks=False,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copy2(str(REPO / "galaxy.yml"), col)
+        for sub in ("ansible/__init__.py", "ansible/release.py", "ansible/module_utils",
+                    "ansible_collections"):
+            path = os.path.join(root, sub)
+            if os.path.isdir(path):
+                compileall.compile_dir(path, quiet=1)
+            elif os.path.exists(path):
+                compileall.compile_file(path, quiet=1)
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+GUEST_PRELUDE = r"""
+set -u
+PAY=/opt/lf
+MODS=$PAY/ansible_collections/netops/logfwdr/plugins/modules
+mkdir -p $PAY
+mount -t hostfs -o ro,{payload} none $PAY || {{ echo "cannot mount payload"; exit 90; }}
+export PYTHONPATH=$PAY PYTHONDONTWRITEBYTECODE=1
+runmod() {{  # runmod NAME MODULE ARGS_JSON_FILE -> /share/NAME.json .err .rc, printed
+    local t0 t1
+    read -r t0 _ </proc/uptime
+    python3 "$MODS/$2.py" "$3" >"/share/$1.json" 2>"/share/$1.err"
+    echo $? >"/share/$1.rc"
+    read -r t1 _ </proc/uptime
+    echo "== $1: $2 rc=$(cat /share/$1.rc) ($t0 -> $t1)"
+    cat "/share/$1.json"; echo; cat "/share/$1.err"
+}}
+ip link set vec0 up
+ip link set vec1 up
+ip addr add {rin}/24 dev vec0
+ip addr add {rout}/24 dev vec1
+sysctl -qw net.ipv4.ip_forward=1
+python3 -c "import importlib.metadata as m, pyroute2; print('PYROUTE2', m.version('pyroute2'), pyroute2.__file__)"
+"""
+
+
+def guest_prelude(payload_dir):
+    return GUEST_PRELUDE.format(payload=payload_dir, rin=REPLICATOR_IN, rout=REPLICATOR_OUT)
+
+
+def args_file(path, args):
+    """bash: write {"ANSIBLE_MODULE_ARGS": args} to `path` inside the guest."""
+    body = json.dumps({"ANSIBLE_MODULE_ARGS": dict(args, _ansible_diff=True)})
+    return "cat >%s <<'LF_JSON'\n%s\nLF_JSON\n" % (path, body)
+
+
+def module_result(res, name):
+    share = Path(res.share)
+    where = "\n--- guest output ---\n" + res.output
+    try:
+        rc = int((share / (name + ".rc")).read_text().strip())
+        text = (share / (name + ".json")).read_text()
+    except (FileNotFoundError, ValueError):
+        raise AssertionError("module run %s did not happen%s" % (name, where))
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise AssertionError("module run %s printed no JSON (rc %d)%s" % (name, rc, where))
+    data.pop("invocation", None)
+    data["_rc"] = rc
+    return data
+
+
+def check_pyroute2(res):
+    lines = [l for l in res.output.splitlines() if l.startswith("PYROUTE2 ")]
+    assert lines, res.output
+    _tag, version, path = lines[0].split()
+    assert version == "0.7.2", lines[0]
+    assert path.startswith("/usr/lib/python3/dist-packages/"), lines[0]
+
+
+# --------------------------------------------------------------------------- host side
+
+COLLECTOR = r"""
+import json, select, socket, sys
+ports = [int(p) for p in sys.argv[1].split(",")]
+ifname = sys.argv[2]
+socks = {}
+for p in ports:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    s.bind(("0.0.0.0", p))
+    socks[s.fileno()] = (s, p)
+raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+raw.bind((ifname, 0))
+udp, frames = [], []
+
+def drain():
+    for fd, (s, p) in socks.items():
+        while True:
+            try:
+                data, addr = s.recvfrom(65535, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            udp.append([p, addr[0], addr[1], data.hex()])
+    while True:
+        try:
+            data, addr = raw.recvfrom(65535, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            break
+        # incoming IPv4 only (PACKET_OUTGOING is 4)
+        if addr[2] != 4 and data[12:14] == b"\x08\x00":
+            frames.append(data.hex())
+
+print("ready", flush=True)
+while True:
+    r, _w, _x = select.select(list(socks) + [raw.fileno(), 0], [], [], 5)
+    drain()
+    if 0 in r:
+        break
+print(json.dumps({"udp": udp, "frames": frames}), flush=True)
+"""
+
+EXPORTER = r"""
+import socket, sys, time
+n, dst = int(sys.argv[1]), sys.argv[2]
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+a.bind((%r, %d))
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+b.bind((%r, %d))
+for i in range(n):
+    a.sendto(b"<134>Jan  1 00:00:00 exp logfwdr-test: syslog %%03d" %% i, (dst, 514))
+    b.sendto(b"logfwdr-test trap %%03d" %% i, (dst, 162))
+    time.sleep(0.003)
+""" % (EXPORTER_IP, SYSLOG_SPORT, EXPORTER_IP, TRAP_SPORT)
+
+
+def syslog_payload(i):
+    return b"<134>Jan  1 00:00:00 exp logfwdr-test: syslog %03d" % i
+
+
+def trap_payload(i):
+    return b"logfwdr-test trap %03d" % i
+
+
+def start_collector(wire, ns, ports):
+    proc = wire.popen(ns, [sys.executable, "-c", COLLECTOR, ",".join(map(str, ports)), "eth0"],
+                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().strip()
+    assert line == "ready", "collector in %s did not start: %r" % (ns, line)
+    return proc
+
+
+def stop_collector(proc):
+    out, _err = proc.communicate("stop\n", timeout=30)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def csum16(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def mac_str(data):
+    return ":".join("%02x" % b for b in data)
+
+
+def parse_frame(frame):
+    """Ethernet/IPv4/UDP frame -> dict; checksums recomputed from the bytes."""
+    eth_dst, eth_src = mac_str(frame[0:6]), mac_str(frame[6:12])
+    ip = frame[14:]
+    ihl = (ip[0] & 0x0F) * 4
+    total_len = struct.unpack("!H", ip[2:4])[0]
+    ip = ip[:total_len]  # drop Ethernet padding
+    out = {"dmac": eth_dst, "smac": eth_src, "version": ip[0] >> 4, "proto": ip[9], "ttl": ip[8],
+           "src": ".".join(map(str, ip[12:16])), "dst": ".".join(map(str, ip[16:20])),
+           "ip_csum_ok": csum16(ip[:ihl]) == 0xFFFF}
+    if ip[9] == 17:
+        udp = ip[ihl:]
+        sport, dport, ulen, ucheck = struct.unpack("!HHHH", udp[:8])
+        pseudo = ip[12:20] + struct.pack("!BBH", 0, 17, len(udp))
+        out.update(sport=sport, dport=dport, ulen=ulen, udp_csum=ucheck,
+                   udp_csum_ok=ucheck != 0 and csum16(pseudo + udp) == 0xFFFF,
+                   payload=bytes(udp[8:ulen]))
+    return out
+
+
+def parse_snmp(text):
+    lines = text.splitlines()
+    out = {}
+    for head, vals in zip(lines[::2], lines[1::2]):
+        proto, keys = head.split(":", 1)
+        _p, values = vals.split(":", 1)
+        out[proto] = dict(zip(keys.split(), (int(v) for v in values.split())))
+    return out
+
+
+def find_dest(devices, dev, port, name):
+    for d in devices:
+        if d["name"] != dev:
+            continue
+        for p in d["ports"]:
+            if p["port"] != port:
+                continue
+            for dest in p["destinations"]:
+                if dest["name"] == name:
+                    return p, dest
+    raise AssertionError("no destination %s on %s udp/%d in %r" % (name, dev, port, devices))
+
+
+# --------------------------------------------------------------------------- test 1
+
+PRESENT = {"state": "present", "devices": [{"name": "vec0", "ports": [
+    {"port": "syslog", "destinations": [{"address": COL_A_IP}, {"address": COL_B_IP}]},
+    {"port": "snmptrap", "destinations": [{"address": COL_A_IP, "rate_limit": RATE, "burst": BURST},
+                                          {"address": COL_B_IP, "port": TRAP_REWRITE}]},
+]}]}
+
+
+def forward_script(payload_dir):
+    return guest_prelude(payload_dir) + args_file("/tmp/present.json", PRESENT) + \
+        args_file("/tmp/info.json", {}) + args_file("/tmp/absent.json", {"state": "absent"}) + r"""
+runmod present1 tc_mirror /tmp/present.json
+ip -4 neigh show
+tc -s filter show dev vec0 ingress >/share/tc-present.txt 2>&1
+cat /proc/net/snmp >/share/snmp-before
+# act_police (6.1) starts a new packets-per-second bucket empty and fills it at the rate:
+# the whole burst is there only burst/rate seconds after the rule was written
+sleep %s
+lf_ready
+lf_wait_stop 90 || echo "lf_wait_stop timed out"
+cat /proc/net/snmp >/share/snmp-after
+runmod present2 tc_mirror /tmp/present.json
+runmod info tc_mirror_info /tmp/info.json
+echo "== tc -s filter show dev vec0 ingress (after traffic)"
+tc -s filter show dev vec0 ingress
+runmod absent tc_mirror /tmp/absent.json
+tc filter show dev vec0 ingress >/share/tc-absent.txt 2>&1
+echo "== tc filter show dev vec0 ingress (after absent)"
+cat /share/tc-absent.txt
+tc qdisc show dev vec0
+""" % (BURST / RATE + 0.2)
+
+
+def test_forward_two_collectors(wire, payload):
+    t0 = time.monotonic()
+    wire.bridge("ingress")
+    wire.bridge("egress")
+    exp, col_a, col_b = wire.name + "-exp", wire.name + "-ca", wire.name + "-cb"
+    wire.attach_netns("ingress", exp, "eth0", cidr=EXPORTER_IP + "/24")
+    wire.attach_netns("egress", col_a, "eth0", cidr=COL_A_IP + "/24", mac=COL_A_MAC)
+    wire.attach_netns("egress", col_b, "eth0", cidr=COL_B_IP + "/24", mac=COL_B_MAC)
+    # the collectors have no route back to the exporters' subnet: keep rp_filter out of the way
+    for ns in (col_a, col_b):
+        wire.exec(ns, ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0",
+                       "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"])
+
+    g = wire.start_guest("replicator", bridges=["ingress", "egress"], script=forward_script(payload),
+                         timeout=150)
+    vec0_mac, vec1_mac = g.macs
+    # the exporter knows the replicator's MAC: no ARP race with the first datagrams
+    wire.exec(exp, ["ip", "neigh", "replace", REPLICATOR_IN, "lladdr", vec0_mac, "dev", "eth0"])
+    rx_a = start_collector(wire, col_a, [514, 162])
+    rx_b = start_collector(wire, col_b, [514, TRAP_REWRITE])
+
+    g.wait_ready(timeout=90)
+    t_ready = time.monotonic()
+    wire.exec(exp, [sys.executable, "-c", EXPORTER, str(N), REPLICATOR_IN])
+    time.sleep(1.0)  # copies in flight through the guest
+    g.stop()
+    res = g.wait()
+    got_a, got_b = stop_collector(rx_a), stop_collector(rx_b)
+    for ns in (col_a, col_b):  # diagnostics: InAddrErrors, InCsumErrors, ...
+        counters = parse_snmp(wire.exec(ns, ["cat", "/proc/net/snmp"]).stdout)
+        print("collector %s: Ip %r Udp %r" % (ns, counters["Ip"], counters["Udp"]))
+    out = res.output
+    print(out)
+    print("timings: boot-to-script %.2fs, start-to-ready %.1fs, guest total %.1fs, test %.1fs"
+          % (res.boot_seconds or -1, t_ready - t0, res.duration, time.monotonic() - t0))
+    assert res.rc == 0, out + "\n" + res.console[-2000:]
+    check_pyroute2(res)
+
+    # ---- the module resolved egress device and next-hop MACs by itself
+    first = module_result(res, "present1")
+    assert first["_rc"] == 0 and first["changed"] is True and not first.get("failed"), first
+    for port in (514, 162):
+        for ip, mac in ((COL_A_IP, COL_A_MAC), (COL_B_IP, COL_B_MAC)):
+            pinfo, dest = find_dest(first["devices"], "vec0", port, ip)
+            assert dest["mode"] == "forward" and dest["device"] == "vec1", dest
+            assert dest["next_hop_mac"] == mac, dest
+            assert pinfo["original"] == "drop", pinfo
+    assert find_dest(first["devices"], "vec0", 162, COL_B_IP)[1]["port"] == TRAP_REWRITE
+    dest = find_dest(first["devices"], "vec0", 162, COL_A_IP)[1]
+    assert (dest["rate_limit"], dest["burst"]) == (RATE, BURST), dest
+
+    # ---- idempotence: same state again, nothing to do (and no node replaced: see counters)
+    second = module_result(res, "present2")
+    assert second["_rc"] == 0 and second["changed"] is False and second["commands"] == [], second
+    assert second["devices"] == first["devices"]
+
+    # ---- what the collectors' UDP sockets got
+    for label, got in (("A", got_a), ("B", got_b)):
+        ports_seen = {}
+        for p, _src, _sport, _data in got["udp"]:
+            ports_seen[p] = ports_seen.get(p, 0) + 1
+        print("collector %s: udp per port %r, %d IPv4 frames" % (label, ports_seen, len(got["frames"])))
+
+    def by_port(got, port):
+        return [(src, sport, bytes.fromhex(data)) for p, src, sport, data in got["udp"] if p == port]
+
+    # ---- the frames on the collectors' wire: MACs, addresses, checksums; nothing else
+    frames_a = [parse_frame(bytes.fromhex(f)) for f in got_a["frames"]]
+    frames_b = [parse_frame(bytes.fromhex(f)) for f in got_b["frames"]]
+    traps_a_wire = [f for f in frames_a if f.get("dport") == 162]
+    for frames, ip, mac, ports, expected in (
+            (frames_a, COL_A_IP, COL_A_MAC, {514: SYSLOG_SPORT, 162: TRAP_SPORT}, N + len(traps_a_wire)),
+            (frames_b, COL_B_IP, COL_B_MAC, {514: SYSLOG_SPORT, TRAP_REWRITE: TRAP_SPORT}, 2 * N)):
+        for f in frames:
+            assert f["proto"] == 17, f
+            assert (f["dmac"], f["smac"]) == (mac, vec1_mac), f
+            assert (f["src"], f["dst"]) == (EXPORTER_IP, ip), (
+                "copy to %s carries source %s and destination %s: %r" % (ip, f["src"], f["dst"], f))
+            assert f["dport"] in ports and f["sport"] == ports[f["dport"]], f
+            assert f["ip_csum_ok"], "bad IP header checksum: %r" % f
+            assert f["udp_csum_ok"], "UDP checksum zero or wrong: %r" % f
+        assert len(frames) == expected, "%s saw %d IPv4 frames, expected %d" % (ip, len(frames), expected)
+    assert BURST <= len(traps_a_wire) < N, "rate limit %d/s burst %d let %d of %d traps through" % (
+        RATE, BURST, len(traps_a_wire), N)
+
+    syslog_all = [(EXPORTER_IP, SYSLOG_SPORT, syslog_payload(i)) for i in range(N)]
+    traps_all = [(EXPORTER_IP, TRAP_SPORT, trap_payload(i)) for i in range(N)]
+    assert sorted(by_port(got_a, 514)) == sorted(syslog_all)
+    assert sorted(by_port(got_b, 514)) == sorted(syslog_all)
+    assert sorted(by_port(got_b, TRAP_REWRITE)) == sorted(traps_all)
+    traps_a = by_port(got_a, 162)
+    assert len(set(traps_a)) == len(traps_a), "duplicates: %r" % traps_a
+    assert set(traps_a) <= set(traps_all), traps_a
+    assert sorted(traps_a) == sorted((f["src"], f["sport"], f["payload"]) for f in traps_a_wire)
+
+    # ---- the original was consumed: neither delivered in the guest nor routed again
+    before = parse_snmp(Path(res.share, "snmp-before").read_text())
+    after = parse_snmp(Path(res.share, "snmp-after").read_text())
+    delta = dict((k, after["Udp"][k] - before["Udp"][k]) for k in ("InDatagrams", "NoPorts", "InErrors"))
+    ip_delta = dict((k, after["Ip"][k] - before["Ip"][k]) for k in ("InReceives", "ForwDatagrams",
+                                                                    "InDelivers"))
+    print("guest counter deltas over the traffic: Udp %r Ip %r" % (delta, ip_delta))
+    assert delta == {"InDatagrams": 0, "NoPorts": 0, "InErrors": 0}, (delta, ip_delta)
+    assert ip_delta["InReceives"] < N and ip_delta["ForwDatagrams"] == 0, ip_delta
+
+    # ---- tc_mirror_info counters against what the collectors got
+    info = module_result(res, "info")
+    assert info["_rc"] == 0 and info["changed"] is False, info
+    expect_packets = {(514, COL_A_IP): N, (514, COL_B_IP): N, (162, COL_A_IP): len(traps_a),
+                      (162, COL_B_IP): N}
+    for (port, ip), packets in expect_packets.items():
+        pinfo, dest = find_dest(info["devices"], "vec0", port, ip)
+        assert pinfo["original_dropped"] == N, pinfo
+        assert dest["counters"]["packets"] == packets, (port, ip, dest)
+        if (port, ip) == (162, COL_A_IP):
+            assert dest["counters"]["rate_limited"] > 0, dest
+            assert dest["counters"]["rate_limited"] + packets == N, dest
+        else:
+            assert dest["counters"]["rate_limited"] == 0, dest
+    # info reports the same state tc_mirror was given (without counters and drop totals)
+    stripped = json.loads(json.dumps(info["devices"]))
+    for d in stripped:
+        for p in d["ports"]:
+            p.pop("original_dropped")
+            for dest in p["destinations"]:
+                dest.pop("counters")
+    assert stripped == first["devices"]
+
+    # ---- state absent removes the module's classifier
+    absent = module_result(res, "absent")
+    assert absent["_rc"] == 0 and absent["changed"] is True and absent["devices"] == [], absent
+    assert "pref %d" % PRIORITY not in Path(res.share, "tc-absent.txt").read_text()
+
+
+# --------------------------------------------------------------------------- test 2
+
+def _state(port_dests):
+    return {"state": "present", "devices": [{"name": "vec0", "ports": [
+        {"port": port, "destinations": dests} for port, dests in port_dests]}]}
+
+
+GOOD = _state([("syslog", [{"address": COL_A_IP}])])
+BAD_FRESH = _state([("syslog", [{"address": UNUSED_IP}])])
+BAD_CHANGE = _state([("syslog", [{"address": COL_A_IP}, {"address": UNUSED_IP}]),
+                     ("snmptrap", [{"address": COL_A_IP}])])
+
+
+def arp_script(payload_dir):
+    return guest_prelude(payload_dir) + args_file("/tmp/good.json", GOOD) + \
+        args_file("/tmp/bad1.json", BAD_FRESH) + args_file("/tmp/bad2.json", BAD_CHANGE) + r"""
+snap() {
+    { tc filter show dev vec0 ingress; echo "-- qdisc"; tc qdisc show dev vec0;
+      echo "-- neigh"; ip -4 neigh show dev vec1; } >"/share/$1.snap" 2>&1
+    echo "== snapshot $1"; cat "/share/$1.snap"
+}
+snap s0
+runmod bad1 tc_mirror /tmp/bad1.json
+snap s1
+runmod good tc_mirror /tmp/good.json
+snap s2
+runmod bad2 tc_mirror /tmp/bad2.json
+snap s3
+"""
+
+
+def test_forward_next_hop_without_arp_changes_nothing(wire, payload):
+    t0 = time.monotonic()
+    wire.bridge("ingress")
+    wire.bridge("egress")
+    wire.attach_netns("ingress", wire.name + "-exp", "eth0", cidr=EXPORTER_IP + "/24")
+    wire.attach_netns("egress", wire.name + "-ca", "eth0", cidr=COL_A_IP + "/24", mac=COL_A_MAC)
+    res = wire.guest("replicator", bridges=["ingress", "egress"], script=arp_script(payload), timeout=150)
+    print(res.output)
+    print("timings: guest total %.1fs, test %.1fs" % (res.duration, time.monotonic() - t0))
+    assert res.rc == 0, res.output + "\n" + res.console[-2000:]
+    check_pyroute2(res)
+    snap = dict((s, Path(res.share, s + ".snap").read_text()) for s in ("s0", "s1", "s2", "s3"))
+
+    for name in ("bad1", "bad2"):
+        bad = module_result(res, name)
+        assert bad["_rc"] != 0 and bad.get("failed") is True and bad["changed"] is False, bad
+        assert "did not answer ARP" in bad["msg"] and UNUSED_IP in bad["msg"], bad["msg"]
+        assert "nothing was changed" in bad["msg"], bad["msg"]
+        assert not any("did not answer ARP" in p and COL_A_IP in p for p in bad.get("problems", [])), bad
+
+    # from a clean device: not even the ingress qdisc appeared
+    assert snap["s1"] == snap["s0"], (snap["s0"], snap["s1"])
+    assert "ingress" not in snap["s1"].split("-- qdisc")[1].split("-- neigh")[0]
+
+    good = module_result(res, "good")
+    assert good["_rc"] == 0 and good["changed"] is True, good
+    assert "pref %d" % PRIORITY in snap["s2"]
+    # with the module's rules in place: the failed run left them exactly as they were
+    assert snap["s3"] == snap["s2"], (snap["s2"], snap["s3"])
