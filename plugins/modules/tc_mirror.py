@@ -33,8 +33,8 @@ author:
   - logfwdr developers (@netops)
 requirements:
   - pyroute2 >= 0.7.2 on the managed host
-  - a kernel with sch_ingress, cls_u32, act_mirred; forward destinations also need act_skbmod and act_nat,
-    a port rewrite act_pedit and act_csum, a rate limit act_police, O(devices[].ports[].original=drop) act_gact
+  - a kernel with sch_ingress, cls_u32, act_mirred; forward destinations also need act_skbmod, act_pedit and
+    act_csum, a rate limit act_police, O(devices[].ports[].original=drop) act_gact
 attributes:
   check_mode:
     support: full
