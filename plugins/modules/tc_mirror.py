@@ -93,6 +93,10 @@ options:
               - Default C(drop) when the port has a forward destination, C(pass) otherwise.
             type: str
             choices: [drop, pass]
+          original_dropped:
+            description: Ignored. M(netops.logfwdr.tc_mirror_info) returns it; accepted so that output can be
+              given back as it is.
+            type: int
           destinations:
             description: Where copies go.
             type: list
@@ -136,6 +140,10 @@ options:
                 description: Packets allowed above O(devices[].ports[].destinations[].rate_limit) in a burst
                   (default a tenth of the rate, at least 10).
                 type: int
+              counters:
+                description: Ignored. M(netops.logfwdr.tc_mirror_info) returns it; accepted so that output can be
+                  given back as it is.
+                type: dict
 notes:
   - Only the first fragment of a fragmented datagram carries the UDP header, so only it is matched and copied.
   - Packets with IP options are not matched.

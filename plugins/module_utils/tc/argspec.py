@@ -19,6 +19,8 @@ def _destination():
         sources=dict(type="list", elements="str"),
         rate_limit=dict(type="int"),
         burst=dict(type="int"),
+        # tc_mirror_info adds these; accepted (and ignored) so its output can be fed back
+        counters=dict(type="dict"),
     )
 
 
@@ -32,6 +34,7 @@ def tc_mirror_spec():
             ports=dict(type="list", elements="dict", default=[], options=dict(
                 port=dict(type="raw", required=True),
                 original=dict(type="str", choices=["drop", "pass"]),
+                original_dropped=dict(type="int"),
                 destinations=dict(type="list", elements="dict", default=[], options=_destination()),
             )),
         )),

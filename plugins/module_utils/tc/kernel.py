@@ -198,13 +198,15 @@ class Kernel(model.Resolver):
             raise
         return [f for f in (codec.decode_filter(m) for m in dumped) if f]
 
+    def owns(self, ifindex, priority, chain):
+        return any(f["prio"] == priority and f["chain"] == chain for f in self.filters(ifindex))
+
     def owners(self, priority, chain):
         """Names of the devices holding filters at (chain, priority)."""
         hooks = self.ingress_hooks()
         found = []
         for name, link in sorted(self.links().items()):
-            if link["ifindex"] in hooks and any(
-                    f["prio"] == priority and f["chain"] == chain for f in self.filters(link["ifindex"])):
+            if link["ifindex"] in hooks and self.owns(link["ifindex"], priority, chain):
                 found.append(name)
         return found
 

@@ -76,6 +76,14 @@ def run(params, kern, check_mode=False):
         try:
             done = kern.apply(ops, priority, chain)
         except kernel_mod.ApplyError as exc:
+            # undoing the first table of a new classifier leaves the kernel's root table behind
+            for name in sorted(targets):
+                ifindex, have = haves[name][:2]
+                if not have["tp"] and kern.owns(ifindex, priority, chain):
+                    try:
+                        kern.execute({"op": "tp_del", "dev": name, "ifindex": ifindex}, priority, chain)
+                    except (kernel_mod.NetlinkError, kernel_mod.KernelError, OSError) as cleanup_exc:
+                        exc.rollback_errors.append("tp_del on %s: %s" % (name, cleanup_exc))
             if exc.rollback_errors:
                 undone = "undoing the %d applied operation(s) failed too: %s" % (
                     exc.applied, "; ".join(exc.rollback_errors))
