@@ -20,7 +20,7 @@ IMG_SIZE=2G
 PACKAGES=(
     systemd-sysv udev kmod iproute2 openssh-server python3 python3-pyroute2
     rsyslog keepalived tcpdump netbase iputils-ping procps snmp snmptrapd
-    nfdump softflowd pmacct socat ca-certificates
+    nfdump softflowd pmacct socat ca-certificates python3-apt
 )
 
 log() { printf '[build-image] %s\n' "$*" >&2; }
@@ -184,6 +184,146 @@ msg "poweroff failed"
 exec sleep infinity
 LFINIT
 chmod 755 "$ROOT/sbin/lf-init"
+
+# --- systemd boots (lab/labctl): identity from the kernel command line -----
+# lf-init above is the fast path for scripted tests; guests booted without init= run
+# systemd, and lf-identity.service (early, before networkd and sshd) configures them.
+cat >"$ROOT/usr/local/sbin/lf-identity" <<'LFID'
+#!/bin/bash
+# lf-identity: per-guest identity for systemd-booted lab guests, from /proc/cmdline:
+#   lf.name=NAME                       hostname (+ /etc/hostname, /etc/hosts)
+#   lf.net=vec0=10.99.0.11/24,vec1=... /etc/systemd/network/10-lf-<nic>.network per named
+#                                      NIC; NICs not named stay unmanaged by networkd
+#   lf.share=/host/dir                 hostfs share mounted on /share (rw); from it:
+#                                      authorized_keys -> /root/.ssh/authorized_keys,
+#                                      ssh_host_ed25519_key{,.pub} -> /etc/ssh/
+#   lf.sysctl=key=val,key=val          /etc/sysctl.d/90-lf-identity.conf (read later by
+#                                      systemd-sysctl and udev for each new interface)
+# Generates an SSH host key if none was given.  Forks are slow under UML: builtins only,
+# apart from mount (and ssh-keygen as a fallback).
+set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+umask 022
+copy() {  # copy SRC DST (builtins only)
+    local data
+    IFS= read -r -d '' data <"$1" || true
+    printf '%s' "$data" >"$2"
+}
+name= net= share= sysctls=
+read -r -a args </proc/cmdline
+for arg in "${args[@]}"; do
+    case "$arg" in
+        lf.name=*)   name=${arg#lf.name=} ;;
+        lf.net=*)    net=${arg#lf.net=} ;;
+        lf.share=*)  share=${arg#lf.share=} ;;
+        lf.sysctl=*) sysctls=${arg#lf.sysctl=} ;;
+    esac
+done
+if [ -n "$name" ]; then
+    echo "$name" >/proc/sys/kernel/hostname
+    echo "$name" >/etc/hostname
+    printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
+        "$name" >/etc/hosts
+fi
+if [ -n "$net" ]; then
+    IFS=, read -r -a nets <<<"$net"
+    for item in "${nets[@]}"; do
+        ifname=${item%%=*} addr=${item#*=}
+        printf '%s\n' "[Match]" "Name=$ifname" "" "[Link]" "RequiredForOnline=yes" "" \
+            "[Network]" "Address=$addr" "LinkLocalAddressing=no" "IPv6AcceptRA=no" \
+            "ConfigureWithoutCarrier=yes" >"/etc/systemd/network/10-lf-$ifname.network"
+    done
+fi
+if [ -n "$sysctls" ]; then
+    IFS=, read -r -a kvs <<<"$sysctls"
+    printf '%s\n' "${kvs[@]}" >/etc/sysctl.d/90-lf-identity.conf
+fi
+if [ -n "$share" ]; then
+    if mount -t hostfs -o "$share" none /share; then
+        umask 077
+        [ -s /share/authorized_keys ] && copy /share/authorized_keys /root/.ssh/authorized_keys
+        if [ -s /share/ssh_host_ed25519_key ]; then
+            copy /share/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key
+            umask 022
+            copy /share/ssh_host_ed25519_key.pub /etc/ssh/ssh_host_ed25519_key.pub
+        fi
+        umask 022
+    else
+        echo "lf-identity: cannot mount hostfs $share" >&2
+    fi
+fi
+if [ ! -s /etc/ssh/ssh_host_ed25519_key ]; then
+    ssh-keygen -q -t ed25519 -N '' -C "root@${name:-lfguest}" -f /etc/ssh/ssh_host_ed25519_key
+fi
+exit 0
+LFID
+chmod 755 "$ROOT/usr/local/sbin/lf-identity"
+cat >"$ROOT/etc/systemd/system/lf-identity.service" <<'UNIT'
+[Unit]
+Description=logfwdr lab identity (hostname, addresses, share, SSH keys) from /proc/cmdline
+DefaultDependencies=no
+Before=sysinit.target systemd-sysctl.service systemd-networkd.service ssh.service shutdown.target
+Conflicts=shutdown.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/lf-identity
+
+[Install]
+WantedBy=sysinit.target
+UNIT
+# each guest gets its own host key (lf-identity); sshd: keys only, one host key type
+rm -f "$ROOT"/etc/ssh/ssh_host_*
+install -d -m 700 "$ROOT/root/.ssh"
+mkdir -p "$ROOT/etc/systemd/network" "$ROOT/etc/sysctl.d"
+mkdir -p "$ROOT/etc/systemd/system/ssh.service.d"
+printf '[Service]\n# skip the extra sshd -t run at boot (each exec costs under UML)\nExecStartPre=\n' \
+    >"$ROOT/etc/systemd/system/ssh.service.d/lf-lab.conf"
+# udev coldplug: only network and block devices matter here (networkd waits for udev to
+# initialise links; systemd waits for the root disk).  Skips ~90 tty/mem/misc events.
+mkdir -p "$ROOT/etc/systemd/system/systemd-udev-trigger.service.d"
+cat >"$ROOT/etc/systemd/system/systemd-udev-trigger.service.d/lf-lab.conf" <<'TRIG'
+[Service]
+ExecStart=
+ExecStart=-udevadm trigger --type=subsystems --action=add --subsystem-match=net --subsystem-match=block
+ExecStart=-udevadm trigger --type=devices --action=add --subsystem-match=net --subsystem-match=block
+TRIG
+cat >"$ROOT/etc/ssh/sshd_config.d/lf-lab.conf" <<'SSHD'
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+SSHD
+chroot "$ROOT" systemctl enable -q lf-identity.service systemd-networkd.service ssh.service
+# Package daemons that listen on collector ports (nfcapd on udp/2055, snmptrapd on
+# udp/162, snmpd, softflowd) stay off: tests and roles start what they need.
+chroot "$ROOT" systemctl disable -q nfdump.service softflowd.service snmpd.service \
+    snmptrapd.socket snmptrapd.service
+# Every fork is slow under UML and eight guests share two cores: drop boot work a
+# throw-away lab guest does not need (periodic jobs, pseudo file systems, gettys on the
+# null console, utmp, sysusers (users exist already), generators for absent features).
+chroot "$ROOT" systemctl mask -q apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
+    e2scrub_reap.service fstrim.timer man-db.timer dpkg-db-backup.timer \
+    getty@tty1.service getty-static.service serial-getty@ttyS0.service console-getty.service \
+    systemd-binfmt.service proc-sys-fs-binfmt_misc.automount proc-sys-fs-binfmt_misc.mount \
+    sys-fs-fuse-connections.mount sys-kernel-config.mount sys-kernel-debug.mount \
+    sys-kernel-tracing.mount dev-hugepages.mount modprobe@fuse.service \
+    modprobe@efi_pstore.service modprobe@dm_mod.service modprobe@drm.service \
+    modprobe@configfs.service systemd-pstore.service systemd-network-generator.service \
+    systemd-update-utmp.service systemd-update-utmp-runlevel.service \
+    systemd-journal-flush.service systemd-sysusers.service systemd-firstboot.service \
+    modprobe@loop.service dev-mqueue.mount kmod-static-nodes.service \
+    systemd-random-seed.service
+mkdir -p "$ROOT/etc/systemd/system-generators"
+for gen in systemd-sysv-generator systemd-gpt-auto-generator systemd-getty-generator \
+           systemd-hibernate-resume-generator systemd-cryptsetup-generator \
+           systemd-integritysetup-generator systemd-veritysetup-generator \
+           systemd-system-update-generator systemd-rc-local-generator \
+           nfdump-generator softflowd-generator; do
+    ln -sf /dev/null "$ROOT/etc/systemd/system-generators/$gen"
+done
 
 # --- image ------------------------------------------------------------------
 log "mkfs.ext4 -d ($(du -sh "$ROOT" | cut -f1) of files, ${IMG_SIZE} sparse image)"

@@ -139,9 +139,11 @@ _image_lock = threading.Lock()
 _image_path = None
 
 
-def ensure_image(rebuild=False):
+def ensure_image(rebuild=False, log=None):
     """Build (or reuse the cached) base image; return its path.  Runs build-image.sh once
-    per process; the script itself caches across processes."""
+    per process; the script itself caches across processes.  ``log``: a file object with a
+    real file descriptor (e.g. sys.stderr) that receives the build progress live; by
+    default it is captured and only shown in the error on failure."""
     global _image_path
     with _image_lock:
         if os.environ.get("LOGFWDR_UML_IMAGE"):
@@ -152,10 +154,12 @@ def ensure_image(rebuild=False):
         if rebuild:
             env["LOGFWDR_UML_FORCE"] = "1"
         p = subprocess.run(["bash", str(BUILD_SCRIPT)], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                           stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE if log is None else log, text=True, env=env)
         lines = p.stdout.strip().splitlines()
         if p.returncode != 0 or not lines or not os.path.exists(lines[-1]):
-            raise HarnessError(f"build-image.sh failed (rc {p.returncode}):\n{p.stderr[-4000:]}")
+            raise HarnessError(f"build-image.sh failed (rc {p.returncode}):\n"
+                               f"{(p.stderr or '(see the log above)')[-4000:]}")
         _image_path = lines[-1]
         return _image_path
 
@@ -259,7 +263,10 @@ class Guest:
             mac = (macs[i] if macs and i < len(macs) and macs[i]
                    else "02:4c:46:%02x:%02x:%02x" % (wire.serial & 0xff, self.index & 0xff, i))
             self.macs.append(mac)
-            nics.append(f"vec{i}:transport=tap,ifname={tap},mac={mac}")
+            # gro=1 only enlarges the receive buffers to 64 KiB: the tap is opened with TSO
+            # offload, so TCP from the host or other guests arrives as >MTU GSO frames,
+            # which MTU-sized buffers truncate (TCP into the guest then stalls for ever).
+            nics.append(f"vec{i}:transport=tap,ifname={tap},mac={mac},gro=1")
 
         self.cmdline = [
             _kernel(), f"mem={mem}", f"umid={self.umid}", f"uml_dir={self.dir}",
