@@ -8,9 +8,9 @@ VENV_OLD := .venv-pyroute2-0.7.2
 PY_OLD := $(CURDIR)/$(VENV_OLD)/bin/python
 COLL := $(CURDIR)/.build/collections
 COLL_LINK := $(COLL)/ansible_collections/netops/logfwdr
-APT_PACKAGES := iproute2 tcpdump strace user-mode-linux debootstrap e2fsprogs rsyslog keepalived
+APT_PACKAGES := iproute2 tcpdump strace socat user-mode-linux debootstrap e2fsprogs openssh-client
 
-.PHONY: deps venv collection test unit integration uml sanity lint demo bench clean
+.PHONY: deps venv collection test unit integration uml sanity lint molecule demo bench clean
 
 deps: ## system packages and the pinned Python environments
 	@if [ "$$(id -u)" = 0 ]; then \
@@ -35,7 +35,7 @@ collection:
 	@mkdir -p $(dir $(COLL_LINK))
 	@ln -sfn $(CURDIR) $(COLL_LINK)
 
-test: venv unit integration uml lint sanity ## everything CI runs
+test: venv unit integration uml lint sanity molecule ## everything CI runs
 
 unit: collection
 	$(PY) -m pytest -q tests/unit
@@ -52,8 +52,11 @@ lint: collection
 sanity: collection
 	VENV=$(CURDIR)/$(VENV) .ci/sanity.sh
 
-demo: venv ## replicate syslog/netflow in a namespace lab and show what each collector received
-	$(PY) demo/netns_demo.py
+molecule: collection ## the lab scenario: create, converge, idempotence, verify with real traffic, destroy
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH molecule test -s default
+
+demo: venv collection ## lab up, site.yml, real traffic from every exporter, a table per collector
+	lab/demo
 
 bench: venv
 	$(PY) bench/reconfig_under_load.py
