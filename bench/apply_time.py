@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 """How long tc_mirror takes for N mirror destinations on one port.
 
@@ -42,7 +41,7 @@ def make_tools(lab, have, want):
         lines.append("link add tool%d type ifb" % i)
         lines.append("link set tool%d up" % i)
     proc = subprocess.run(["ip", "-n", lab.rep, "-batch", "-"], input="\n".join(lines) + "\n",
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
     if proc.returncode:
         raise benchlib.SetupError("creating ifb devices failed: %s" % proc.stderr.strip())
     return want
@@ -89,7 +88,7 @@ def main():
                     help="time budget: after 3 repetitions of a size, stop repeating it once the budget "
                          "is spent (default 150)")
     ap.add_argument("--rate", type=int, default=0, help="accepted for a CLI uniform with reconfig_under_load; "
-                                                         "no traffic runs here")
+                                                        "no traffic runs here")
     ap.add_argument("--sizes", default="1,16,64,256", help="destination counts (default 1,16,64,256)")
     ap.add_argument("--process-n", type=int, default=64,
                     help="also time the whole module process at this N (default 64; 0 = skip)")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 """Reconfiguration under load: do untouched destinations lose packets?
 
@@ -134,7 +133,7 @@ def run_phase(lab, driver, method, args, base, steps, n_receivers):
 
     cycles = args.paper_module_cycles if method == "paper-module" else args.cycles
     work = []
-    for _ in range(cycles):
+    for _cycle in range(cycles):
         for label, dests in steps:
             p = benchlib.params(INGRESS, PORT, dests)
             if method == "module":
@@ -150,7 +149,7 @@ def run_phase(lab, driver, method, args, base, steps, n_receivers):
     t_start = time.perf_counter()
     pin = ["taskset", "-c", "0"] if args.pin else []
     blaster = subprocess.Popen(pin + ["ip", "netns", "exec", lab.exp, sys.executable, "-c", code],
-                                      stdout=subprocess.PIPE, universal_newlines=True)
+                               stdout=subprocess.PIPE, universal_newlines=True)
     lab.procs.append(blaster)
     time.sleep(args.warmup)
     t_reconf = time.perf_counter()

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Summarise what this lab collector received (runs ON the collector, stdlib only).
 
 Reads the receivers' own output (files written by rsyslog, snmptrapd, nfcapd via nfdump,
@@ -151,8 +150,8 @@ def sflow(log_dir):
         e["samples"] += int(rec.get("packets", 0))
         e["agents"].add(rec.get("peer_ip_src", ""))
         if len(e["examples"]) < EXAMPLES:
-            e["examples"].append("%s %s -> %s pkts %s" % (rec.get("ip_proto"), rec.get("ip_src"),
-                                                         rec.get("ip_dst"), rec.get("packets")))
+            e["examples"].append("%s %s -> %s pkts %s" % (
+                rec.get("ip_proto"), rec.get("ip_src"), rec.get("ip_dst"), rec.get("packets")))
     for line in read_lines(os.path.join(log_dir, "sflow-counters.json")):
         try:
             rec = json.loads(line)

@@ -66,7 +66,7 @@ def _env_without_pythonpath():
 
 def probe(python, env):
     proc = subprocess.run([python, "-c", _PROBE], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True)
+                          universal_newlines=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError("cannot probe %s: %s" % (python, proc.stderr))
     return json.loads(proc.stdout)
@@ -178,7 +178,7 @@ class Rig(object):
             result = json.loads(proc.stdout)
         except ValueError:
             raise AssertionError("module printed no JSON: rc=%d\n%s\n%s" % (proc.returncode, proc.stdout,
-                                                                             proc.stderr))
+                                                                            proc.stderr))
         result.pop("invocation", None)
         return result
 

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Build (once, cached) the Debian bookworm root filesystem image used by the
 # User-Mode Linux test guests (tests/uml/harness.py).
 #

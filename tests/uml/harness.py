@@ -41,7 +41,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -69,7 +69,7 @@ def _run(argv, check=True, **kw):
     kw.setdefault("stdout", subprocess.PIPE)
     kw.setdefault("stderr", subprocess.PIPE)
     kw.setdefault("text", True)
-    p = subprocess.run(argv, stdin=subprocess.DEVNULL, **kw)
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, check=False, **kw)
     if check and p.returncode != 0:
         raise HarnessError(f"{' '.join(map(str, argv))} -> rc {p.returncode}: "
                            f"{(p.stderr or '').strip()}")
@@ -155,7 +155,8 @@ def ensure_image(rebuild=False, log=None):
             env["LOGFWDR_UML_FORCE"] = "1"
         p = subprocess.run(["bash", str(BUILD_SCRIPT)], stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE if log is None else log, text=True, env=env)
+                           stderr=subprocess.PIPE if log is None else log, text=True, env=env,
+                           check=False)
         lines = p.stdout.strip().splitlines()
         if p.returncode != 0 or not lines or not os.path.exists(lines[-1]):
             raise HarnessError(f"build-image.sh failed (rc {p.returncode}):\n"
@@ -544,7 +545,7 @@ class Wire:
         kw.setdefault("stdout", subprocess.PIPE)
         kw.setdefault("stderr", subprocess.PIPE)
         p = subprocess.run(["ip", "netns", "exec", ns_name, *argv], stdin=subprocess.DEVNULL,
-                           text=True, timeout=timeout, **kw)
+                           text=True, timeout=timeout, check=False, **kw)
         if check and p.returncode != 0:
             raise HarnessError(f"[{ns_name}] {argv} -> rc {p.returncode}: {p.stderr}")
         return p

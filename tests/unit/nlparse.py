@@ -206,5 +206,5 @@ def u32_options(options_payload):
         "actions": parse_actions(act) if act is not None else [],
     }
     res["other"] = a  # anything else (police, indev, mark, ...), raw
-    res.update({k: v for k, v in a.items()})
+    res.update(dict(a))
     return res

@@ -88,13 +88,13 @@ def test_generic(path):
     assert cookies == ([bytes.fromhex(cm.group(1))] if cm else [])
     for a in o["actions"]:
         if a["kind"] == "mirred":
-            _, _, action, _, _, eaction, ifindex = struct.unpack("=IIiiiiI", act_params(a, 2))
+            _index, _capab, action, _refcnt, _bindcnt, eaction, ifindex = struct.unpack("=IIiiiiI", act_params(a, 2))
             assert (eaction, ifindex) == (TCA_EGRESS_MIRROR, d["ifindex"]["out0"])
             assert action == TC_ACT_UNSPEC  # "continue"
 
 
 def test_01_qdisc():
-    _, m = load("01")
+    _capture, m = load("01")
     assert m["nlmsg_type"] == nlparse.RTM_NEWQDISC
     assert (m["handle"], m["parent"]) == (0xFFFF0000, 0xFFFFFFF1)
     assert nlparse.cstr(m["attrs"][nlparse.TCA_KIND]) == "ingress"
@@ -102,7 +102,7 @@ def test_01_qdisc():
 
 
 def test_02_divisor():
-    _, m = load("02")
+    _capture, m = load("02")
     assert (m["handle"], m["parent"]) == (0x00100000, 0xFFFF0000)
     o = opts(m)
     assert o["divisor"] == 1
@@ -110,7 +110,7 @@ def test_02_divisor():
 
 
 def test_03_keys_and_link():
-    _, m = load("03")
+    _capture, m = load("03")
     assert m["handle"] == 0x80000001
     o = opts(m)
     assert o["link"] == 0x00100000
@@ -128,7 +128,7 @@ def test_03_keys_and_link():
 
 
 def test_04_link_with_drop():
-    _, m = load("04")
+    _capture, m = load("04")
     o = opts(m)
     assert o["link"] == 0x00100000
     assert o["sel_decoded"]["flags"] == 1  # TC_U32_TERMINAL
@@ -156,7 +156,7 @@ def test_05_three_actions():
 
 
 def test_06_six_actions():
-    _, m = load("06")
+    _capture, m = load("06")
     o = opts(m)
     assert [a["kind"] for a in o["actions"]] == ["police", "skbmod", "nat", "pedit", "csum", "mirred"]
     assert o["actions"][5]["cookie"] == bytes.fromhex("6e66636170")
@@ -168,14 +168,14 @@ def test_06_six_actions():
     assert struct.unpack("=Q", pol[11])[0] == 1562500  # PKTBURST64, psched ticks
     ped = act_params(o["actions"][3], 2)  # TCA_PEDIT_PARMS
     assert ped[20] == 1  # nkeys
-    assert ped[24:48] == bytes.fromhex("ffff0000000005ea" "14000000" "00000000" "00000000" "00000000")
+    assert ped[24:48] == bytes.fromhex("ffff0000000005ea" + "14000000" + "00000000" + "00000000" + "00000000")
     csum = act_params(o["actions"][4], 1)
     assert struct.unpack_from("=I", csum, 20)[0] == 0x10  # TCA_CSUM_UPDATE_FLAG_UDP
 
 
 def test_07_08_add_vs_replace():
-    _, add = load("07")
-    _, rep = load("08")
+    _capture, add = load("07")
+    _capture, rep = load("08")
     assert add["nlmsg_flags"] == 0x605  # REQUEST|ACK|EXCL|CREATE
     assert rep["nlmsg_flags"] == 0x405  # REQUEST|ACK|CREATE (tc sets no NLM_F_REPLACE)
     assert add["attrs"] == rep["attrs"]
@@ -183,27 +183,27 @@ def test_07_08_add_vs_replace():
 
 
 def test_09_del_handle():
-    _, m = load("09")
+    _capture, m = load("09")
     assert m["nlmsg_type"] == nlparse.RTM_DELTFILTER
     assert m["handle"] == 0x00100002
     assert set(m["attrs"]) == {nlparse.TCA_KIND}
 
 
 def test_10_chain():
-    _, m = load("10")
+    _capture, m = load("10")
     assert nlparse.u32(m["attrs"][nlparse.TCA_CHAIN]) == 5
     assert m["parent"] == 0xFFFFFFF2  # "ingress" keyword = TC_H_MIN_INGRESS
     assert opts(m)["divisor"] == 1
 
 
 def test_11_del_prio():
-    _, m = load("11")
+    _capture, m = load("11")
     assert m["nlmsg_type"] == nlparse.RTM_DELTFILTER
     assert (m["handle"], m["parent"], m["attrs"]) == (0, 0xFFFF0000, {})
 
 
 def test_12_gact_drop():
-    _, m = load("12")
+    _capture, m = load("12")
     (a,) = opts(m)["actions"]
     assert a["kind"] == "gact" and a["cookie"] is None and a["other"] == {}
     assert tc_gen(act_params(a, 2))[2] == TC_ACT_SHOT

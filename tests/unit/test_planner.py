@@ -192,7 +192,10 @@ def test_inverse_operations_undo():
     ops = k.plan(changed)
     k.apply(ops)
     k.apply([planner.inverse(op) for op in reversed(ops)])
-    key = lambda f: (f["prio"], f["handle"])  # noqa: E731
+
+    def key(f):
+        return (f["prio"], f["handle"])
+
     assert sorted(map(planner.canon_node, [f for f in k.filters if f["kind"] == "node"])) == \
         sorted(map(planner.canon_node, [f for f in before if f["kind"] == "node"]))
     assert sorted(k.filters, key=key) == sorted(before, key=key)

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Regenerate the iproute2 reference netlink captures in this directory.
 #
 # What it does:

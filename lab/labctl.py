@@ -1,0 +1,531 @@
+"""labctl: a lab of real Debian hosts (stock Debian 6.1 User-Mode Linux kernel, systemd,
+sshd) wired to Linux bridges inside the network namespace ``lflab``.
+
+    lab/labctl up [--timeout S]     build/reuse the image, boot every host, wait for SSH
+    lab/labctl down                 kill guests, delete the namespace, taps and COW files
+    lab/labctl status               namespace, guest processes, SSH reachability
+    lab/labctl wait [--timeout S]   until every host answers SSH
+    lab/labctl ssh HOST [CMD...]    root shell / command on HOST (from inside lflab)
+    lab/labctl run -- CMD...        run CMD inside lflab (e.g. ansible-playbook)
+
+Topology: lab/topology.json.  State: .build/lab/ (state.json, id_ed25519, hosts/<name>/
+with console.log, root.cow, share/).  Needs root.  Stdlib only; reuses
+tests/uml/harness.py (image build, namespace and process helpers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "tests" / "uml"))
+import harness  # noqa: E402
+from harness import HarnessError  # noqa: E402
+
+TOPOLOGY = Path(os.environ.get("LOGFWDR_LAB_TOPOLOGY", HERE / "topology.json"))
+STATE_DIR = REPO / ".build" / "lab"
+STATE_FILE = STATE_DIR / "state.json"
+HOSTS_DIR = STATE_DIR / "hosts"
+KEY = STATE_DIR / "id_ed25519"
+
+SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes"]
+
+
+def log(msg):
+    print(f"labctl: {msg}", file=sys.stderr, flush=True)
+
+
+def die(msg, rc=1):
+    log(f"ERROR: {msg}")
+    sys.exit(rc)
+
+
+# --------------------------------------------------------------------------- topology
+
+def load_topology(path=TOPOLOGY):
+    topo = json.loads(Path(path).read_text())
+    bridges = {b["name"] for b in topo["bridges"]}
+    taps = set()
+    for h in topo["hosts"]:
+        for i, nic in enumerate(h["nics"]):
+            if nic["ifname"] != f"vec{i}":
+                raise ValueError(f"{h['name']}: NIC {i} must be vec{i}, not {nic['ifname']}")
+            if nic["bridge"] not in bridges:
+                raise ValueError(f"{h['name']}: unknown bridge {nic['bridge']}")
+            tap = tap_name(h["name"], i)
+            if len(tap) > 15 or tap in taps:
+                raise ValueError(f"bad/duplicate tap name {tap}")
+            taps.add(tap)
+    return topo
+
+
+def tap_name(host, nic):
+    """replicator1, 2 -> rep1n2 (host side tap of the guest's vec2)."""
+    digits = "".join(c for c in host if c.isdigit())
+    letters = "".join(c for c in host if not c.isdigit())
+    return f"{letters[:3]}{digits}n{nic}"
+
+
+def host_by_name(topo, name):
+    for h in topo["hosts"]:
+        if h["name"] == name:
+            return h
+    die(f"unknown host {name!r} (hosts: {', '.join(h['name'] for h in topo['hosts'])})")
+
+
+# --------------------------------------------------------------------------- state
+
+def read_state():
+    try:
+        return json.loads(STATE_FILE.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        log(f"{STATE_FILE} unreadable; treating as crashed lab")
+        return {}
+
+
+def write_state(state):
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = STATE_FILE.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(STATE_FILE)
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
+def lab_uml_pids():
+    """Every host process that belongs to a guest of this lab (linux.uml and its helper
+    processes all carry uml_dir=<.build/lab/hosts/NAME> on their command line)."""
+    marker = f"uml_dir={HOSTS_DIR}/".encode()
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit() and any(a.startswith(marker) for a in _cmdline(d)):
+            found.append(int(d))
+    return found
+
+
+def guest_alive(state, name):
+    pid = (state or {}).get("hosts", {}).get(name, {}).get("pid")
+    if not pid:
+        return False
+    marker = f"uml_dir={HOSTS_DIR / name}".encode()
+    return marker in _cmdline(pid)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def need_root():
+    if os.geteuid() != 0:
+        die("must run as root")
+
+
+def ns_exec(ns, argv, check=False, **kw):
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    return subprocess.run(["ip", "netns", "exec", ns, *argv], check=check, **kw)
+
+
+def ip_batch(ns, commands):
+    """Run many `ip` commands in one process (each fork costs time)."""
+    p = subprocess.run(["ip", "-n", ns, "-batch", "-"], input="\n".join(commands) + "\n",
+                       text=True, capture_output=True, check=False)
+    if p.returncode != 0:
+        raise HarnessError(f"ip -n {ns} -batch failed: {p.stderr.strip()}")
+
+
+def ssh_argv(ip, *extra):
+    return ["ssh", "-i", str(KEY), *SSH_OPTS, *extra, f"root@{ip}"]
+
+
+def ssh_ok(ns, ip, timeout=3):
+    try:
+        p = ns_exec(ns, [*ssh_argv(ip, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={timeout}"),
+                         "true"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    timeout=timeout + 10)
+    except subprocess.TimeoutExpired:
+        return False
+    return p.returncode == 0
+
+
+def ensure_key():
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    if not KEY.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "logfwdr-lab",
+                        "-f", str(KEY)], check=True, stdin=subprocess.DEVNULL)
+    return KEY.with_suffix(".pub").read_text()
+
+
+def ensure_host_key(name):
+    """Per-host SSH host key, made once on the host and kept across up/down (stable
+    fingerprints, and no ssh-keygen run inside the slow guest at boot)."""
+    d = STATE_DIR / "hostkeys"
+    d.mkdir(parents=True, exist_ok=True)
+    key = d / f"{name}_ed25519"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{name}",
+                        "-f", str(key)], check=True, stdin=subprocess.DEVNULL)
+    return key
+
+
+def console_tail(name, n=25):
+    try:
+        lines = (HOSTS_DIR / name / "console.log").read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return "(no console.log)"
+    return "\n".join(lines[-n:])
+
+
+# --------------------------------------------------------------------------- up
+
+def guest_argv(topo, host, image, hostdir):
+    mem = host.get("mem") or topo.get("defaults", {}).get("mem", "256M")
+    name = host["name"]
+    net = ",".join(f"{n['ifname']}={n['address']}" for n in host["nics"] if n.get("address"))
+    sysctl = ",".join(f"{k}={v}" for k, v in host.get("sysctl", {}).items())
+    machine_id = hashlib.md5(f"logfwdr-lab:{name}".encode()).hexdigest()
+    # gro=1: 64 KiB receive buffers.  The tap is opened with TSO offload on, so the host
+    # (and other guests) hand it TCP segments larger than the MTU; with the default
+    # MTU-sized buffers those are truncated ("Incoming GSO frames and GRO disabled"),
+    # and a TCP stream into the guest stalls for ever (seen with Ansible pipelining).
+    nics = [f"{n['ifname']}:transport=tap,ifname={tap_name(name, i)},mac={n['mac']},gro=1"
+            for i, n in enumerate(host["nics"])]
+    return [
+        harness._kernel(), f"mem={mem}", f"umid=lflab-{name}", f"uml_dir={hostdir}",
+        f"ubd0={hostdir / 'root.cow'},{image}", "root=/dev/ubda", "rw",
+        f"lf.name={name}", f"lf.share={hostdir / 'share'}",
+        *([f"lf.net={net}"] if net else []),
+        *([f"lf.sysctl={sysctl}"] if sysctl else []),
+        f"systemd.machine_id={machine_id}",
+        *nics,
+        "con=null", "con0=null,fd:1", "ssl=null",
+        *harness.FAST_BOOT_ARGS,
+    ]
+
+
+def cmd_up(args):
+    need_root()
+    reason = harness.uml_unavailable_reason()
+    if reason:
+        die(reason)
+    topo = load_topology()
+    ns = topo["namespace"]
+    state = read_state()
+    alive = [h["name"] for h in topo["hosts"] if guest_alive(state, h["name"])]
+    if alive or lab_uml_pids():
+        die(f"lab is already up (running: {', '.join(alive) or 'stray guest processes'}); "
+            "use `lab/labctl status`, or `lab/labctl down` first")
+    if harness._netns_exists(ns):
+        die(f"network namespace {ns} already exists (stale lab?); run `lab/labctl down` first")
+    if state is not None:
+        log("removing state of a previous lab that is no longer running")
+        teardown(topo, quiet=True)
+
+    t0 = time.monotonic()
+    image = harness.ensure_image(log=sys.stderr)
+    t_img = time.monotonic() - t0
+    pubkey = ensure_key()
+
+    state = {"namespace": ns, "image": image, "started": time.time(), "hosts": {}}
+    write_state(state)                      # from here on, `down` can clean up
+    try:
+        subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True, text=True)
+        # no IPv6 in the lab namespace (bridges and taps inherit default=1)
+        ns_exec(ns, ["sh", "-c", "echo 1 >/proc/sys/net/ipv6/conf/all/disable_ipv6;"
+                                 "echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6"],
+                check=True)
+        cmds = ["link set lo up"]
+        for br in topo["bridges"]:
+            cmds.append(f"link add {br['name']} type bridge stp_state 0 forward_delay 0 "
+                        "mcast_snooping 0")
+            if br.get("address"):
+                cmds.append(f"addr add {br['address']} dev {br['name']}")
+            cmds.append(f"link set {br['name']} up")
+        for h in topo["hosts"]:
+            for i, nic in enumerate(h["nics"]):
+                tap = tap_name(h["name"], i)
+                cmds.append(f"tuntap add dev {tap} mode tap")
+                cmds.append(f"link set {tap} master {nic['bridge']} up")
+        ip_batch(ns, cmds)
+
+        shutil.rmtree(HOSTS_DIR, ignore_errors=True)
+        env = dict(os.environ)
+        for h in topo["hosts"]:
+            hostdir = HOSTS_DIR / h["name"]
+            (hostdir / "share").mkdir(parents=True)
+            (hostdir / "share" / "authorized_keys").write_text(pubkey)
+            hostkey = ensure_host_key(h["name"])
+            shutil.copy2(hostkey, hostdir / "share" / "ssh_host_ed25519_key")
+            shutil.copy2(f"{hostkey}.pub", hostdir / "share" / "ssh_host_ed25519_key.pub")
+            if not harness._shm_usable():
+                env["TMPDIR"] = str(hostdir)
+            argv = guest_argv(topo, h, image, hostdir)
+            (hostdir / "cmdline").write_text(" ".join(argv) + "\n")
+            with open(hostdir / "console.log", "wb") as con:
+                p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdin=subprocess.DEVNULL,
+                                     stdout=con, stderr=subprocess.STDOUT, cwd=hostdir, env=env,
+                                     start_new_session=True)
+            state["hosts"][h["name"]] = {"pid": p.pid, "mgmt_ip": h["mgmt_ip"]}
+            p.returncode = 0                # detached on purpose: no "still running" warning
+            write_state(state)
+    except (HarnessError, subprocess.CalledProcessError, OSError) as e:
+        err = getattr(e, "stderr", "") or ""
+        log(f"setup failed: {e} {err}".strip())
+        log("cleaning up")
+        teardown(topo, quiet=True)
+        sys.exit(1)
+    log(f"image ready in {t_img:.1f}s; {len(topo['hosts'])} guests started in {ns}, "
+        "waiting for SSH")
+    ok = wait_ssh(topo, state, args.timeout)
+    total = time.monotonic() - t0
+    if not ok:
+        die(f"not every host answered SSH after {total:.0f}s; the lab is left up for "
+            f"debugging (console logs: {HOSTS_DIR}/<host>/console.log); `lab/labctl down` "
+            "removes it")
+    print(f"lab up: {len(topo['hosts'])} hosts answer SSH, {total:.1f}s")
+
+
+def wait_ssh(topo, state, timeout):
+    ns = topo["namespace"]
+    deadline = time.monotonic() + timeout
+    t0 = time.monotonic()
+
+    def one(h):
+        while time.monotonic() < deadline:
+            if state is not None and not guest_alive(state, h["name"]):
+                return h["name"], None, "guest process is gone"
+            if ssh_ok(ns, h["mgmt_ip"]):
+                return h["name"], time.monotonic() - t0, ""
+            time.sleep(0.5)
+        return h["name"], None, "timeout"
+
+    ok = True
+    with concurrent.futures.ThreadPoolExecutor(len(topo["hosts"])) as ex:
+        for name, secs, why in ex.map(one, topo["hosts"]):
+            if secs is None:
+                ok = False
+                log(f"{name}: no SSH ({why}); console tail:\n{console_tail(name)}")
+            else:
+                log(f"{name}: ssh ok after {secs:.1f}s")
+    return ok
+
+
+# --------------------------------------------------------------------------- down
+
+def users_in_namespace(ns):
+    """Processes in the lab namespace that are neither guests nor ssh ControlPersist
+    masters: somebody is still using the lab (e.g. `labctl run -- ansible-playbook`)."""
+    if not harness._netns_exists(ns):
+        return []
+    uml = set(lab_uml_pids())
+    found = []
+    for pid in harness._netns_pids(ns):
+        argv = _cmdline(pid)
+        if pid == os.getpid() or pid in uml or not argv or argv[0].startswith(b"ssh: "):
+            continue
+        if argv[0].endswith(b"socat") and argv[1:2] == [b"-"]:
+            continue  # ssh ProxyCommand of the lab inventory: goes away with the namespace
+        found.append((pid, b" ".join(argv).decode(errors="replace")[:100]))
+    return found
+
+
+def teardown(topo, quiet=False):
+    state = read_state() or {}
+    ns = state.get("namespace") or topo["namespace"]
+    killed = 0
+    # 1. guest process groups recorded in the state (only if they really are our guests)
+    for name, info in state.get("hosts", {}).items():
+        pid = info.get("pid")
+        if pid and guest_alive(state, name):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+    # 2. any stray linux.uml process of this lab (crashed labctl, lost state file)
+    deadline = time.monotonic() + 10
+    while True:
+        stray = lab_uml_pids()
+        if not stray:
+            break
+        for pid in stray:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if time.monotonic() > deadline:
+            log(f"WARNING: processes still alive after SIGKILL: {stray}")
+            break
+        time.sleep(0.05)
+    # 3. everything else living in the namespace (ssh ControlPersist masters, ...), then it
+    if harness._netns_exists(ns):
+        others = [p for p in harness._netns_pids(ns) if p != os.getpid()]
+        if others and not quiet:
+            names = sorted({(b" ".join(_cmdline(p)[:2]).decode(errors="replace") or str(p))[:60]
+                            for p in others})
+            log(f"also killing {len(others)} other process(es) in {ns}: {'; '.join(names)}")
+        harness._delete_netns(ns)           # kills what lives there; taps/bridges go with it
+        if harness._netns_exists(ns):
+            log(f"WARNING: could not delete namespace {ns}")
+    # 4. per-guest files: drop COW layers and shares, keep console logs for post-mortems
+    if HOSTS_DIR.exists():
+        for hostdir in HOSTS_DIR.iterdir():
+            for item in hostdir.iterdir():
+                if item.name not in ("console.log", "cmdline"):
+                    if item.is_dir() and not item.is_symlink():
+                        shutil.rmtree(item, ignore_errors=True)
+                    else:
+                        item.unlink(missing_ok=True)
+    STATE_FILE.unlink(missing_ok=True)
+    if not quiet:
+        log(f"killed {killed} guest(s); namespace {ns} removed")
+
+
+def cmd_down(args):
+    need_root()
+    t0 = time.monotonic()
+    topo = load_topology()
+    users = users_in_namespace((read_state() or {}).get("namespace") or topo["namespace"])
+    if users and not args.force:
+        die("the lab is in use by these processes (lab/labctl down --force kills them):\n"
+            + "\n".join(f"  {pid} {cmd}" for pid, cmd in users))
+    teardown(topo)
+    print(f"lab down in {time.monotonic() - t0:.1f}s")
+
+
+# --------------------------------------------------------------------------- status / wait
+
+def cmd_status(args):
+    need_root()
+    topo = load_topology()
+    state = read_state()
+    ns = (state or {}).get("namespace") or topo["namespace"]
+    ns_up = harness._netns_exists(ns)
+    print(f"namespace {ns}: {'present' if ns_up else 'absent'}; state "
+          f"{'present' if state is not None else 'absent'} ({STATE_FILE})")
+    if state and state.get("image"):
+        print(f"image {state['image']}")
+    rows = []
+    with concurrent.futures.ThreadPoolExecutor(len(topo["hosts"])) as ex:
+        futs = {}
+        for h in topo["hosts"]:
+            alive = guest_alive(state, h["name"])
+            futs[h["name"]] = (h, alive, ex.submit(ssh_ok, ns, h["mgmt_ip"], 2)
+                               if alive and ns_up else None)
+        for name, (h, alive, fut) in futs.items():
+            ssh = fut.result() if fut else False
+            pid = (state or {}).get("hosts", {}).get(name, {}).get("pid", "-")
+            rows.append((name, h["mgmt_ip"], str(pid) if alive else "-",
+                         "running" if alive else "stopped", "ok" if ssh else "-"))
+    print(f"{'host':<12} {'mgmt':<11} {'pid':>8}  {'guest':<8} ssh")
+    for r in rows:
+        print(f"{r[0]:<12} {r[1]:<11} {r[2]:>8}  {r[3]:<8} {r[4]}")
+    stray = lab_uml_pids()
+    if stray and not state:
+        print(f"stray lab processes without state: {stray} (lab/labctl down)")
+    all_ok = all(r[4] == "ok" for r in rows)
+    none = not ns_up and not any(r[3] == "running" for r in rows)
+    return 0 if all_ok else (3 if none else 1)
+
+
+def cmd_wait(args):
+    need_root()
+    topo = load_topology()
+    state = read_state()
+    if state is None or not harness._netns_exists(topo["namespace"]):
+        die("lab is not up (lab/labctl up)")
+    t0 = time.monotonic()
+    if not wait_ssh(topo, state, args.timeout):
+        die("not every host answers SSH")
+    print(f"all hosts answer SSH ({time.monotonic() - t0:.1f}s)")
+
+
+# --------------------------------------------------------------------------- ssh / run
+
+def lab_env():
+    env = dict(os.environ)
+    venv_bin = REPO / ".venv" / "bin"
+    if venv_bin.is_dir():
+        env["PATH"] = f"{venv_bin}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+        env.setdefault("VIRTUAL_ENV", str(REPO / ".venv"))
+    if (REPO / "ansible.cfg").exists():
+        env.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
+    env["LOGFWDR_LAB_KEY"] = str(KEY)
+    env["LOGFWDR_LAB_NAMESPACE"] = load_topology()["namespace"]
+    return env
+
+
+def cmd_ssh(args):
+    need_root()
+    topo = load_topology()
+    h = host_by_name(topo, args.host)
+    if not harness._netns_exists(topo["namespace"]):
+        die("lab is not up (lab/labctl up)")
+    argv = ["ip", "netns", "exec", topo["namespace"], *ssh_argv(h["mgmt_ip"]), *args.cmd]
+    os.execvp(argv[0], argv)
+
+
+def cmd_run(args):
+    need_root()
+    topo = load_topology()
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        die("usage: lab/labctl run -- CMD [ARGS...]")
+    if not harness._netns_exists(topo["namespace"]):
+        die("lab is not up (lab/labctl up)")
+    argv = ["ip", "netns", "exec", topo["namespace"], *cmd]
+    os.execvpe(argv[0], argv, lab_env())
+
+
+# --------------------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(prog="lab/labctl", description=__doc__.split("\n\n", maxsplit=1)[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("up", help="build/reuse the image, boot all hosts, wait for SSH")
+    p.add_argument("--timeout", type=float, default=180, help="seconds to wait for SSH")
+    p.set_defaults(func=cmd_up)
+    p = sub.add_parser("down", help="kill guests, remove namespace/taps/COW files")
+    p.add_argument("--force", action="store_true",
+                   help="also kill other processes still running inside the namespace")
+    p.set_defaults(func=cmd_down)
+    p = sub.add_parser("status", help="show namespace, guests, SSH (rc 0 all ok, 1 partial, 3 down)")
+    p.set_defaults(func=cmd_status)
+    p = sub.add_parser("wait", help="wait until every host answers SSH")
+    p.add_argument("--timeout", type=float, default=180)
+    p.set_defaults(func=cmd_wait)
+    p = sub.add_parser("ssh", help="ssh to HOST as root from inside the lab namespace")
+    p.add_argument("host")
+    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_ssh)
+    p = sub.add_parser("run", help="run CMD inside the lab namespace (.venv/bin on PATH)")
+    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_run)
+    args = ap.parse_args()
+    try:
+        rc = args.func(args)
+    except HarnessError as e:
+        die(str(e))
+    sys.exit(rc or 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Print what each lab collector received, from the summary written by lab/playbooks/collect.yml.
+
+    python3 lab/report.py .build/lab-endpoints/summary.json
+
+One table per collector: protocol, messages received (syslog messages, traps, flow records,
+sFlow datagrams), source addresses seen (the UDP source, i.e. the exporter when the replicator
+kept it), and details (ports for syslog/traps, export versions for NetFlow/IPFIX, flow samples
+and agent address for sFlow; how many messages carry this run's id).
+"""
+
+import json
+import sys
+
+ORDER = ["syslog", "snmptrap", "netflow", "ipfix", "sflow"]
+
+
+def details(proto, entry, run_id):
+    parts = []
+    if entry.get("ports"):
+        parts.append("port " + ",".join(str(p) for p in entry["ports"]))
+    if "run_messages" in entry:
+        parts.append("%d with run id %s" % (entry["run_messages"], run_id))
+    if entry.get("versions"):
+        parts.append("version " + ",".join(str(v) for v in entry["versions"]))
+    if "packets" in entry:
+        parts.append("%d packets" % entry["packets"])
+    if proto == "sflow":
+        parts.append("%d samples" % entry.get("samples", 0))
+        parts.append("agent " + ",".join(entry.get("agents", [])))
+    return "; ".join(parts)
+
+
+def render(summary):
+    run_id = summary.get("run_id", "")
+    lines = ["run %s" % run_id]
+    header = ("protocol", "messages", "sources", "details")
+    for name in sorted(summary.get("collectors", {})):
+        protocols = summary["collectors"][name] or {}
+        rows = []
+        for proto in sorted(protocols, key=lambda p: (ORDER.index(p) if p in ORDER else 99, p)):
+            entry = protocols[proto]
+            rows.append((proto, str(entry.get("messages", 0)), ", ".join(entry.get("sources", [])),
+                         details(proto, entry, run_id)))
+        lines.append("")
+        lines.append(name)
+        if not rows:
+            lines.append("  (nothing received)")
+            continue
+        widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+        fmt = "  " + "  ".join("%%-%ds" % w for w in widths)
+        lines.append((fmt % header).rstrip())
+        lines.extend((fmt % row).rstrip() for row in rows)
+    return "\n".join(lines)
+
+
+def main(argv):
+    if len(argv) != 2:
+        sys.stderr.write("usage: %s SUMMARY.json\n" % argv[0])
+        return 2
+    with open(argv[1], encoding="utf-8") as f:
+        print(render(json.load(f)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
