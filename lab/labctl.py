@@ -360,20 +360,8 @@ def teardown(topo, quiet=False):
             except (ProcessLookupError, PermissionError):
                 pass
     # 2. any stray linux.uml process of this lab (crashed labctl, lost state file)
-    deadline = time.monotonic() + 10
-    while True:
-        stray = lab_uml_pids()
-        if not stray:
-            break
-        for pid in stray:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if time.monotonic() > deadline:
-            log(f"WARNING: processes still alive after SIGKILL: {stray}")
-            break
-        time.sleep(0.05)
+    if not harness.kill_until_gone(lab_uml_pids, timeout=10):
+        log(f"WARNING: processes still alive after SIGKILL: {lab_uml_pids()}")
     # 3. everything else living in the namespace (ssh ControlPersist masters, ...), then it
     if harness._netns_exists(ns):
         others = [p for p in harness._netns_pids(ns) if p != os.getpid()]

@@ -89,21 +89,26 @@ def _netns_pids(name):
     return [int(x) for x in p.stdout.split() if x.isdigit()]
 
 
-def _kill_netns_pids(name, timeout=5.0):
-    """SIGKILL every process living in network namespace ``name``; wait until gone."""
+def kill_until_gone(list_pids, timeout=5.0):
+    """SIGKILL the processes list_pids() returns until it returns none; False on timeout."""
     deadline = time.monotonic() + timeout
     while True:
-        pids = [p for p in _netns_pids(name) if p != os.getpid()]
+        pids = [p for p in list_pids() if p != os.getpid()]
         if not pids:
-            return
+            return True
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         if time.monotonic() > deadline:
-            return
+            return False
         time.sleep(0.05)
+
+
+def _kill_netns_pids(name, timeout=5.0):
+    """SIGKILL every process living in network namespace ``name``; wait until gone."""
+    kill_until_gone(lambda: _netns_pids(name), timeout)
 
 
 def _delete_netns(name):
