@@ -268,10 +268,6 @@ def police_burst_packets(rate, burst_ticks):
 
 # ---- netlink attribute framing (pyroute2 nla classes) --------------------
 
-class _tm(nla):
-    pass
-
-
 class act_gact(nla):
     nla_map = ((1, "TCA_GACT_TM", "cdata"),
                (2, "TCA_GACT_PARMS", "cdata"),

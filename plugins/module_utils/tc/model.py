@@ -57,7 +57,6 @@ KERNEL_NEEDS = {
     "u32": ("cls_u32", "CONFIG_NET_CLS_U32"),
     "mirred": ("act_mirred", "CONFIG_NET_ACT_MIRRED"),
     "skbmod": ("act_skbmod", "CONFIG_NET_ACT_SKBMOD"),
-    "nat": ("act_nat", "CONFIG_NET_ACT_NAT"),
     "pedit": ("act_pedit", "CONFIG_NET_ACT_PEDIT"),
     "csum": ("act_csum", "CONFIG_NET_ACT_CSUM"),
     "police": ("act_police", "CONFIG_NET_ACT_POLICE"),
