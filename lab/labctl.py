@@ -64,7 +64,7 @@ def load_topology(path=TOPOLOGY):
                 raise ValueError(f"{h['name']}: NIC {i} must be vec{i}, not {nic['ifname']}")
             if nic["bridge"] not in bridges:
                 raise ValueError(f"{h['name']}: unknown bridge {nic['bridge']}")
-            tap = tap_name(h["name"], i)
+            tap = tap_name(h, i)
             if len(tap) > 15 or tap in taps:
                 raise ValueError(f"bad/duplicate tap name {tap}")
             taps.add(tap)
@@ -73,6 +73,10 @@ def load_topology(path=TOPOLOGY):
 
 def tap_name(host, nic):
     """replicator1, 2 -> rep1n2 (host side tap of the guest's vec2)."""
+    if isinstance(host, dict):
+        if host.get("tap_prefix"):
+            return f"{host['tap_prefix']}n{nic}"
+        host = host["name"]
     digits = "".join(c for c in host if c.isdigit())
     letters = "".join(c for c in host if not c.isdigit())
     return f"{letters[:3]}{digits}n{nic}"
@@ -200,12 +204,13 @@ def guest_argv(topo, host, image, hostdir):
     name = host["name"]
     net = ",".join(f"{n['ifname']}={n['address']}" for n in host["nics"] if n.get("address"))
     sysctl = ",".join(f"{k}={v}" for k, v in host.get("sysctl", {}).items())
+    rename = ",".join(f"{n['ifname']}={n['name']}" for n in host["nics"] if n.get("name"))
     machine_id = hashlib.md5(f"logfwdr-lab:{name}".encode()).hexdigest()
     # gro=1: 64 KiB receive buffers.  The tap is opened with TSO offload on, so the host
     # (and other guests) hand it TCP segments larger than the MTU; with the default
     # MTU-sized buffers those are truncated ("Incoming GSO frames and GRO disabled"),
     # and a TCP stream into the guest stalls for ever (seen with Ansible pipelining).
-    nics = [f"{n['ifname']}:transport=tap,ifname={tap_name(name, i)},mac={n['mac']},gro=1"
+    nics = [f"{n['ifname']}:transport=tap,ifname={tap_name(host, i)},mac={n['mac']},gro=1"
             for i, n in enumerate(host["nics"])]
     return [
         harness._kernel(), f"mem={mem}", f"umid=lflab-{name}", f"uml_dir={hostdir}",
@@ -213,6 +218,7 @@ def guest_argv(topo, host, image, hostdir):
         f"lf.name={name}", f"lf.share={hostdir / 'share'}",
         *([f"lf.net={net}"] if net else []),
         *([f"lf.sysctl={sysctl}"] if sysctl else []),
+        *([f"lf.rename={rename}"] if rename else []),
         f"systemd.machine_id={machine_id}",
         *nics,
         "con=null", "con0=null,fd:1", "ssl=null",
@@ -255,12 +261,13 @@ def cmd_up(args):
         for br in topo["bridges"]:
             cmds.append(f"link add {br['name']} type bridge stp_state 0 forward_delay 0 "
                         "mcast_snooping 0")
-            if br.get("address"):
-                cmds.append(f"addr add {br['address']} dev {br['name']}")
+            addresses = br.get("address") or []
+            for address in [addresses] if isinstance(addresses, str) else addresses:
+                cmds.append(f"addr add {address} dev {br['name']}")
             cmds.append(f"link set {br['name']} up")
         for h in topo["hosts"]:
             for i, nic in enumerate(h["nics"]):
-                tap = tap_name(h["name"], i)
+                tap = tap_name(h, i)
                 cmds.append(f"tuntap add dev {tap} mode tap")
                 cmds.append(f"link set {tap} master {nic['bridge']} up")
         ip_batch(ns, cmds)

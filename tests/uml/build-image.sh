@@ -199,6 +199,8 @@ cat >"$ROOT/usr/local/sbin/lf-identity" <<'LFID'
 #                                      ssh_host_ed25519_key{,.pub} -> /etc/ssh/
 #   lf.sysctl=key=val,key=val          /etc/sysctl.d/90-lf-identity.conf (read later by
 #                                      systemd-sysctl and udev for each new interface)
+#   lf.rename=vec1=eno1,...            renames NICs (before udev and networkd see them), so a
+#                                      lab host can carry a real inventory's interface names
 # Generates an SSH host key if none was given.  Forks are slow under UML: builtins only,
 # apart from mount (and ssh-keygen as a fallback).
 set -u
@@ -209,10 +211,11 @@ copy() {  # copy SRC DST (builtins only)
     IFS= read -r -d '' data <"$1" || true
     printf '%s' "$data" >"$2"
 }
-name= net= share= sysctls=
+name= net= share= sysctls= renames=
 read -r -a args </proc/cmdline
 for arg in "${args[@]}"; do
     case "$arg" in
+        lf.rename=*) renames=${arg#lf.rename=} ;;
         lf.name=*)   name=${arg#lf.name=} ;;
         lf.net=*)    net=${arg#lf.net=} ;;
         lf.share=*)  share=${arg#lf.share=} ;;
@@ -224,6 +227,12 @@ if [ -n "$name" ]; then
     echo "$name" >/etc/hostname
     printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
         "$name" >/etc/hosts
+fi
+if [ -n "$renames" ]; then
+    IFS=, read -r -a pairs <<<"$renames"
+    for item in "${pairs[@]}"; do
+        ip link set dev "${item%%=*}" name "${item#*=}" || echo "lf-identity: cannot rename $item" >&2
+    done
 fi
 if [ -n "$net" ]; then
     IFS=, read -r -a nets <<<"$net"
@@ -262,7 +271,7 @@ cat >"$ROOT/etc/systemd/system/lf-identity.service" <<'UNIT'
 [Unit]
 Description=logfwdr lab identity (hostname, addresses, share, SSH keys) from /proc/cmdline
 DefaultDependencies=no
-Before=sysinit.target systemd-sysctl.service systemd-networkd.service ssh.service shutdown.target
+Before=sysinit.target systemd-sysctl.service systemd-udev-trigger.service systemd-networkd.service ssh.service shutdown.target
 Conflicts=shutdown.target
 
 [Service]
