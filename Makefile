@@ -9,6 +9,12 @@ PY_OLD := $(CURDIR)/$(VENV_OLD)/bin/python
 COLL := $(CURDIR)/.build/collections
 COLL_LINK := $(COLL)/ansible_collections/netops/logfwdr
 APT_PACKAGES := iproute2 tcpdump strace socat user-mode-linux debootstrap e2fsprogs openssh-client
+# Daemons the tests need installed but never running here (keepalived -t checks the role's keepalived.conf): a
+# policy-rc.d denies their start during the install and is removed after it, unless one was there before.
+APT_NOSTART_PACKAGES += keepalived
+# rsyslogd -N1 checks the syslog bridge's configuration; the bridge's tests run their own rsyslogd (TLS: gnutls)
+APT_NOSTART_PACKAGES += rsyslog rsyslog-gnutls
+POLICY_RC_D ?= /usr/sbin/policy-rc.d
 
 .PHONY: deps venv collection test unit integration uml sanity lint molecule demo bench clean
 
@@ -16,6 +22,15 @@ deps: ## system packages and the pinned Python environments
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	fi
+	@if [ "$$(id -u)" = 0 ]; then \
+	  missing=$$(for p in $(APT_NOSTART_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    if [ ! -e $(POLICY_RC_D) ]; then \
+	      trap 'rm -f $(POLICY_RC_D)' EXIT; printf '#!/bin/sh\nexit 101\n' > $(POLICY_RC_D); chmod +x $(POLICY_RC_D); \
+	    fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  fi; \
 	fi
 	$(MAKE) venv
 

@@ -30,11 +30,16 @@ options:
         (protocol to the port the collector listens on), C(sources) (allow-list of exporter prefixes, for
         every protocol, or a dict of lists per protocol),
         C(rate_limit) and C(burst) (packets per second), C(ingress) (only these ingress interfaces).
+      - C(syslog_format) (C(rfc5424), the default, or C(rfc3164)) is the format in which a forward collector that
+        receives syslog gets the messages of the TCP syslog bridge (P(netops.logfwdr.syslog_bridge_targets#filter));
+        the tc rules ignore it.
     type: list
     elements: dict
     required: true
   ingress_interfaces:
-    description: The ingress interfaces (C(logfwdr_ingress_interfaces)), each with C(name) and C(address).
+    description:
+      - The ingress interfaces (C(logfwdr_ingress_interfaces)), each with C(name) and C(address), optionally
+        C(virtual_address) and C(virtual_router_id) (VRRP, see O(vrrp)).
     type: list
     elements: dict
     required: true
@@ -48,6 +53,12 @@ options:
         subnet or behind one of its routes, and mirror collectors must use an egress interface.
     type: list
     elements: dict
+  vrrp:
+    description:
+      - C(logfwdr_vrrp). When true, every ingress interface needs C(virtual_address) (in the subnet of its
+        C(address)) and C(virtual_router_id) (1-255, unique per host).
+    type: bool
+    default: false
 requirements:
   - jmespath on the Ansible controller
 author:
@@ -93,8 +104,11 @@ from ansible_collections.netops.logfwdr.plugins.filter.json_query import json_qu
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc.model import NAME_MAX
 
 COLLECTOR_FIELDS = ("name", "mode", "address", "device", "protocols", "ports", "sources", "rate_limit", "burst",
-                    "ingress")
-INGRESS_FIELDS = ("name", "address", "mtu")
+                    "ingress", "syslog_format")
+# syslog_format: how the TCP syslog bridge (plugins/filter/syslog_bridge.py) sends syslog to the collector
+SYSLOG_FORMATS = {"rfc5424": "RFC 5424 with the original HOSTNAME and the sender in [origin ip=...]",
+                  "rfc3164": "RFC 3164 with the sender's address as HOSTNAME"}
+INGRESS_FIELDS = ("name", "address", "mtu", "virtual_address", "virtual_router_id")
 EGRESS_FIELDS = ("name", "address", "mtu", "routes")
 ROUTE_FIELDS = ("to", "via")
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # IFNAMSIZ - 1, and safe in file names
@@ -176,9 +190,64 @@ def _interface(where, item, known, problems, seen):
     return name, iface
 
 
-def _validate_interfaces(ingress_interfaces, egress_interfaces, problems):
+def _validate_virtual(where, item, iface, vrrp, problems, vrrp_seen):
+    """An ingress interface's VRRP fields: the address exporters send to and the virtual router id."""
+    address, vrid = item.get("virtual_address"), item.get("virtual_router_id")
+    if vrrp and address is None:
+        problems.add(where + ".virtual_address", "required with logfwdr_vrrp: true: the address the exporters send "
+                                                 "to, which moves between the replicators, like 10.10.1.1/24 (in "
+                                                 "the subnet of address, not the address itself)")
+    if vrrp and vrid is None:
+        problems.add(where + ".virtual_router_id", "required with logfwdr_vrrp: true: 1-255, the same on both "
+                                                   "replicators, unique per interface and unused by other VRRP "
+                                                   "routers on the segment")
+    if address is not None:
+        try:
+            if "/" not in str(address):
+                raise ValueError("no prefix length")
+            virtual = ipaddress.IPv4Interface(str(address))
+        except ValueError as exc:
+            problems.add(where + ".virtual_address", "%r is not an IPv4 address with prefix length, like 10.10.1.1/24 "
+                                                     "(%s)" % (address, exc))
+            virtual = None
+        if virtual is not None and iface is not None:
+            if virtual.ip == iface.ip:
+                problems.add(where + ".virtual_address", "%s is this replicator's own address; use a free address "
+                                                         "of %s that both replicators share" % (virtual.ip, iface.network))
+            elif virtual.ip not in iface.network or virtual.network.prefixlen != iface.network.prefixlen:
+                problems.add(where + ".virtual_address", "%s is not in the subnet of address %s; use a free address "
+                                                         "of %s with the same prefix length, like %s/%d"
+                             % (address, iface, iface.network, next(iface.network.hosts()),
+                                iface.network.prefixlen))
+            elif iface.network.prefixlen < 31 and virtual.ip in (iface.network.network_address,
+                                                                 iface.network.broadcast_address):
+                problems.add(where + ".virtual_address", "%s is the network or broadcast address of %s; use a free "
+                                                         "host address" % (virtual.ip, iface.network))
+            elif str(virtual.ip) in vrrp_seen["addresses"]:
+                problems.add(where + ".virtual_address", "%s is already the virtual address of %s"
+                             % (virtual.ip, vrrp_seen["addresses"][str(virtual.ip)]))
+            else:
+                vrrp_seen["addresses"][str(virtual.ip)] = where
+    if vrid is not None:
+        number = _count(vrid)
+        if number is None or number > 255:
+            problems.add(where + ".virtual_router_id", "%r; use a number from 1 to 255 (the same on both replicators)"
+                         % (vrid,))
+        elif number in vrrp_seen["vrids"]:
+            problems.add(where + ".virtual_router_id", "%d is already used by %s; every ingress interface needs its "
+                                                       "own virtual router id" % (number, vrrp_seen["vrids"][number]))
+        else:
+            vrrp_seen["vrids"][number] = where
+    if not vrrp and (address is None) != (vrid is None):
+        missing = "virtual_router_id" if vrid is None else "virtual_address"
+        problems.add(where + "." + missing, "set both virtual_address and virtual_router_id (for logfwdr_vrrp), "
+                                            "or neither")
+
+
+def _validate_interfaces(ingress_interfaces, egress_interfaces, problems, vrrp=False):
     """Interface names, ingress subnets, and the prefixes reachable through the egress interfaces."""
     seen = {}
+    vrrp_seen = {"addresses": {}, "vrids": {}}
     ingress, ingress_nets, reach = [], [], []
     entries = _items(ingress_interfaces, "logfwdr_ingress_interfaces", problems)
     if isinstance(ingress_interfaces, list) and not ingress_interfaces:
@@ -188,6 +257,7 @@ def _validate_interfaces(ingress_interfaces, egress_interfaces, problems):
         name, iface = _interface(where, item, INGRESS_FIELDS, problems, seen)
         if item.get("address") is None:
             problems.add(where + ".address", "required: the replicator's address on this segment, like 10.10.1.2/24")
+        _validate_virtual(where, item, iface, vrrp, problems, vrrp_seen)
         if name:
             ingress.append(name)
         if iface:
@@ -363,6 +433,21 @@ def _validate_collector(i, raw, ctx, problems):
                              % (name, ", ".join(ctx["ingress"])))
             else:
                 c["ingress"].append(name)
+
+    # syslog_format: only for the TCP syslog bridge, which sends to forward collectors that receive syslog
+    fmt = raw.get("syslog_format")
+    c["syslog_format"] = fmt or "rfc5424"
+    if fmt is not None:
+        if not isinstance(fmt, str) or fmt not in SYSLOG_FORMATS:
+            problems.add(where + ".syslog_format", "%r; use %s" % (fmt, " or ".join(
+                "%s (%s)" % item for item in SYSLOG_FORMATS.items())))
+        elif mode == "mirror":
+            problems.add(where + ".syslog_format", "a mirror collector gets no copies from the syslog bridge; remove "
+                                                   "syslog_format or use mode: forward")
+        elif ctx["protocols"].get("syslog", 514) not in c["ports"]:
+            problems.add(where + ".syslog_format", "only for a collector that receives syslog (port %d); add syslog "
+                                                   "to protocols or remove syslog_format"
+                         % ctx["protocols"].get("syslog", 514))
     return c if len(problems) == start else None
 
 
@@ -441,11 +526,12 @@ def _check_same_target(collectors, ports):
         raise AnsibleFilterError("invalid replication inventory, nothing was changed:\n- " + "\n- ".join(problems))
 
 
-def replication_devices(collectors, ingress_interfaces, protocols, egress_interfaces=None):
+def replication_devices(collectors, ingress_interfaces, protocols, egress_interfaces=None, vrrp=False):
     collectors, ingress_interfaces, protocols, egress_interfaces = (
         plain(collectors), plain(ingress_interfaces), plain(protocols), plain(egress_interfaces))
     problems = Problems()
-    ingress, ingress_nets, egress, reach = _validate_interfaces(ingress_interfaces, egress_interfaces, problems)
+    ingress, ingress_nets, egress, reach = _validate_interfaces(ingress_interfaces, egress_interfaces, problems,
+                                                                vrrp=bool(vrrp))
     ctx = {"protocols": _validate_protocols(protocols, problems), "ingress": ingress, "ingress_nets": ingress_nets,
            "egress": egress, "reach": reach, "names": {}}
     valid = [_validate_collector(i, raw, ctx, problems)

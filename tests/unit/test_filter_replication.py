@@ -312,7 +312,8 @@ def test_lab_inventory_gives_a_valid_tc_mirror_state():
     devices, resolved = tc_mirror_accepts(variables)
     vec1, vec2 = ports_of(devices, "vec1"), ports_of(devices, "vec2")
     assert [(d["name"], d.get("port"), d.get("sources")) for d in vec1[514]] == [
-        ("collector1", None, None), ("collector2", 1514, None), ("collector4", None, ["10.10.2.0/24"])]
+        ("collector1", None, None), ("collector2", 1514, None), ("collector3", None, None),
+        ("collector4", None, ["10.10.2.0/24"])]
     assert [d["name"] for d in vec1[6343]] == ["collector4"] and "sources" not in vec1[6343][0]
     assert vec1 == vec2
     assert sorted(vec1) == [162, 514, 2055, 4739, 6343]

@@ -1,0 +1,224 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, logfwdr developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+name: syslog_bridge_inputs
+short_description: Check the TCP syslog bridge's settings and build its listeners and sender allow-list
+version_added: "0.2.0"
+description:
+  - Takes the role's C(logfwdr_syslog_bridge_*) settings (a dict keyed by the variable names) and returns what the
+    bridge's rsyslog configuration needs - the TCP listeners (plain, and TLS when C(logfwdr_syslog_bridge_tls) is
+    on), the senders allowed to connect, the per-collector queue size and the counters interval.
+  - An empty C(logfwdr_syslog_bridge_allowed_senders) allows the subnets of the ingress interfaces (from their
+    C(address)).
+  - Fails with every problem found, each naming the variable and saying how to fix it.
+positional: ingress_interfaces
+options:
+  _input:
+    description:
+      - The settings, keyed by variable name - C(logfwdr_syslog_bridge_port), C(logfwdr_syslog_bridge_allowed_senders),
+        C(logfwdr_syslog_bridge_tls), C(logfwdr_syslog_bridge_tls_port), C(logfwdr_syslog_bridge_tls_ca_file),
+        C(logfwdr_syslog_bridge_tls_cert_file), C(logfwdr_syslog_bridge_tls_key_file),
+        C(logfwdr_syslog_bridge_tls_auth_mode), C(logfwdr_syslog_bridge_tls_permitted_peers),
+        C(logfwdr_syslog_bridge_queue_size), C(logfwdr_syslog_bridge_stats_interval). Missing keys take the role's
+        defaults.
+    type: dict
+    required: true
+  ingress_interfaces:
+    description: The ingress interfaces (C(logfwdr_ingress_interfaces)); their subnets are the default allow-list.
+    type: list
+    elements: dict
+    required: true
+author:
+  - logfwdr developers
+"""
+
+EXAMPLES = r"""
+- name: Check the bridge's settings and build its listeners
+  ansible.builtin.set_fact:
+    bridge_inputs: >-
+      {{ {'logfwdr_syslog_bridge_port': 514, 'logfwdr_syslog_bridge_tls': true,
+          'logfwdr_syslog_bridge_tls_cert_file': '/etc/ssl/bridge.pem',
+          'logfwdr_syslog_bridge_tls_key_file': '/etc/ssl/private/bridge.key'}
+         | netops.logfwdr.syslog_bridge_inputs(logfwdr_ingress_interfaces) }}
+
+# result (ingress interfaces 10.10.1.2/24 and 10.10.2.2/24):
+#   allowed_senders: [10.10.1.0/24, 10.10.2.0/24]
+#   inputs:
+#     - {port: 514, tls: false}
+#     - {port: 6514, tls: true, auth_mode: anon, ca_file: '', cert_file: /etc/ssl/bridge.pem,
+#        key_file: /etc/ssl/private/bridge.key, permitted_peers: []}
+#   tls_files:
+#     - {variable: logfwdr_syslog_bridge_tls_cert_file, path: /etc/ssl/bridge.pem}
+#     - {variable: logfwdr_syslog_bridge_tls_key_file, path: /etc/ssl/private/bridge.key}
+#   queue_size: 50000
+#   stats_interval: 10
+"""
+
+RETURN = r"""
+_value:
+  description:
+    - C(allowed_senders) (IPv4 prefixes), C(inputs) (one per TCP listener - C(port), C(tls), and with TLS
+      C(auth_mode), C(ca_file), C(cert_file), C(key_file), C(permitted_peers)), C(tls_files) (the TLS files that
+      must exist on the replicator, each with its C(variable) and C(path)), C(queue_size) and C(stats_interval).
+  type: dict
+"""
+
+import ipaddress
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
+
+PREFIX = "logfwdr_syslog_bridge_"
+DEFAULTS = {
+    "port": 514,
+    "allowed_senders": [],
+    "tls": False,
+    "tls_port": 6514,
+    "tls_ca_file": "",
+    "tls_cert_file": "",
+    "tls_key_file": "",
+    "tls_auth_mode": "anon",
+    "tls_permitted_peers": [],
+    "queue_size": 50000,
+    "stats_interval": 10,
+}
+AUTH_MODES = {
+    "anon": "encryption only, any client",
+    "x509/certvalid": "clients need a certificate signed by the CA",
+    "x509/name": "clients need a certificate signed by the CA whose name is in the permitted peers",
+}
+# a value rsyslog reads as one string, without quoting surprises
+UNSAFE = ('"', "\\", "\n", "\r", "\0")
+
+
+def _bool(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+        return value.lower() in ("true", "yes", "on", "1")
+    if isinstance(value, int):
+        return bool(value)
+    return None
+
+
+def _number(value, low, high):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and low <= value <= high else None
+
+
+def syslog_bridge_inputs(settings, ingress_interfaces):
+    settings, ingress_interfaces = plain(settings), plain(ingress_interfaces)
+    if not isinstance(settings, dict):
+        raise AnsibleFilterError("syslog_bridge_inputs: the settings must be a dict keyed by variable name")
+    unknown = sorted(k for k in settings if not (k.startswith(PREFIX) and k[len(PREFIX):] in DEFAULTS))
+    if unknown:
+        raise AnsibleFilterError("syslog_bridge_inputs: unknown settings %s" % ", ".join(unknown))
+    s = dict(DEFAULTS)
+    s.update((k[len(PREFIX):], v) for k, v in settings.items())
+    problems = []
+
+    def bad(field, text):
+        problems.append("%s%s: %s" % (PREFIX, field, text))
+
+    port = _number(s["port"], 1, 65535)
+    if port is None:
+        bad("port", "%r is not a TCP port; use 1-65535 (514 is syslog's)" % (s["port"],))
+
+    allowed = s["allowed_senders"]
+    senders = []
+    if not isinstance(allowed, list):
+        bad("allowed_senders", "must be a list of IPv4 prefixes, like [10.10.1.0/24], or [] for the ingress subnets")
+        allowed = []
+    for i, prefix in enumerate(allowed):
+        try:
+            net = ipaddress.IPv4Network(str(prefix), strict=True)
+        except ValueError as exc:
+            problems.append("%sallowed_senders[%d]: %r is not an IPv4 prefix like 10.10.1.0/24 or an address (%s)"
+                            % (PREFIX, i, prefix, exc))
+            continue
+        if str(net) not in senders:
+            senders.append(str(net))
+    if not allowed:
+        for item in ingress_interfaces or []:
+            try:
+                net = str(ipaddress.IPv4Interface(str(item.get("address"))).network)
+            except (AttributeError, ValueError):
+                continue  # replication_devices names the bad address
+            if net not in senders:
+                senders.append(net)
+        if not senders:
+            bad("allowed_senders", "empty, and no ingress interface has an address to take the subnet of; list the "
+                                   "senders' prefixes")
+
+    for field in ("queue_size", "stats_interval"):
+        if _number(s[field], 1, 2 ** 31 - 1) is None:
+            bad(field, "%r; use a whole number above 0" % (s[field],))
+
+    inputs = [{"port": port, "tls": False}]
+    tls_files = []
+    tls = _bool(s["tls"])
+    if tls is None:
+        bad("tls", "%r; use true or false" % (s["tls"],))
+    if tls:
+        tls_port = _number(s["tls_port"], 1, 65535)
+        if tls_port is None:
+            bad("tls_port", "%r is not a TCP port; use 1-65535 (6514 is syslog over TLS)" % (s["tls_port"],))
+        elif tls_port == port:
+            bad("tls_port", "%d is also logfwdr_syslog_bridge_port; the plain and the TLS listener need their own "
+                            "ports (6514 is syslog over TLS)" % tls_port)
+        mode = s["tls_auth_mode"]
+        if mode not in AUTH_MODES:
+            bad("tls_auth_mode", "%r; use %s" % (mode, ", ".join("%s (%s)" % item for item in AUTH_MODES.items())))
+        for kind in ("ca", "cert", "key"):
+            field = "tls_%s_file" % kind
+            path = s[field]
+            if path in (None, ""):
+                if kind != "ca":
+                    bad(field, "required with logfwdr_syslog_bridge_tls: true: the path on the replicator of the "
+                               "bridge's %s (PEM)" % ("certificate" if kind == "cert" else "private key"))
+                elif mode in AUTH_MODES and mode != "anon":
+                    bad(field, "required with logfwdr_syslog_bridge_tls_auth_mode: %s: the path on the replicator of "
+                               "the CA certificate (PEM) that signed the senders' certificates" % mode)
+            elif not isinstance(path, str) or not path.startswith("/") or any(ch in path for ch in UNSAFE):
+                bad(field, "%r; use an absolute path without quotes or backslashes" % (path,))
+            else:
+                tls_files.append({"variable": PREFIX + field, "path": path})
+        peers = s["tls_permitted_peers"]
+        if not isinstance(peers, list):
+            bad("tls_permitted_peers", "must be a list of certificate names, like [router1.example.net]")
+            peers = []
+        for i, peer in enumerate(peers):
+            if not isinstance(peer, str) or not peer or any(ch in peer for ch in UNSAFE):
+                problems.append("%stls_permitted_peers[%d]: %r; use a certificate name (CN or DNS SAN) without "
+                                "quotes or backslashes" % (PREFIX, i, peer))
+        if mode == "x509/name" and not peers:
+            bad("tls_permitted_peers", "required with logfwdr_syslog_bridge_tls_auth_mode: x509/name: the names "
+                                       "(CN or DNS SAN) of the senders' certificates, like [router1.example.net]; "
+                                       "wildcards like *.example.net work")
+        elif mode in ("anon", "x509/certvalid") and peers:
+            bad("tls_permitted_peers", "only used with logfwdr_syslog_bridge_tls_auth_mode: x509/name; remove it "
+                                       "or use x509/name")
+        inputs.append({"port": tls_port, "tls": True, "auth_mode": mode, "ca_file": s["tls_ca_file"] or "",
+                       "cert_file": s["tls_cert_file"], "key_file": s["tls_key_file"], "permitted_peers": peers})
+
+    if problems:
+        raise AnsibleFilterError("invalid syslog bridge settings, nothing was changed:\n- " + "\n- ".join(problems))
+    return {"allowed_senders": senders, "inputs": inputs, "tls_files": tls_files,
+            "queue_size": _number(s["queue_size"], 1, 2 ** 31 - 1),
+            "stats_interval": _number(s["stats_interval"], 1, 2 ** 31 - 1)}
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"syslog_bridge_inputs": syslog_bridge_inputs}

@@ -1,0 +1,166 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, logfwdr developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+name: syslog_bridge_targets
+short_description: The collectors the TCP syslog bridge sends each message to, from the collector inventory
+version_added: "0.2.0"
+description:
+  - Takes the same collector inventory as P(netops.logfwdr.replication_devices#filter) (C(logfwdr_collectors)) and
+    returns the destinations of the TCP-to-UDP syslog bridge (rsyslog) - every forward collector whose C(protocols)
+    include syslog (the name C(syslog) or its port, C(514) unless O(protocols) says otherwise), with the UDP port it
+    listens on for syslog (C(ports.syslog), else the syslog port), its C(syslog_format), and the senders whose
+    messages it gets.
+  - Mirror collectors (C(mode=mirror)) get no bridge copies - a TCP stream cannot be mirrored unchanged.
+  - A collector's C(sources) (a list, or a dict with a C(syslog) key) restricts the senders exactly as it restricts
+    the UDP syslog the tc rules copy. A collector's C(ingress) restricts them to senders on the subnets of those
+    ingress interfaces (TCP reaches the bridge on any interface, so the sender's address stands for the
+    interface); with both, a sender must match both.
+  - Checks the whole inventory first, with the same messages as P(netops.logfwdr.replication_devices#filter) (each
+    naming the variable, the index and the field), and fails with every problem found.
+positional: ingress_interfaces, protocols
+options:
+  _input:
+    description: The collectors (C(logfwdr_collectors)), as P(netops.logfwdr.replication_devices#filter) takes them.
+    type: list
+    elements: dict
+    required: true
+  ingress_interfaces:
+    description: The ingress interfaces (C(logfwdr_ingress_interfaces)), each with C(name) and C(address).
+    type: list
+    elements: dict
+    required: true
+  protocols:
+    description: Protocol names and their UDP ports (C(logfwdr_protocols)); C(syslog) is the syslog port (514 when absent).
+    type: dict
+    required: true
+  egress_interfaces:
+    description:
+      - The egress interfaces (C(logfwdr_egress_interfaces)). When given, forward collectors must be on an egress
+        subnet or behind one of its routes.
+    type: list
+    elements: dict
+author:
+  - logfwdr developers
+"""
+
+EXAMPLES = r"""
+- name: Build the syslog bridge's destinations
+  ansible.builtin.set_fact:
+    bridge_targets: >-
+      {{ logfwdr_collectors | netops.logfwdr.syslog_bridge_targets(logfwdr_ingress_interfaces, logfwdr_protocols,
+                                                                   egress_interfaces=logfwdr_egress_interfaces) }}
+
+# collectors:                                result:
+#   - name: siem                               - name: siem
+#     address: 10.20.1.31                        action: to-siem
+#     protocols: [syslog, snmptrap]              address: 10.20.1.31
+#     ports: {syslog: 1514}                      port: 1514
+#     syslog_format: rfc3164                     format: rfc3164
+#     sources: {syslog: [10.10.2.0/25]}          senders: [10.10.2.0/25]
+#   - name: ids                                  ranges: [[168428032, 168428159]]
+#     mode: mirror
+#     device: vec4
+#     protocols: [syslog]
+"""
+
+RETURN = r"""
+_value:
+  description:
+    - One entry per collector that gets the bridge's messages, in inventory order, each with C(name), C(action)
+      (C(to-<name>), the rsyslog action and queue name in the bridge's counters), C(address), C(port) (UDP),
+      C(format) (C(rfc5424) or C(rfc3164)), C(senders) (the IPv4 prefixes whose messages it gets, overlapping ones
+      merged; empty for every sender) and C(ranges) (the same prefixes as C([first, last]) address numbers, as
+      rsyslog's C(ip42num()) computes them).
+  type: list
+  elements: dict
+"""
+
+import ipaddress
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
+from ansible_collections.netops.logfwdr.plugins.filter.replication_devices import (
+    Problems, _check_same_target, _items, _validate_collector, _validate_interfaces, _validate_protocols)
+
+SYSLOG_PORT = 514  # when logfwdr_protocols has no syslog entry
+
+
+def _intersect(left, right):
+    """The addresses in both prefix lists (two prefixes are nested or disjoint: keep the smaller)."""
+    out = []
+    for a in left:
+        for b in right:
+            if a.overlaps(b):
+                out.append(a if a.prefixlen >= b.prefixlen else b)
+    return out
+
+
+def _ingress_nets(ingress_interfaces):
+    out = {}
+    for item in ingress_interfaces or []:
+        if isinstance(item, dict) and item.get("name") is not None:
+            try:
+                out[item["name"]] = ipaddress.IPv4Interface(str(item.get("address"))).network
+            except ValueError:
+                pass  # reported by _validate_interfaces
+    return out
+
+
+def syslog_bridge_targets(collectors, ingress_interfaces, protocols, egress_interfaces=None):
+    collectors, ingress_interfaces, protocols, egress_interfaces = (
+        plain(collectors), plain(ingress_interfaces), plain(protocols), plain(egress_interfaces))
+    problems = Problems()
+    ingress, ingress_nets, egress, reach = _validate_interfaces(ingress_interfaces, egress_interfaces, problems)
+    ctx = {"protocols": _validate_protocols(protocols, problems), "ingress": ingress, "ingress_nets": ingress_nets,
+           "egress": egress, "reach": reach, "names": {}}
+    valid = [_validate_collector(i, raw, ctx, problems)
+             for i, raw in _items(collectors, "logfwdr_collectors", problems)]
+    if collectors is None:
+        problems.add("logfwdr_collectors", "must be a list (empty for no replication)")
+    if problems:
+        raise AnsibleFilterError("invalid replication inventory, nothing was changed:\n- " + "\n- ".join(problems))
+    valid = [c for c in valid if c is not None]
+    syslog = ctx["protocols"].get("syslog", SYSLOG_PORT)
+    _check_same_target(valid, [syslog])
+
+    by_name = _ingress_nets(ingress_interfaces)
+    everywhere = [ipaddress.IPv4Network("0.0.0.0/0")]
+    targets = []
+    for c in valid:
+        if c["mode"] != "forward" or syslog not in c["ports"]:
+            continue
+        allowed = everywhere
+        if c["sources"].get(syslog):
+            allowed = [ipaddress.IPv4Network(s) for s in c["sources"][syslog]]
+        if set(c["ingress"]) != set(ingress):  # restricted to some ingress interfaces
+            allowed = _intersect(allowed, [by_name[n] for n in c["ingress"] if n in by_name])
+        nets = list(ipaddress.collapse_addresses(allowed))
+        if nets == everywhere:
+            nets = []
+        elif not nets:
+            nets = None  # sources and ingress exclude each other: this collector gets nothing
+        targets.append({
+            "name": c["name"],
+            "action": "to-" + c["name"],
+            "address": c["address"],
+            "port": c["rewrite"].get(syslog, syslog),
+            "format": c["syslog_format"],
+            "senders": [str(n) for n in nets or []],
+            "ranges": [[int(n.network_address), int(n.broadcast_address)] for n in nets or []],
+        })
+        if nets is None:
+            targets.pop()
+    return targets
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"syslog_bridge_targets": syslog_bridge_targets}

@@ -1,0 +1,299 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, logfwdr developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+name: vrrp_instances
+short_description: Check the role's VRRP settings and build the keepalived configuration data
+version_added: "0.2.0"
+description:
+  - Takes the ingress interfaces (with C(virtual_address) and C(virtual_router_id)), the egress interfaces and the
+    role's C(logfwdr_vrrp_*) variables, checks them together and returns what the role's keepalived.conf template
+    renders - one VRRP instance per ingress interface.
+  - Fails with every problem found, each naming the variable (and the list index and field) and saying how to fix
+    it, before anything on a host is changed.
+  - The peers (the other replicators) are checked too when their variables are known - the same virtual address
+    and virtual router id on every interface, and, with unicast, the peer's own address on the same-named
+    interface, which becomes C(unicast_peer).
+positional: egress_interfaces, settings
+options:
+  _input:
+    description: The ingress interfaces (C(logfwdr_ingress_interfaces)), already checked by
+      P(netops.logfwdr.replication_devices#filter) with O(netops.logfwdr.replication_devices#filter:vrrp=true).
+    type: list
+    elements: dict
+    required: true
+  egress_interfaces:
+    description: The egress interfaces (C(logfwdr_egress_interfaces)); every instance tracks them.
+    type: list
+    elements: dict
+    required: true
+  settings:
+    description:
+      - The role's VRRP variables by name - C(logfwdr_vrrp_priority), C(logfwdr_vrrp_version),
+        C(logfwdr_vrrp_advert_interval), C(logfwdr_vrrp_unicast), C(logfwdr_vrrp_auth_pass),
+        C(logfwdr_vrrp_preempt), C(logfwdr_vrrp_preempt_delay), C(logfwdr_vrrp_check_interval),
+        C(logfwdr_vrrp_check_fall), C(logfwdr_vrrp_check_rise), C(logfwdr_vrrp_garp_repeat),
+        C(logfwdr_vrrp_garp_delay).
+    type: dict
+    required: true
+  peers:
+    description: The other replicators' inventory names (C(logfwdr_vrrp_peers), or the rest of group C(replicators)).
+    type: list
+    elements: str
+  hostvars:
+    description: C(hostvars), to read each peer's C(logfwdr_ingress_interfaces).
+    type: raw
+author:
+  - logfwdr developers
+"""
+
+EXAMPLES = r"""
+- name: Check the VRRP settings
+  ansible.builtin.set_fact:
+    vrrp: >-
+      {{ logfwdr_ingress_interfaces | netops.logfwdr.vrrp_instances(
+           logfwdr_egress_interfaces, {'logfwdr_vrrp_priority': 150, 'logfwdr_vrrp_version': 3},
+           peers=['replicator2'], hostvars=hostvars) }}
+"""
+
+RETURN = r"""
+_value:
+  description:
+    - C(instances) (C(name), C(interface), C(virtual_router_id), C(virtual_address), C(track_interfaces), with
+      unicast C(unicast_src_ip) and C(unicast_peers)), and the checked settings C(priority), C(version),
+      C(advert_int) (text, as keepalived reads it), C(unicast), C(auth_pass), C(preempt), C(preempt_delay),
+      C(check_interval), C(check_fall), C(check_rise), C(garp_repeat), C(garp_delay), C(peers).
+  type: dict
+"""
+
+import ipaddress
+import re
+from decimal import Decimal, InvalidOperation
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
+
+DEFAULTS = {
+    "logfwdr_vrrp_priority": 100,
+    "logfwdr_vrrp_version": 3,
+    "logfwdr_vrrp_advert_interval": 0.2,
+    "logfwdr_vrrp_unicast": False,
+    "logfwdr_vrrp_auth_pass": "",
+    "logfwdr_vrrp_preempt": True,
+    "logfwdr_vrrp_preempt_delay": 30,
+    "logfwdr_vrrp_check_interval": 1,
+    "logfwdr_vrrp_check_fall": 2,
+    "logfwdr_vrrp_check_rise": 2,
+    "logfwdr_vrrp_garp_repeat": 5,
+    "logfwdr_vrrp_garp_delay": 1,
+}
+AUTH_RE = re.compile(r"^[A-Za-z0-9_.:@%+=-]{1,8}$")  # VRRPv2 simple text: 8 bytes; nothing keepalived would parse
+
+
+class Problems(list):
+    def add(self, where, text):
+        line = "%s: %s" % (where, text)
+        if line not in self:
+            self.append(line)
+
+
+def _int(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) else None
+
+
+def _bool(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("yes", "true", "on", "1", "no", "false", "off", "0"):
+        return value.lower() in ("yes", "true", "on", "1")
+    return None
+
+
+def _ranged(settings, name, low, high, problems, hint):
+    value = _int(settings[name])
+    if value is None or not low <= value <= high:
+        problems.add(name, "%r; %s" % (settings[name], hint))
+        return None
+    return value
+
+
+def _settings(raw, problems):
+    s = dict(DEFAULTS)
+    s.update(dict((k, v) for k, v in (raw or {}).items() if v is not None))
+    out = {}
+    out["priority"] = _ranged(s, "logfwdr_vrrp_priority", 1, 254, problems,
+                              "use 1-254, higher on the primary (e.g. 150) than on the backup (e.g. 100)")
+    version = _int(s["logfwdr_vrrp_version"])
+    if version not in (2, 3):
+        problems.add("logfwdr_vrrp_version", "%r; use 3 (RFC 5798, sub-second adverts) or 2"
+                     % (s["logfwdr_vrrp_version"],))
+    out["version"] = version
+    try:
+        interval = Decimal(str(s["logfwdr_vrrp_advert_interval"]))
+        if isinstance(s["logfwdr_vrrp_advert_interval"], bool) or not interval.is_finite():
+            raise InvalidOperation()
+    except (InvalidOperation, ValueError):
+        interval = None
+        problems.add("logfwdr_vrrp_advert_interval", "%r is not a number of seconds, like 0.2"
+                     % (s["logfwdr_vrrp_advert_interval"],))
+    out["advert_int"] = None
+    if interval is not None and version == 3:
+        if not Decimal("0.01") <= interval <= Decimal("40.95") or interval % Decimal("0.01"):
+            problems.add("logfwdr_vrrp_advert_interval", "%s; VRRPv3 advertises every 0.01 to 40.95 seconds in "
+                                                         "steps of 0.01 (centiseconds), like 0.2" % interval)
+        else:
+            out["advert_int"] = str(interval.normalize()) if interval % 1 else str(int(interval))
+    elif interval is not None and version == 2:
+        if interval % 1 or not 1 <= interval <= 255:
+            problems.add("logfwdr_vrrp_advert_interval", "%s; VRRPv2 advertises in whole seconds: use 1-255, or "
+                                                         "logfwdr_vrrp_version: 3 for sub-second adverts" % interval)
+        else:
+            out["advert_int"] = str(int(interval))
+    for key in ("unicast", "preempt"):
+        name = "logfwdr_vrrp_" + key
+        out[key] = _bool(s[name])
+        if out[key] is None:
+            problems.add(name, "%r; use true or false" % (s[name],))
+    auth = s["logfwdr_vrrp_auth_pass"]
+    out["auth_pass"] = ""
+    if auth not in ("", None):
+        if version == 3:
+            problems.add("logfwdr_vrrp_auth_pass", "VRRPv3 has no authentication (RFC 5798 removed it); leave "
+                                                   "logfwdr_vrrp_auth_pass empty, or set logfwdr_vrrp_version: 2")
+        elif not isinstance(auth, str) or not AUTH_RE.match(auth):
+            problems.add("logfwdr_vrrp_auth_pass", "use 1-8 characters of A-Z a-z 0-9 _ . : @ % + = - (VRRPv2 "
+                                                   "sends at most 8 bytes, in clear text)")
+        else:
+            out["auth_pass"] = auth
+    out["preempt_delay"] = _ranged(s, "logfwdr_vrrp_preempt_delay", 0, 1000, problems,
+                                   "use 0-1000 seconds (0: take the addresses back at once)")
+    out["check_interval"] = _ranged(s, "logfwdr_vrrp_check_interval", 1, 3600, problems,
+                                    "use a whole number of seconds, at least 1")
+    for key in ("check_fall", "check_rise"):
+        out[key] = _ranged(s, "logfwdr_vrrp_" + key, 1, 100, problems,
+                           "use a number of consecutive checks, 1-100")
+    out["garp_repeat"] = _ranged(s, "logfwdr_vrrp_garp_repeat", 1, 100, problems,
+                                 "use 1-100 gratuitous ARPs per batch")
+    out["garp_delay"] = _ranged(s, "logfwdr_vrrp_garp_delay", 0, 1000, problems,
+                                "use 0-1000 seconds (0: no second batch)")
+    return out
+
+
+def _iface(value):
+    try:
+        return ipaddress.IPv4Interface(str(value)) if value and "/" in str(value) else None
+    except ValueError:
+        return None
+
+
+def _peer_interfaces(peer, hostvars):
+    """A peer's ingress interfaces by name, or None when its variables are not known."""
+    if hostvars is None:
+        return None
+    try:
+        if peer not in hostvars:
+            return None
+        host = hostvars[peer]
+        ifaces = host.get("logfwdr_ingress_interfaces") if hasattr(host, "get") else None
+    except Exception:  # an undefined or broken variable of the peer: nothing to compare
+        return None
+    ifaces = plain(ifaces)
+    if not isinstance(ifaces, list):
+        return None
+    return dict((i.get("name"), i) for i in ifaces if isinstance(i, dict))
+
+
+def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, hostvars=None):
+    ingress_interfaces, egress_interfaces, settings = plain(ingress_interfaces), plain(egress_interfaces), plain(settings)
+    peers = plain(peers) or []
+    problems = Problems()
+    out = _settings(settings, problems)
+    if not isinstance(peers, list) or not all(isinstance(p, str) and p for p in peers):
+        problems.add("logfwdr_vrrp_peers", "must be a list of inventory host names (the other replicators)")
+        peers = []
+    out["peers"] = peers
+    known = {}
+    for n, peer in enumerate(peers):
+        if hostvars is not None and peer not in hostvars:
+            problems.add("logfwdr_vrrp_peers[%d]" % n, "%r is not a host of the inventory" % (peer,))
+            continue
+        known[peer] = _peer_interfaces(peer, hostvars)
+    if out["unicast"] and not peers:
+        problems.add("logfwdr_vrrp_peers", "logfwdr_vrrp_unicast needs the other replicator(s): group replicators "
+                                           "has no other host; list them in logfwdr_vrrp_peers")
+
+    all_names = [i.get("name") for i in (ingress_interfaces or []) + (egress_interfaces or []) if isinstance(i, dict)]
+    instances = []
+    for i, item in enumerate(ingress_interfaces or []):
+        where = "logfwdr_ingress_interfaces[%d]" % i
+        name = item.get("name")
+        own = _iface(item.get("address"))
+        virtual = _iface(item.get("virtual_address"))
+        vrid = _int(item.get("virtual_router_id"))
+        if virtual is None or vrid is None or own is None:
+            problems.add(where, "needs address, virtual_address and virtual_router_id for logfwdr_vrrp")
+            continue
+        inst = {"name": "logfwdr_%s" % name, "interface": name, "virtual_router_id": vrid,
+                "virtual_address": str(virtual), "track_interfaces": [n for n in all_names if n != name]}
+        unicast_peers = []
+        for peer in peers:
+            theirs = known.get(peer)
+            if theirs is None:
+                if out["unicast"] and peer in known:
+                    problems.add("logfwdr_vrrp_peers", "%s: its logfwdr_ingress_interfaces are unknown here, so "
+                                                       "its address on %s (unicast_peer) is too; define them in "
+                                                       "the inventory" % (peer, name))
+                continue
+            other = theirs.get(name)
+            if other is None:
+                problems.add(where + ".name", "%s has no ingress interface %s; both replicators need the same "
+                                              "ingress interfaces" % (peer, name))
+                continue
+            peer_addr = _iface(other.get("address"))
+            if _iface(other.get("virtual_address")) != virtual:
+                problems.add(where + ".virtual_address", "%s here but %r on %s; both replicators must share the "
+                                                         "same virtual address" % (virtual, other.get("virtual_address"),
+                                                                                   peer))
+            if _int(other.get("virtual_router_id")) != vrid:
+                problems.add(where + ".virtual_router_id", "%d here but %r on %s; both replicators must use the "
+                                                           "same virtual router id"
+                             % (vrid, other.get("virtual_router_id"), peer))
+            if peer_addr is None:
+                if out["unicast"]:
+                    problems.add("logfwdr_vrrp_peers", "%s: no address on %s to send VRRP adverts to" % (peer, name))
+                continue
+            if peer_addr.ip == own.ip:
+                problems.add(where + ".address", "%s is also %s's address on %s" % (own.ip, peer, name))
+            elif peer_addr.ip not in own.network:
+                problems.add(where + ".address", "%s's address on %s, %s, is not in %s; the replicators must share "
+                                                 "the segment" % (peer, name, peer_addr.ip, own.network))
+            else:
+                unicast_peers.append(str(peer_addr.ip))
+        if out["unicast"]:
+            inst["unicast_src_ip"] = str(own.ip)
+            inst["unicast_peers"] = unicast_peers
+        instances.append(inst)
+    if not instances and not problems:
+        problems.add("logfwdr_ingress_interfaces", "no ingress interface to run VRRP on")
+    if problems:
+        raise AnsibleFilterError("invalid VRRP settings, nothing was changed:\n- " + "\n- ".join(problems))
+    out["instances"] = instances
+    return out
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"vrrp_instances": vrrp_instances}

@@ -1,0 +1,470 @@
+# -*- coding: utf-8 -*-
+"""The TCP syslog bridge end to end: the role's rendered configuration run by the real rsyslogd.
+
+Namespaces (tests/lib/netlab.py)::
+
+    exporter ns                       replicator ns (rsyslogd -n, the role's config)       collector ns
+    exp0 10.77.0.2, .3, .4, .200 ---- in0 10.77.0.1/24    out0 10.78.0.1/24 ------------- col0 10.78.0.11, .12, .13
+                                      unreachable 10.79.0.0/24 (the dead collector 10.79.0.5)
+
+Senders connect over TCP (514) and TLS (6514, x509/name) from the exporter namespace with LF framing; every
+collector's UDP socket must receive every message it is due, in its format, naming the sender. Checked too: the
+allow-list (10.77.0.0/25: .200 is refused), a collector's sources (10.77.0.2/31: not .4), a dead collector
+(sendto fails: its queue fills and overflows, counted by impstats) that must not hold back the others, and a HUP
+(logrotate) that must not cut the TCP sessions.
+
+Needs root and rsyslog + rsyslog-gnutls (make deps). Run: .venv/bin/pytest tests/integration/test_syslog_bridge_netns.py
+"""
+
+import datetime
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import netlab
+import pytest
+
+import bridgeconf
+
+pytestmark = pytest.mark.netns
+
+BRIDGE_IP = netlab.REPLICATOR_IP          # 10.77.0.1, where the senders connect
+EGRESS_IP = "10.78.0.1"                   # the bridge's UDP copies come from here
+SENDERS = ["10.77.0.2", "10.77.0.3", "10.77.0.4"]
+OUTSIDER = "10.77.0.200"                  # in the ingress subnet, outside the allow-list
+LIVE = {"c5424": ("10.78.0.11", 514), "c3164": ("10.78.0.12", 1514), "cpart": ("10.78.0.13", 514)}
+DEAD = ("10.79.0.5", 514)
+
+INVENTORY = {
+    "logfwdr_ingress_interfaces": [{"name": "in0", "address": BRIDGE_IP + "/24"}],
+    "logfwdr_egress_interfaces": [
+        {"name": "out0", "address": EGRESS_IP + "/24", "routes": [{"to": "10.79.0.0/24", "via": "10.78.0.254"}]},
+        {"name": "tool0"}],
+    "logfwdr_collectors": [
+        {"name": "c5424", "address": "10.78.0.11", "protocols": ["syslog"]},
+        {"name": "c3164", "address": "10.78.0.12", "protocols": ["syslog", "snmptrap"], "ports": {"syslog": 1514},
+         "syslog_format": "rfc3164"},
+        {"name": "cpart", "address": "10.78.0.13", "protocols": ["sflow", "syslog"],
+         "sources": {"syslog": ["10.77.0.2/31"]}},               # .2 and .3, not .4: not octet-aligned
+        {"name": "cdead", "address": DEAD[0], "protocols": ["syslog"]},
+        {"name": "ids", "mode": "mirror", "device": "tool0", "protocols": ["syslog"]},   # gets nothing
+        {"name": "flows", "address": "10.78.0.14", "protocols": ["netflow"]},            # gets nothing
+    ],
+    "logfwdr_syslog_bridge_allowed_senders": ["10.77.0.0/25"],
+    "logfwdr_syslog_bridge_queue_size": 200,
+    "logfwdr_syslog_bridge_stats_interval": 1,
+    "logfwdr_syslog_bridge_tls": True,
+    "logfwdr_syslog_bridge_tls_auth_mode": "x509/name",
+    "logfwdr_syslog_bridge_tls_permitted_peers": ["sender.test", "*.wild.test"],
+}
+
+
+# ---- TLS material ------------------------------------------------------------
+
+def make_pki(directory):
+    """A CA, the bridge's certificate and three client certificates (PEM files) made with cryptography."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def cert(name, issuer_name, issuer_key, key, ca=False):
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(hours=1))
+                   .not_valid_after(now + datetime.timedelta(days=2))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if ca:
+            builder = builder.add_extension(x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                key_encipherment=False, data_encipherment=False, key_agreement=False, encipher_only=False,
+                decipher_only=False), critical=True)
+        else:
+            builder = (builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+                       .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                             ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    def write(name, obj):
+        path = os.path.join(directory, name)
+        with open(path, "wb") as handle:
+            if isinstance(obj, x509.Certificate):
+                handle.write(obj.public_bytes(serialization.Encoding.PEM))
+            else:
+                handle.write(obj.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        return path
+
+    files = {}
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    files["ca"] = write("ca.pem", cert("logfwdr test CA", "logfwdr test CA", ca_key, ca_key, ca=True))
+    rogue_key = ec.generate_private_key(ec.SECP256R1())
+    for name in ("bridge.test", "sender.test", "other.test", "dev.wild.test"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        files[name] = (write(name + ".pem", cert(name, "logfwdr test CA", ca_key, key)), write(name + ".key", key))
+    key = ec.generate_private_key(ec.SECP256R1())   # named like a permitted peer, signed by another CA
+    files["rogue"] = (write("rogue.pem", cert("sender.test", "rogue CA", rogue_key, key)), write("rogue.key", key))
+    return files
+
+
+# ---- processes in the namespaces ---------------------------------------------
+
+_LISTENER = r"""
+import json, select, socket, sys
+socks = {}
+for addr, port in json.loads(sys.argv[1]):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE: never drop a burst here
+    s.bind((addr, port))
+    socks[s.fileno()] = (s, addr, port)
+print(json.dumps(["ready"]), flush=True)
+while True:
+    r, _w, _x = select.select(list(socks), [], [])
+    for fd in r:
+        s, addr, port = socks[fd]
+        data, peer = s.recvfrom(65535)
+        print(json.dumps([addr, port, peer[0], data.decode("utf-8", "replace")]), flush=True)
+"""
+
+_SENDER = r"""
+import json, socket, ssl, sys, time
+spec = json.loads(sys.argv[1])
+out = {"sent": 0, "error": None}
+start = time.monotonic()
+try:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((spec["source"], 0))
+    sock.settimeout(10)
+    sock.connect((spec["target"], spec["port"]))
+    if spec.get("tls"):
+        tls = spec["tls"]
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(tls["ca"])
+        if tls.get("cert"):
+            ctx.load_cert_chain(tls["cert"], tls["key"])
+        sock = ctx.wrap_socket(sock, server_hostname="bridge.test")
+    for n, line in enumerate(spec["messages"]):
+        if n == spec.get("pause_after"):
+            print(json.dumps({"paused": True}), flush=True)
+            time.sleep(spec["pause"])
+        sock.sendall(line.encode() + b"\n")
+        out["sent"] += 1
+        if spec.get("pace"):
+            time.sleep(spec["pace"])
+    time.sleep(spec.get("linger", 0.2))
+    # a refused sender is disconnected by the bridge: reading shows it (b"" or an error)
+    sock.settimeout(0.5)
+    try:
+        out["eof"] = sock.recv(1) == b""
+    except socket.timeout:
+        out["eof"] = False
+    sock.close()
+except Exception as exc:
+    out["error"] = "%s: %s" % (type(exc).__name__, exc)
+out["seconds"] = time.monotonic() - start
+print(json.dumps(out), flush=True)
+"""
+
+
+class Collectors(object):
+    """One listener process holding every live collector's UDP socket in the collector namespace."""
+
+    def __init__(self, ns, procs):
+        spec = json.dumps([list(v) for v in LIVE.values()])
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", _LISTENER, spec],
+                                     stdout=subprocess.PIPE, universal_newlines=True)
+        procs.append(self.proc)
+        assert json.loads(self.proc.stdout.readline()) == ["ready"]
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.names = dict((v, k) for k, v in LIVE.items())
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+
+    def take(self, marker, expected, timeout=20, settle=0.5):
+        """{collector: [(source ip, payload)]} of the datagrams containing `marker`, once `expected` (a total)
+        have arrived or `timeout` passed, and `settle` seconds more (so that extra datagrams are seen)."""
+        got = dict((name, []) for name in LIVE)
+        count, deadline, extra_until = 0, time.monotonic() + timeout, None
+        while True:
+            now = time.monotonic()
+            if extra_until is None and (count >= expected or now >= deadline):
+                extra_until = now + settle
+            if extra_until is not None and now >= extra_until:
+                return got
+            try:
+                addr, port, peer, payload = self.lines.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if marker in payload:
+                got[self.names[(addr, port)]].append((peer, payload))
+                count += 1
+
+
+class Bridge(object):
+    def __init__(self, tmpdir):
+        self.tmpdir = tmpdir
+        self.lab = netlab.Lab("sb")
+        self.lab.start()
+        try:
+            self._setup()
+        except BaseException:
+            self.lab.close()
+            raise
+
+    def _setup(self):
+        lab, sh = self.lab, netlab.sh
+        for ip in SENDERS[1:] + [OUTSIDER]:
+            sh("ip", "-n", lab.exp, "addr", "add", ip + "/24", "dev", "exp0")
+        self.col = lab.ns("lf%sk" % lab.tag)
+        sh("ip", "-n", lab.rep, "link", "add", "out0", "type", "veth", "peer", "name", "col0", "netns", self.col)
+        sh("ip", "-n", lab.rep, "addr", "add", EGRESS_IP + "/24", "dev", "out0")
+        sh("ip", "-n", lab.rep, "link", "set", "out0", "up")
+        for addr, _port in LIVE.values():
+            sh("ip", "-n", self.col, "addr", "add", addr + "/24", "dev", "col0")
+        sh("ip", "-n", self.col, "link", "set", "col0", "up")
+        # the dead collector: every sendto() to it fails, so its action suspends and its queue fills
+        sh("ip", "-n", lab.rep, "route", "add", "unreachable", "10.79.0.0/24")
+
+        self.pki = make_pki(self.tmpdir)
+        inventory = dict(INVENTORY, logfwdr_syslog_bridge_tls_ca_file=self.pki["ca"],
+                         logfwdr_syslog_bridge_tls_cert_file=self.pki["bridge.test"][0],
+                         logfwdr_syslog_bridge_tls_key_file=self.pki["bridge.test"][1])
+        self.text, self.vars = bridgeconf.render_conf(inventory, self.tmpdir)
+        self.conf = os.path.join(self.tmpdir, "syslog-bridge.conf")
+        with open(self.conf, "w") as handle:
+            handle.write(self.text)
+        check = bridgeconf.check(self.conf)
+        assert check.returncode == 0, check.stdout
+        self.stats = self.vars["__logfwdr_syslog_bridge_stats_file"]
+        self.log = os.path.join(self.tmpdir, "rsyslogd.log")
+        with open(self.log, "w") as log:
+            # what the unit runs (ExecStart), in the replicator namespace
+            self.rsyslogd = subprocess.Popen(["ip", "netns", "exec", lab.rep, bridgeconf.RSYSLOGD, "-n", "-iNONE",
+                                              "-f", self.conf], stdout=log, stderr=subprocess.STDOUT)
+        lab.procs.append(self.rsyslogd)
+        deadline = time.monotonic() + 15
+        while True:
+            listening = sh("ip", "netns", "exec", lab.rep, "ss", "-Hltn").stdout
+            if ":514 " in listening and ":6514 " in listening:
+                break
+            assert self.rsyslogd.poll() is None, open(self.log).read()
+            assert time.monotonic() < deadline, listening + open(self.log).read()
+            time.sleep(0.1)
+        self.collectors = Collectors(self.col, lab.procs)
+
+    def send(self, source, messages, port=514, tls=None, background=False, **extra):
+        spec = dict(extra, source=source, target=BRIDGE_IP, port=port, messages=messages, tls=tls)
+        proc = subprocess.Popen(["ip", "netns", "exec", self.lab.exp, sys.executable, "-c", _SENDER,
+                                 json.dumps(spec)], stdout=subprocess.PIPE, universal_newlines=True)
+        if background:
+            self.lab.procs.append(proc)
+            return proc
+        out, _err = proc.communicate(timeout=120)
+        return json.loads(out.strip().splitlines()[-1])
+
+    def tls(self, who):
+        if who is None:
+            return {"ca": self.pki["ca"]}
+        cert, key = self.pki[who]
+        return {"ca": self.pki["ca"], "cert": cert, "key": key}
+
+    def counters(self):
+        """The last impstats record of each action and queue: {name: record}."""
+        out = {}
+        if os.path.exists(self.stats):
+            for line in open(self.stats):
+                i = line.find("{")
+                if i >= 0:
+                    record = json.loads(line[i:])
+                    out[record["name"]] = record
+        return out
+
+    def fresh_counters(self):
+        """Counters written after this call (impstats writes every second here)."""
+        size = os.path.getsize(self.stats) if os.path.exists(self.stats) else 0
+        deadline = time.monotonic() + 10
+        while (not os.path.exists(self.stats) or os.path.getsize(self.stats) == size
+               or "to-cdead queue" not in open(self.stats).read()[size:]):
+            assert time.monotonic() < deadline, "no impstats record in %s" % self.stats
+            time.sleep(0.2)
+        time.sleep(0.3)  # the rest of that record
+        return self.counters()
+
+    def close(self):
+        self.lab.close()
+
+
+@pytest.fixture(scope="module")
+def bridge(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces)")
+    if not os.path.exists(bridgeconf.RSYSLOGD):
+        pytest.fail("rsyslogd is not installed (make deps installs rsyslog and rsyslog-gnutls)")
+    bridge = Bridge(str(tmp_path_factory.mktemp("bridge")))
+    try:
+        yield bridge
+    finally:
+        bridge.close()
+
+
+def run_id():
+    return "r%d" % (time.monotonic_ns() % 10 ** 12)
+
+
+def messages(run, sender, tag="t"):
+    """RFC 5424 (with and without structured data, with an origin element) and RFC 3164 input."""
+    return [
+        '<165>1 2026-11-25T10:00:00.123Z rtr-%s app 42 ID7 [x@32473 k="v"] five-sd %s %s' % (tag, run, sender),
+        '<165>1 2026-11-25T10:00:00.123Z rtr-%s app - - - five-nosd %s %s' % (tag, run, sender),
+        '<13>1 2026-11-25T10:00:01Z rtr-%s app 7 - [origin software="ios"][y@1 a="b"] five-origin %s %s'
+        % (tag, run, sender),
+        '<34>Nov  5 22:14:15 rtr-%s su[99]: three %s %s' % (tag, run, sender),
+    ]
+
+
+def expected(fmt, run, sender, tag="t"):
+    if fmt == "rfc5424":
+        return [
+            re.escape('<165>1 2026-11-25T10:00:00.123Z rtr-%s app 42 ID7 [origin ip="%s"][x@32473 k="v"] five-sd %s %s'
+                      % (tag, sender, run, sender)),
+            re.escape('<165>1 2026-11-25T10:00:00.123Z rtr-%s app - - [origin ip="%s"] five-nosd %s %s'
+                      % (tag, sender, run, sender)),
+            re.escape('<13>1 2026-11-25T10:00:01Z rtr-%s app 7 - [origin ip="%s" software="ios"][y@1 a="b"] '
+                      'five-origin %s %s' % (tag, sender, run, sender)),
+            # RFC 3164 has no year and no zone: rsyslog completes them
+            r'<34>1 \d{4}-11-05T22:14:15[+-]\d\d:\d\d rtr-%s su 99 - \[origin ip="%s"\] three %s %s'
+            % (tag, re.escape(sender), run, re.escape(sender)),
+        ]
+    return [re.escape(x) for x in (
+        "<165>Nov 25 10:00:00 %s app[42]: five-sd %s %s" % (sender, run, sender),
+        "<165>Nov 25 10:00:00 %s app: five-nosd %s %s" % (sender, run, sender),
+        "<13>Nov 25 10:00:01 %s app[7]: five-origin %s %s" % (sender, run, sender),
+        "<34>Nov  5 22:14:15 %s su[99]: three %s %s" % (sender, run, sender),
+    )]
+
+
+FORMATS = {"c5424": "rfc5424", "c3164": "rfc3164", "cpart": "rfc5424"}
+
+
+def test_every_collector_gets_every_message_in_its_format(bridge):
+    run = run_id()
+    for sender in SENDERS:
+        result = bridge.send(sender, messages(run, sender))
+        assert result["error"] is None and result["sent"] == 4, result
+    # c5424 and c3164: 3 senders x 4; cpart: .2 and .3 only (sources 10.77.0.2/31)
+    got = bridge.collectors.take(run, expected=3 * 4 * 2 + 2 * 4)
+    due = {"c5424": SENDERS, "c3164": SENDERS, "cpart": SENDERS[:2]}
+    for name, senders in due.items():
+        payloads = sorted(p for _src, p in got[name])
+        want = [w for s in senders for w in expected(FORMATS[name], run, s)]
+        assert len(payloads) == len(want), (name, payloads)
+        for pattern in want:
+            assert sum(1 for p in payloads if re.fullmatch(pattern, p)) == 1, (name, pattern, payloads)
+        # the copies come from the replicator (UDP, its egress address), the sender is named inside
+        assert set(src for src, _p in got[name]) == {EGRESS_IP}
+    assert not [p for _s, p in got["cpart"] if SENDERS[2] in p]
+
+
+def test_tls_x509_name(bridge):
+    run = run_id()
+    ok = bridge.send(SENDERS[0], messages(run, SENDERS[0], tag="tls"), port=6514, tls=bridge.tls("sender.test"))
+    assert ok["error"] is None and ok["sent"] == 4, ok
+    # a permitted peer given as a wildcard
+    wild = bridge.send(SENDERS[0], ["<13>1 2026-11-25T10:00:00Z h app - - - wildcard %s" % run], port=6514,
+                       tls=bridge.tls("dev.wild.test"))
+    assert wild["error"] is None and wild["sent"] == 1, wild
+    refused = {}
+    for who in ("other.test", "rogue", None):   # name not permitted, another CA, no client certificate
+        refused[who] = bridge.send(SENDERS[1], messages(run, "refused-%s" % who), port=6514, tls=bridge.tls(who))
+    # an allowed certificate from a sender outside the allow-list: refused as well
+    refused["outsider"] = bridge.send(OUTSIDER, messages(run, "refused-outsider"), port=6514,
+                                      tls=bridge.tls("sender.test"))
+    got = bridge.collectors.take(run, expected=3 * 5)
+    for name in ("c5424", "c3164", "cpart"):
+        payloads = [p for _s, p in got[name] if "wildcard" not in p]
+        assert not [p for p in payloads if "refused" in p], (name, refused, payloads)
+        assert len(payloads) == 4, (name, payloads)
+        assert len([p for _s, p in got[name] if "wildcard" in p]) == 1, (name, got[name])
+        for pattern in expected(FORMATS[name], run, SENDERS[0], tag="tls"):
+            assert sum(1 for p in payloads if re.fullmatch(pattern, p)) == 1, (name, pattern, payloads)
+    for who, result in refused.items():
+        assert result["error"] is not None or result.get("eof"), (who, result)
+
+
+def test_sender_outside_the_allow_list_is_refused(bridge):
+    run = run_id()
+    refused = bridge.send(OUTSIDER, messages(run, OUTSIDER))
+    barrier = bridge.send(SENDERS[0], ["<13>1 2026-11-25T10:00:00Z h app - - - barrier %s" % run])
+    assert barrier["error"] is None, barrier
+    got = bridge.collectors.take(run, expected=3)
+    assert [len(got[name]) for name in ("c5424", "c3164", "cpart")] == [1, 1, 1], got
+    assert not [p for v in got.values() for _s, p in v if OUTSIDER in p]
+    # the bridge closed the connection at once, and said why
+    assert refused.get("eof") or refused["error"], refused
+    assert "disallowed sender %s" % OUTSIDER in open(bridge.log).read()
+
+
+def test_dead_collector_overflows_alone(bridge):
+    """cdead's sendto() fails (no route): its action suspends, its queue (200) fills and then drops, counted;
+    the live collectors get every message and the sender is never held up."""
+    before = bridge.fresh_counters()
+    run = run_id()
+    count = 1500
+    lines = ["<13>1 2026-11-25T10:00:00Z h app - - - bulk %s %d" % (run, i) for i in range(count)]
+    result = bridge.send(SENDERS[0], lines, pace=0.0003)
+    assert result["error"] is None and result["sent"] == count, result
+    got = bridge.collectors.take(run, expected=3 * count, timeout=60)
+    for name in ("c5424", "c3164", "cpart"):
+        numbers = sorted(int(p.rsplit(" ", 1)[1]) for _s, p in got[name])
+        assert numbers == list(range(count)), (name, len(numbers))
+    after = bridge.fresh_counters()
+
+    def delta(name, key):
+        return after[name][key] - before.get(name, {}).get(key, 0)
+
+    assert delta("to-cdead queue", "enqueued") + delta("to-cdead queue", "discarded.full") >= count
+    assert delta("to-cdead queue", "discarded.full") >= count - 2 * 200, after["to-cdead queue"]
+    assert after["to-cdead queue"]["size"] >= 150, after["to-cdead queue"]
+    for name in ("c5424", "c3164", "cpart"):
+        assert delta("to-%s queue" % name, "discarded.full") == 0, after["to-%s queue" % name]
+        assert delta("to-%s" % name, "processed") == count, after["to-%s" % name]
+    assert "No route to host" in open(bridge.log).read()
+
+
+def test_hup_keeps_the_tcp_sessions(bridge):
+    """logrotate's postrotate sends SIGHUP: the counters file is reopened, the senders stay connected."""
+    run = run_id()
+    os.rename(bridge.stats, bridge.stats + ".1")
+    proc = bridge.send(SENDERS[0], ["<13>1 2026-11-25T10:00:00Z h app - - - hup %s %d" % (run, i) for i in range(2)],
+                       background=True, pause_after=1, pause=2.0)
+    assert json.loads(proc.stdout.readline()) == {"paused": True}
+    # rsyslogd is the child of `ip netns exec` (which execs it): the Popen pid is rsyslogd's
+    os.kill(bridge.rsyslogd.pid, signal.SIGHUP)
+    out, _err = proc.communicate(timeout=30)
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["error"] is None and result["sent"] == 2 and not result["eof"], result
+    got = bridge.collectors.take(run, expected=6)
+    assert [len(got[name]) for name in ("c5424", "c3164", "cpart")] == [2, 2, 2], got
+    deadline = time.monotonic() + 10
+    while not os.path.exists(bridge.stats):
+        assert time.monotonic() < deadline, "the counters file was not reopened after SIGHUP"
+        time.sleep(0.2)
+    assert bridge.rsyslogd.poll() is None
+
+
+def test_nothing_for_mirror_or_non_syslog_collectors(bridge):
+    actions = re.findall(r'action\(name="([^"]+)"', bridge.text)
+    assert actions == ["to-c5424", "to-c3164", "to-cpart", "to-cdead"]

@@ -1,0 +1,266 @@
+# -*- coding: utf-8 -*-
+"""The role's keepalived.conf and replication check doing a real failover, in throwaway namespaces.
+
+    exporter ns  exp0 10.77.1.50 --+
+                                   |  seg ns: br0
+    rep1 ns      vec1 10.77.1.2  --+  (priority 150)      VIP 10.77.1.1/24, virtual_router_id 77
+    rep2 ns      vec1 10.77.1.3  --+  (priority 100)
+
+Each replicator gets replication rules from the tc_mirror module (port 514 mirrored to its tool port), the
+expectation file from the replication_expected filter, and keepalived.conf from templates/keepalived.conf.j2 with
+the vrrp_instances filter's data - then keepalived runs in each namespace. rep1 must hold the VIP; when its rules
+break, its check fails, it goes to FAULT and rep2 takes the VIP, the exporter learning rep2's MAC from the
+gratuitous ARPs alone; when the rules are back, rep1 takes the VIP back after the preempt delay.
+
+Needs root and keepalived (`make deps`).  Run: .venv/bin/pytest tests/integration/test_vrrp_failover_netns.py
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import jinja2
+import netlab
+import pytest
+
+sys.path.insert(0, netlab.ensure_collection_path())
+from ansible.plugins.filter.core import FilterModule as CoreFilters  # noqa: E402
+from ansible_collections.netops.logfwdr.plugins.filter.replication_expected import (  # noqa: E402
+    replication_expected)
+from ansible_collections.netops.logfwdr.plugins.filter.vrrp_instances import DEFAULTS, vrrp_instances  # noqa: E402
+
+pytestmark = pytest.mark.netns
+
+ROLE = os.path.join(netlab.REPO, "roles", "logfwdr")
+KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
+PRIO = 49152
+VIP = "10.77.1.1"
+OWN = {"rep1": "10.77.1.2", "rep2": "10.77.1.3"}
+PRIORITY = {"rep1": 150, "rep2": 100}
+DEVICES = [{"name": "vec1", "ports": [{"port": 514, "destinations": [
+    {"name": "col0", "mode": "mirror", "device": "tool0"}]}]}]
+# the interpreter the check runs with: Debian 12's pyroute2 when the venv is there
+CHECK_PYTHON = next((p for p in (os.path.join(netlab.REPO, ".venv-pyroute2-0.7.2", "bin", "python"), sys.executable)
+                     if os.path.exists(p)))
+
+
+def ip(*args, **kw):
+    return netlab.sh("ip", *args, **kw)
+
+
+class Pair(object):
+    def __init__(self):
+        self.tag = "v%d" % (os.getpid() % 100000)
+        self.ns = dict((name, "lf%s%s" % (self.tag, name)) for name in ("seg", "exp", "rep1", "rep2"))
+        self.tmp = tempfile.mkdtemp(prefix="logfwdr-vrrp-")
+        os.chmod(self.tmp, 0o755)
+        self.procs = {}
+        self.made = []
+
+    # ---- setup ----
+    def build(self):
+        for ns in self.ns.values():
+            ip("netns", "add", ns)
+            self.made.append(ns)
+            ip("-n", ns, "link", "set", "lo", "up")
+            netlab.sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+        seg = self.ns["seg"]
+        ip("-n", seg, "link", "add", "br0", "type", "bridge")
+        ip("-n", seg, "link", "set", "br0", "up")
+        for n, (name, dev, addr) in enumerate((("exp", "exp0", "10.77.1.50"), ("rep1", "vec1", OWN["rep1"]),
+                                               ("rep2", "vec1", OWN["rep2"]))):
+            ns = self.ns[name]
+            ip("-n", seg, "link", "add", "s%d" % n, "type", "veth", "peer", "name", dev, "netns", ns)
+            ip("-n", seg, "link", "set", "s%d" % n, "master", "br0")
+            ip("-n", seg, "link", "set", "s%d" % n, "up")
+            ip("-n", ns, "addr", "add", addr + "/24", "dev", dev)
+            ip("-n", ns, "link", "set", dev, "up")
+        for name in ("rep1", "rep2"):
+            ns = self.ns[name]
+            # the role's ARP settings on a replicator
+            netlab.sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1",
+                      "net.ipv4.conf.all.arp_announce=2")
+            ip("-n", ns, "link", "add", "tool0", "type", "veth", "peer", "name", "sink0")
+            ip("-n", ns, "link", "set", "tool0", "up")
+            ip("-n", ns, "link", "set", "sink0", "up")
+            self.apply_rules(name)
+            self.write_files(name)
+
+    def apply_rules(self, name):
+        args = os.path.join(self.tmp, "args.json")
+        with open(args, "w") as handle:
+            json.dump({"ANSIBLE_MODULE_ARGS": {"priority": PRIO, "devices": DEVICES}}, handle)
+        proc = netlab.sh("ip", "netns", "exec", self.ns[name], sys.executable,
+                         os.path.join(netlab.REPO, "plugins", "modules", "tc_mirror.py"), args, check=False,
+                         env=dict(os.environ, PYTHONPATH=netlab.COLLECTIONS))
+        result = json.loads(proc.stdout)
+        assert not result.get("failed"), result
+
+    def write_files(self, name):
+        """What the role installs: check, notify, expectation, keepalived.conf."""
+        libexec = os.path.join(self.tmp, name)
+        os.makedirs(libexec, mode=0o755)
+        shutil.copy(os.path.join(ROLE, "files", "check_replication.py"), os.path.join(libexec, "check-replication.py"))
+        expected = os.path.join(libexec, "expected.json")
+        with open(expected, "w") as handle:
+            json.dump(replication_expected(DEVICES, PRIO), handle)
+        # the targets run it with /usr/bin/python3 and python3-pyroute2; here: a venv's python
+        self.script(os.path.join(libexec, "check-replication"), 'exec %s %s --expected %s "$@"' % (
+            CHECK_PYTHON, os.path.join(libexec, "check-replication.py"), expected))
+        self.script(os.path.join(libexec, "vrrp-notify"), 'LOGFWDR_VRRP_STATE_DIR=%s exec %s "$@"' % (
+            os.path.join(libexec, "state"), os.path.join(ROLE, "files", "vrrp-notify")))
+        ingress = [{"name": "vec1", "address": OWN[name] + "/24", "virtual_address": VIP + "/24",
+                    "virtual_router_id": 77}]
+        peer = "rep2" if name == "rep1" else "rep1"
+        hostvars = {peer: {"logfwdr_ingress_interfaces": [dict(ingress[0], address=OWN[peer] + "/24")]}}
+        settings = dict(DEFAULTS, logfwdr_vrrp_priority=PRIORITY[name], logfwdr_vrrp_preempt_delay=2)
+        data = vrrp_instances(ingress, [{"name": "tool0"}], settings, peers=[peer], hostvars=hostvars)
+        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
+        env.filters.update(CoreFilters().filters())
+        text = env.from_string(open(os.path.join(ROLE, "templates", "keepalived.conf.j2")).read()).render(
+            __logfwdr_vrrp=data, logfwdr_syslog_bridge=False, ansible_managed="test", inventory_hostname=name,
+            __logfwdr_check_replication=os.path.join(libexec, "check-replication"),
+            __logfwdr_expected_file=expected, __logfwdr_vrrp_notify=os.path.join(libexec, "vrrp-notify"),
+            __logfwdr_vrrp_state_dir=os.path.join(libexec, "state"),
+            __logfwdr_health_file=os.path.join(libexec, "health"), __logfwdr_health_service="logfwdr-health.service")
+        with open(os.path.join(libexec, "keepalived.conf"), "w") as handle:
+            handle.write(text)
+
+    @staticmethod
+    def script(path, line):
+        with open(path, "w") as handle:
+            handle.write("#!/bin/sh\n%s\n" % line)
+        os.chmod(path, 0o755)
+
+    def start(self, name):
+        libexec = os.path.join(self.tmp, name)
+        conf = os.path.join(libexec, "keepalived.conf")
+        check = netlab.sh("ip", "netns", "exec", self.ns[name], KEEPALIVED, "-t", "-f", conf, check=False)
+        assert check.returncode == 0, check.stderr + check.stdout
+        # the health watcher (logfwdr-health.service on a replicator), then keepalived following its file
+        watch_log = open(os.path.join(libexec, "health.log"), "w")
+        self.procs[name + "-health"] = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns[name], os.path.join(libexec, "check-replication"),
+             "--watch", os.path.join(libexec, "health"), "--interval", "1", "--fall", "2", "--rise", "2"],
+            stdout=watch_log, stderr=subprocess.STDOUT)
+        log = open(os.path.join(libexec, "keepalived.log"), "w")
+        self.procs[name] = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns[name], KEEPALIVED, "--dont-fork", "--log-console", "--vrrp",
+             "-f", conf, "-p", os.path.join(libexec, "keepalived.pid"), "-r", os.path.join(libexec, "vrrp.pid")],
+            stdout=log, stderr=subprocess.STDOUT)
+
+    def close(self):
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        for ns in reversed(self.made):
+            ip("netns", "del", ns, check=False)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # ---- observing ----
+    def holders(self):
+        out = []
+        for name in ("rep1", "rep2"):
+            addrs = json.loads(ip("-n", self.ns[name], "-j", "addr", "show", "dev", "vec1").stdout)[0]["addr_info"]
+            if any(a.get("local") == VIP for a in addrs):
+                out.append(name)
+        return out
+
+    def state(self, name):
+        path = os.path.join(self.tmp, name, "state", "logfwdr_vec1")
+        return open(path).read().split()[0] if os.path.exists(path) else None
+
+    def mac(self, name):
+        return netlab.Lab.mac(self.ns[name], "vec1")
+
+    def exporter_sees(self):
+        """The MAC the exporter's neighbour table holds for the VIP."""
+        out = json.loads(ip("-n", self.ns["exp"], "-j", "neigh", "show", VIP).stdout)
+        return out[0].get("lladdr") if out else None
+
+    def exporter_sends(self):
+        code = "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', (%r, 514))" % VIP
+        netlab.sh("ip", "netns", "exec", self.ns["exp"], sys.executable, "-c", code)
+
+    def wait(self, what, condition, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if condition():
+                return time.time()
+            time.sleep(0.1)
+        logs = "".join("--- %s %s\n%s" % (n, f, open(os.path.join(self.tmp, n, f)).read()[-3000:])
+                       for n in ("rep1", "rep2") for f in ("keepalived.log", "health.log"))
+        raise AssertionError("%s within %ds: holders %s, states %s/%s\n%s"
+                             % (what, timeout, self.holders(), self.state("rep1"), self.state("rep2"), logs))
+
+
+@pytest.fixture
+def pair():
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces)")
+    if not os.path.exists(KEEPALIVED):
+        pytest.skip("keepalived is not installed (make deps)")
+    pair = Pair()
+    try:
+        pair.build()
+        yield pair
+    finally:
+        pair.close()
+
+
+def test_failover_on_a_failed_replication_check_and_back(pair):
+    pair.start("rep1")
+    pair.start("rep2")
+    pair.wait("rep1 master with the VIP", lambda: pair.holders() == ["rep1"] and pair.state("rep1") == "MASTER"
+              and pair.state("rep2") == "BACKUP", 20)
+    pair.exporter_sends()  # the exporter resolves the VIP: rep1's MAC
+    pair.wait("exporter sends to rep1", lambda: pair.exporter_sees() == pair.mac("rep1"), 5)
+
+    # rep1's replication rules break: its check fails twice (1 s apart), rep1 goes to FAULT, rep2 takes the VIP
+    broke = time.time()
+    netlab.sh("ip", "netns", "exec", pair.ns["rep1"], "tc", "qdisc", "del", "dev", "vec1", "ingress")
+    moved = pair.wait("rep2 takes the VIP", lambda: pair.holders() == ["rep2"], 10)
+    pair.wait("rep1 in FAULT", lambda: pair.state("rep1") == "FAULT" and pair.state("rep2") == "MASTER", 5)
+    assert moved - broke < 6, moved - broke
+    # the exporter learns rep2's MAC from the gratuitous ARPs alone: it sends nothing here
+    pair.wait("exporter sends to rep2", lambda: pair.exporter_sees() == pair.mac("rep2"), 3)
+
+    # the role's next run puts the rules back: rep1 is healthy again and, after the preempt delay, master again
+    restored = time.time()
+    pair.apply_rules("rep1")
+    pair.wait("rep1 healthy again, waiting as BACKUP", lambda: pair.state("rep1") == "BACKUP", 10)
+    assert pair.holders() == ["rep2"]
+    back = pair.wait("rep1 takes the VIP back", lambda: pair.holders() == ["rep1"], 20)
+    # rise (2 checks, 1 s apart) and then the preempt delay (2 s): no flapping back at once
+    assert back - restored > 2.5, back - restored
+    print("moved to rep2 after %.1f s; back to rep1 %.1f s after the rules were" % (moved - broke, back - restored))
+    pair.wait("states after preempting", lambda: pair.state("rep1") == "MASTER" and pair.state("rep2") == "BACKUP",
+              5)
+    pair.wait("exporter sends to rep1 again", lambda: pair.exporter_sees() == pair.mac("rep1"), 3)
+
+
+def test_failover_when_a_tracked_interface_goes_down(pair):
+    pair.start("rep1")
+    pair.start("rep2")
+    pair.wait("rep1 master with the VIP", lambda: pair.holders() == ["rep1"] and pair.state("rep2") == "BACKUP", 20)
+    down = time.time()
+    ip("-n", pair.ns["rep1"], "link", "set", "tool0", "down")  # an egress interface (a tool port) of rep1
+    moved = pair.wait("rep2 takes the VIP", lambda: pair.holders() == ["rep2"], 10)
+    pair.wait("rep1 in FAULT", lambda: pair.state("rep1") == "FAULT" and pair.state("rep2") == "MASTER", 5)
+    assert moved - down < 2, moved - down
+    log = open(os.path.join(pair.tmp, "rep1", "keepalived.log")).read()
+    lines = [line.split(": ", 1)[-1] for line in log.splitlines()]
+    assert "Netlink reports tool0 down" in lines, log
+    assert "(logfwdr_vec1) Entering FAULT STATE" in lines, log
+    print("moved to rep2 after %.1f s" % (moved - down))
+    ip("-n", pair.ns["rep1"], "link", "set", "tool0", "up")
+    pair.wait("rep1 takes the VIP back", lambda: pair.holders() == ["rep1"], 20)

@@ -1,0 +1,71 @@
+# -*- coding: utf-8 -*-
+"""Render the role's syslog bridge templates the way the role does, for tests.
+
+The destinations and listeners come from the role's own filters (syslog_bridge_targets, syslog_bridge_inputs),
+called with the same arguments as tasks/validate.yml; the templates are rendered by Ansible's Templar with the
+role's defaults, so what rsyslogd checks here is what the role writes to a replicator.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+import netlab
+
+if netlab.COLLECTIONS not in sys.path:
+    sys.path.insert(0, netlab.ensure_collection_path())
+
+from ansible.parsing.dataloader import DataLoader  # noqa: E402
+from ansible.template import Templar, trust_as_template  # noqa: E402
+
+from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_inputs import (  # noqa: E402
+    syslog_bridge_inputs)
+from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_targets import (  # noqa: E402
+    syslog_bridge_targets)
+
+ROLE = os.path.join(netlab.REPO, "roles", "logfwdr")
+DEFAULTS = yaml.safe_load(open(os.path.join(ROLE, "defaults", "main.yml")))
+RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+SETTINGS = sorted(k for k in DEFAULTS if k.startswith("logfwdr_syslog_bridge_"))
+
+
+def role_vars(inventory, work_dir, stats_file):
+    """The variables the bridge's templates see: defaults, the inventory, and validate.yml's two facts."""
+    v = dict(DEFAULTS)
+    v.update(inventory)
+    v["__logfwdr_syslog_bridge_targets"] = syslog_bridge_targets(
+        v["logfwdr_collectors"], v["logfwdr_ingress_interfaces"], v["logfwdr_protocols"],
+        egress_interfaces=v.get("logfwdr_egress_interfaces"))
+    v["__logfwdr_syslog_bridge_inputs"] = syslog_bridge_inputs(
+        dict((k, v[k]) for k in SETTINGS), v["logfwdr_ingress_interfaces"])
+    v.update({
+        "__logfwdr_syslog_bridge_service": "logfwdr-syslog-bridge.service",
+        "__logfwdr_syslog_bridge_conf": "/etc/logfwdr/syslog-bridge.conf",
+        "__logfwdr_syslog_bridge_work_dir": work_dir,
+        "__logfwdr_syslog_bridge_stats_file": stats_file,
+        "ansible_managed": "Ansible managed: test render",
+    })
+    return v
+
+
+def render(name, variables):
+    """One of the role's templates, rendered by Ansible's Templar (as the template module does)."""
+    source = open(os.path.join(ROLE, "templates", name)).read()
+    return Templar(loader=DataLoader(), variables=variables).template(trust_as_template(source))
+
+
+def render_conf(inventory, directory):
+    """syslog-bridge.conf for `inventory` (role variables), with its work dir and counters file in `directory`."""
+    work_dir = os.path.join(directory, "work")
+    os.makedirs(work_dir, exist_ok=True)
+    variables = role_vars(inventory, work_dir, os.path.join(directory, "stats.log"))
+    return render("syslog-bridge.conf.j2", variables), variables
+
+
+def check(path):
+    """rsyslogd -N1 -f path, as the template task's validate: runs it."""
+    return subprocess.run([RSYSLOGD, "-N1", "-f", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, check=False)

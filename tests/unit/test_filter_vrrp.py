@@ -1,0 +1,285 @@
+# -*- coding: utf-8 -*-
+"""VRRP inventory checks (replication_devices, vrrp_instances) and the replication check's expectation
+(replication_expected): the errors an operator sees, and the data keepalived.conf is rendered from."""
+
+import copy
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+from ansible_collections.netops.logfwdr.plugins.filter import replication_expected as expected_mod
+from ansible_collections.netops.logfwdr.plugins.filter import vrrp_instances as vrrp_mod
+from ansible_collections.netops.logfwdr.plugins.filter.replication_devices import replication_devices
+from ansible_collections.netops.logfwdr.plugins.filter.replication_expected import replication_expected
+from ansible_collections.netops.logfwdr.plugins.filter.vrrp_instances import vrrp_instances
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import model
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.argspec import tc_mirror_spec
+
+from test_filter_replication import EGRESS, PROTOCOLS, InventoryHost
+
+INGRESS = [{"name": "vec1", "address": "10.10.1.2/24", "virtual_address": "10.10.1.1/24", "virtual_router_id": 11},
+           {"name": "vec2", "address": "10.10.2.2/24", "virtual_address": "10.10.2.1/24", "virtual_router_id": 12}]
+PEER_INGRESS = [dict(i, address=i["address"].replace(".2/24", ".3/24")) for i in INGRESS]
+SETTINGS = dict(vrrp_mod.DEFAULTS)
+
+
+def ingress_problems(ingress, vrrp=True):
+    with pytest.raises(AnsibleFilterError) as exc:
+        replication_devices([], ingress, PROTOCOLS, egress_interfaces=EGRESS, vrrp=vrrp)
+    message = str(exc.value)
+    assert message.startswith("invalid replication inventory, nothing was changed:\n- ")
+    return message.split("\n- ")[1:]
+
+
+def vrrp_problems(ingress=None, settings=None, peers=None, hostvars=None):
+    with pytest.raises(AnsibleFilterError) as exc:
+        vrrp_instances(INGRESS if ingress is None else ingress, EGRESS, dict(SETTINGS, **(settings or {})),
+                       peers=peers, hostvars=hostvars)
+    message = str(exc.value)
+    assert message.startswith("invalid VRRP settings, nothing was changed:\n- ")
+    return message.split("\n- ")[1:]
+
+
+def changed(index, **fields):
+    out = copy.deepcopy(INGRESS)
+    for key, value in fields.items():
+        if value is None:
+            out[index].pop(key, None)
+        else:
+            out[index][key] = value
+    return out
+
+
+# ---- replication_devices: the ingress interfaces' VRRP fields --------------------------------------------------
+
+def test_vrrp_fields_are_accepted_and_do_not_change_the_state():
+    plain = [dict((k, v) for k, v in i.items() if not k.startswith("virtual")) for i in INGRESS]
+    collectors = [{"name": "c1", "address": "10.20.1.31", "protocols": ["syslog"]}]
+    assert replication_devices(collectors, INGRESS, PROTOCOLS, egress_interfaces=EGRESS, vrrp=True) == \
+        replication_devices(collectors, plain, PROTOCOLS, egress_interfaces=EGRESS)
+
+
+def test_vrrp_needs_virtual_address_and_router_id_on_every_ingress_interface():
+    ingress = changed(1, virtual_address=None, virtual_router_id=None)
+    assert ingress_problems(ingress) == [
+        "logfwdr_ingress_interfaces[1].virtual_address: required with logfwdr_vrrp: true: the address the exporters "
+        "send to, which moves between the replicators, like 10.10.1.1/24 (in the subnet of address, not the "
+        "address itself)",
+        "logfwdr_ingress_interfaces[1].virtual_router_id: required with logfwdr_vrrp: true: 1-255, the same on both "
+        "replicators, unique per interface and unused by other VRRP routers on the segment"]
+    # without logfwdr_vrrp the fields are optional, but come in pairs
+    replication_devices([], ingress, PROTOCOLS, egress_interfaces=EGRESS)
+    assert ingress_problems(changed(1, virtual_router_id=None), vrrp=False) == [
+        "logfwdr_ingress_interfaces[1].virtual_router_id: set both virtual_address and virtual_router_id (for "
+        "logfwdr_vrrp), or neither"]
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("10.10.1.1", "'10.10.1.1' is not an IPv4 address with prefix length, like 10.10.1.1/24 (no prefix length)"),
+    ("10.10.1.300/24", "'10.10.1.300/24' is not an IPv4 address with prefix length"),
+    ("10.10.1.2/24", "10.10.1.2 is this replicator's own address; use a free address of 10.10.1.0/24 that both "
+                     "replicators share"),
+    ("10.10.9.1/24", "10.10.9.1/24 is not in the subnet of address 10.10.1.2/24; use a free address of 10.10.1.0/24 "
+                     "with the same prefix length, like 10.10.1.1/24"),
+    ("10.10.1.1/25", "10.10.1.1/25 is not in the subnet of address 10.10.1.2/24"),
+    ("10.10.1.255/24", "10.10.1.255 is the network or broadcast address of 10.10.1.0/24; use a free host address"),
+])
+def test_virtual_address_errors(value, problem):
+    found = ingress_problems(changed(0, virtual_address=value))
+    assert len(found) == 1
+    assert found[0].startswith("logfwdr_ingress_interfaces[0].virtual_address: " + problem), found
+
+
+@pytest.mark.parametrize("value", [0, 256, -1, "x", True, 1.5])
+def test_virtual_router_id_range(value):
+    assert ingress_problems(changed(1, virtual_router_id=value)) == [
+        "logfwdr_ingress_interfaces[1].virtual_router_id: %r; use a number from 1 to 255 (the same on both "
+        "replicators)" % (value,)]
+
+
+def test_virtual_router_ids_are_unique_per_host():
+    assert ingress_problems(changed(1, virtual_router_id=11)) == [
+        "logfwdr_ingress_interfaces[1].virtual_router_id: 11 is already used by logfwdr_ingress_interfaces[0]; "
+        "every ingress interface needs its own virtual router id"]
+
+
+# ---- vrrp_instances: settings ----------------------------------------------------------------------------------
+
+def test_instances_from_the_defaults():
+    out = vrrp_instances(INGRESS, EGRESS, SETTINGS)
+    assert out["instances"] == [
+        {"name": "logfwdr_vec1", "interface": "vec1", "virtual_router_id": 11, "virtual_address": "10.10.1.1/24",
+         "track_interfaces": ["vec2", "vec3", "vec4", "tool0"]},
+        {"name": "logfwdr_vec2", "interface": "vec2", "virtual_router_id": 12, "virtual_address": "10.10.2.1/24",
+         "track_interfaces": ["vec1", "vec3", "vec4", "tool0"]}]
+    assert (out["priority"], out["version"], out["advert_int"], out["preempt"], out["preempt_delay"]) == \
+        (100, 3, "0.2", True, 30)
+    assert (out["unicast"], out["auth_pass"], out["check_interval"], out["check_fall"], out["check_rise"]) == \
+        (False, "", 1, 2, 2)
+    assert (out["garp_repeat"], out["garp_delay"]) == (5, 1)
+
+
+def test_values_from_templating_are_accepted():
+    """ansible-core < 2.19 hands the filter strings for "{{ var }}"."""
+    out = vrrp_instances(INGRESS, EGRESS, dict((k, str(v)) for k, v in SETTINGS.items()))
+    assert (out["priority"], out["advert_int"], out["preempt"], out["unicast"]) == (100, "0.2", True, False)
+
+
+@pytest.mark.parametrize("settings, problem", [
+    ({"logfwdr_vrrp_priority": 0}, "logfwdr_vrrp_priority: 0; use 1-254, higher on the primary"),
+    ({"logfwdr_vrrp_priority": 255}, "logfwdr_vrrp_priority: 255; use 1-254"),
+    ({"logfwdr_vrrp_version": 4}, "logfwdr_vrrp_version: 4; use 3 (RFC 5798, sub-second adverts) or 2"),
+    ({"logfwdr_vrrp_advert_interval": 0.005}, "logfwdr_vrrp_advert_interval: 0.005; VRRPv3 advertises every 0.01 "
+                                              "to 40.95 seconds in steps of 0.01"),
+    ({"logfwdr_vrrp_advert_interval": 0.25, "logfwdr_vrrp_version": 2},
+     "logfwdr_vrrp_advert_interval: 0.25; VRRPv2 advertises in whole seconds: use 1-255, or logfwdr_vrrp_version: "
+     "3 for sub-second adverts"),
+    ({"logfwdr_vrrp_version": 2}, "logfwdr_vrrp_advert_interval: 0.2; VRRPv2 advertises in whole seconds"),
+    ({"logfwdr_vrrp_advert_interval": "fast"}, "logfwdr_vrrp_advert_interval: 'fast' is not a number of seconds"),
+    ({"logfwdr_vrrp_auth_pass": "secret"}, "logfwdr_vrrp_auth_pass: VRRPv3 has no authentication (RFC 5798 removed "
+                                           "it); leave logfwdr_vrrp_auth_pass empty, or set logfwdr_vrrp_version: 2"),
+    ({"logfwdr_vrrp_auth_pass": "muchtoolong", "logfwdr_vrrp_version": 2, "logfwdr_vrrp_advert_interval": 1},
+     "logfwdr_vrrp_auth_pass: use 1-8 characters"),
+    ({"logfwdr_vrrp_auth_pass": "a b", "logfwdr_vrrp_version": 2, "logfwdr_vrrp_advert_interval": 1},
+     "logfwdr_vrrp_auth_pass: use 1-8 characters"),
+    ({"logfwdr_vrrp_preempt_delay": 1001}, "logfwdr_vrrp_preempt_delay: 1001; use 0-1000 seconds"),
+    ({"logfwdr_vrrp_check_interval": 0}, "logfwdr_vrrp_check_interval: 0; use a whole number of seconds"),
+    ({"logfwdr_vrrp_check_fall": 0}, "logfwdr_vrrp_check_fall: 0; use a number of consecutive checks"),
+    ({"logfwdr_vrrp_preempt": "maybe"}, "logfwdr_vrrp_preempt: 'maybe'; use true or false"),
+    ({"logfwdr_vrrp_unicast": True}, "logfwdr_vrrp_peers: logfwdr_vrrp_unicast needs the other replicator(s): "
+                                     "group replicators has no other host; list them in logfwdr_vrrp_peers"),
+])
+def test_setting_errors(settings, problem):
+    found = vrrp_problems(settings=settings)
+    assert len(found) == 1, found
+    assert found[0].startswith(problem), found
+
+
+def test_every_problem_at_once():
+    found = vrrp_problems(settings={"logfwdr_vrrp_priority": 300, "logfwdr_vrrp_version": 3,
+                                    "logfwdr_vrrp_auth_pass": "x", "logfwdr_vrrp_check_rise": -1})
+    assert [p.split(":")[0] for p in found] == ["logfwdr_vrrp_priority", "logfwdr_vrrp_auth_pass",
+                                                "logfwdr_vrrp_check_rise"]
+
+
+@pytest.mark.parametrize("interval, text", [(0.2, "0.2"), (1, "1"), (0.05, "0.05"), ("1.50", "1.5"), (40.95, "40.95")])
+def test_advert_interval_as_keepalived_reads_it(interval, text):
+    assert vrrp_instances(INGRESS, EGRESS, dict(SETTINGS, logfwdr_vrrp_advert_interval=interval))["advert_int"] == text
+
+
+def test_version_2_with_authentication():
+    out = vrrp_instances(INGRESS, EGRESS, dict(SETTINGS, logfwdr_vrrp_version=2, logfwdr_vrrp_advert_interval=1,
+                                               logfwdr_vrrp_auth_pass="s3cret"))
+    assert (out["version"], out["advert_int"], out["auth_pass"]) == (2, "1", "s3cret")
+
+
+# ---- vrrp_instances: peers ---------------------------------------------------------------------------------------
+
+def hostvars_with(peer_ingress):
+    return {"rep2": {"logfwdr_ingress_interfaces": peer_ingress}}
+
+
+def test_unicast_peers_are_the_peers_addresses_on_the_same_interface():
+    out = vrrp_instances(INGRESS, EGRESS, dict(SETTINGS, logfwdr_vrrp_unicast=True), peers=["rep2"],
+                         hostvars=hostvars_with(PEER_INGRESS))
+    assert [(i["unicast_src_ip"], i["unicast_peers"]) for i in out["instances"]] == [
+        ("10.10.1.2", ["10.10.1.3"]), ("10.10.2.2", ["10.10.2.3"])]
+    # multicast: no unicast fields, but the peer is still compared
+    out = vrrp_instances(INGRESS, EGRESS, SETTINGS, peers=["rep2"], hostvars=hostvars_with(PEER_INGRESS))
+    assert "unicast_src_ip" not in out["instances"][0] and out["peers"] == ["rep2"]
+
+
+def test_peer_must_use_the_same_virtual_address_and_router_id():
+    peer = copy.deepcopy(PEER_INGRESS)
+    peer[0]["virtual_router_id"] = 21
+    peer[1]["virtual_address"] = "10.10.2.5/24"
+    assert vrrp_problems(peers=["rep2"], hostvars=hostvars_with(peer)) == [
+        "logfwdr_ingress_interfaces[0].virtual_router_id: 11 here but 21 on rep2; both replicators must use the "
+        "same virtual router id",
+        "logfwdr_ingress_interfaces[1].virtual_address: 10.10.2.1/24 here but '10.10.2.5/24' on rep2; both "
+        "replicators must share the same virtual address"]
+
+
+def test_peer_problems():
+    assert vrrp_problems(peers=["nosuch"], hostvars={}) == [
+        "logfwdr_vrrp_peers[0]: 'nosuch' is not a host of the inventory"]
+    assert vrrp_problems(peers=["rep2"], hostvars=hostvars_with(PEER_INGRESS[:1])) == [
+        "logfwdr_ingress_interfaces[1].name: rep2 has no ingress interface vec2; both replicators need the same "
+        "ingress interfaces"]
+    far = [dict(PEER_INGRESS[0], address="10.10.7.3/24"), PEER_INGRESS[1]]
+    assert vrrp_problems(peers=["rep2"], hostvars=hostvars_with(far)) == [
+        "logfwdr_ingress_interfaces[0].address: rep2's address on vec1, 10.10.7.3, is not in 10.10.1.0/24; the "
+        "replicators must share the segment"]
+    same = [dict(PEER_INGRESS[0], address="10.10.1.2/24"), PEER_INGRESS[1]]
+    assert vrrp_problems(peers=["rep2"], hostvars=hostvars_with(same)) == [
+        "logfwdr_ingress_interfaces[0].address: 10.10.1.2 is also rep2's address on vec1"]
+    assert vrrp_problems(settings={"logfwdr_vrrp_unicast": True}, peers=["rep2"], hostvars={"rep2": {}}) == [
+        "logfwdr_vrrp_peers: rep2: its logfwdr_ingress_interfaces are unknown here, so its address on vec1 "
+        "(unicast_peer) is too; define them in the inventory",
+        "logfwdr_vrrp_peers: rep2: its logfwdr_ingress_interfaces are unknown here, so its address on vec2 "
+        "(unicast_peer) is too; define them in the inventory"]
+    # multicast: a peer whose variables are unknown is not compared, and not an error
+    vrrp_instances(INGRESS, EGRESS, SETTINGS, peers=["rep2"], hostvars={"rep2": {}})
+
+
+def test_registered_as_filters():
+    assert vrrp_mod.FilterModule().filters() == {"vrrp_instances": vrrp_instances}
+    assert expected_mod.FilterModule().filters() == {"replication_expected": replication_expected}
+
+
+# ---- replication_expected --------------------------------------------------------------------------------------
+
+COLLECTORS = [
+    {"name": "c1", "address": "10.20.1.31", "protocols": ["syslog", "snmptrap"]},
+    # adjacent prefixes: tc_mirror merges them into one node
+    {"name": "c2", "address": "10.20.1.32", "protocols": ["syslog"], "sources": ["10.10.0.0/24", "10.10.1.0/24"]},
+    {"name": "c3", "address": "10.30.0.5", "protocols": ["syslog", "netflow"],
+     "sources": {"syslog": ["10.10.1.0/24", "10.10.4.0/24", "192.0.2.0/24"]}},
+    {"name": "ids", "mode": "mirror", "device": "tool0", "protocols": ["netflow"], "ingress": ["vec2"]},
+]
+
+
+def test_expected_counts_match_the_nodes_tc_mirror_builds():
+    devices = replication_devices(COLLECTORS, INGRESS, PROTOCOLS, egress_interfaces=EGRESS, vrrp=True)
+    expected = replication_expected(devices, 49152)
+    assert expected["priority"] == 49152 and expected["chain"] == 0
+    assert [(d["name"], d["mirred"], [(p["port"], p["mirred"]) for p in d["ports"]]) for d in expected["devices"]] \
+        == [("vec1", 7, [(162, 1), (514, 5), (2055, 1)]), ("vec2", 8, [(162, 1), (514, 5), (2055, 2)])]
+    # the same numbers from the module's own model: one node (one mirred) per destination and merged prefix
+    params = ArgumentSpecValidator(tc_mirror_spec()).validate({"devices": devices}).validated_parameters
+    resolved = model.validate(params, InventoryHost(INGRESS, EGRESS))
+    for dev, want in zip(resolved, expected["devices"]):
+        got = [(p["port"], sum(len(model.destination_nodes(d)) for d in p["destinations"])) for p in dev["ports"]]
+        assert got == [(p["port"], p["mirred"]) for p in want["ports"]]
+        for port in dev["ports"]:
+            for dest in port["destinations"]:
+                for node in model.destination_nodes(dest):
+                    assert [a["kind"] for a in node["actions"]].count("mirred") == 1
+
+
+def test_expectation_is_lowered_before_a_change():
+    old = replication_expected([{"name": "vec1", "ports": [
+        {"port": 514, "destinations": [{"name": "a"}, {"name": "b"}]},
+        {"port": 162, "destinations": [{"name": "a"}]}]}, {"name": "vec9", "ports": []}], 49152)
+    new = [{"name": "vec1", "ports": [
+        {"port": 514, "destinations": [{"name": "a"}, {"name": "b", "sources": ["10.0.0.0/24", "10.9.0.0/24"]}]},
+        {"port": 2055, "destinations": [{"name": "c"}]}]}, {"name": "vec2", "ports": []}]
+    # 514: min(2, 3); 162 is going away, 2055 not there yet, vec2 new, vec9 going away: none of them expected
+    assert replication_expected(new, 49152, previous=old) == {"priority": 49152, "chain": 0, "devices": [
+        {"name": "vec1", "mirred": 2, "ports": [{"port": 514, "mirred": 2}]}]}
+    # the file's text works as well; an unreadable or missing file means nothing is expected
+    import json
+    assert replication_expected(new, 49152, previous=json.dumps(old)) == replication_expected(new, 49152, previous=old)
+    for nothing in ("", "not json", "[]", {"devices": "x"}):
+        assert replication_expected(new, 49152, previous=nothing) == {"priority": 49152, "chain": 0, "devices": []}
+    # the old priority stays until the rules have moved
+    assert replication_expected(new, 40000, previous=old)["priority"] == 49152
+    # nothing changes: the lowered expectation is the full one (the role then rewrites nothing)
+    assert replication_expected(new, 49152, previous=replication_expected(new, 49152)) == \
+        replication_expected(new, 49152)
+
+
+def test_expected_rejects_what_is_not_a_devices_list():
+    with pytest.raises(AnsibleFilterError):
+        replication_expected([{"ports": []}], 49152)

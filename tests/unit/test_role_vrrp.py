@@ -1,0 +1,311 @@
+# -*- coding: utf-8 -*-
+"""keepalived.conf as the role renders it, checked by keepalived itself.
+
+A tiny ansible-playbook run against fake hosts (connection local) runs the role's validate.yml and renders
+templates/keepalived.conf.j2 (and the network files) into a temporary directory - nothing on this machine is
+changed. `keepalived -t -f` then checks each file in a throwaway network namespace that has the interfaces
+the inventory names (keepalived -t checks that interfaces exist and that check scripts are root-owned and safe).
+The keepalived part needs root and keepalived (`make deps` installs it).
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROLE = os.path.join(REPO, "roles", "logfwdr")
+COLLECTIONS = os.path.join(REPO, ".build", "collections")
+PLAYBOOK_DIR = os.path.dirname(sys.executable)
+KEEPALIVED = shutil.which("keepalived") or ("/usr/sbin/keepalived" if os.path.exists("/usr/sbin/keepalived") else None)
+INTERFACES = ("vec1", "vec2", "vec3", "vec4")
+
+PLAYBOOK = """
+- name: Render the role's VRRP files like the role does, into a directory
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Validate the inventory like the role does
+      ansible.builtin.include_role:
+        name: netops.logfwdr.logfwdr
+        tasks_from: validate.yml
+        public: true
+    - name: Render keepalived.conf
+      ansible.builtin.template:
+        src: {role}/templates/keepalived.conf.j2
+        dest: "{{{{ outdir }}}}/{{{{ inventory_hostname }}}}.conf"
+        mode: "0600"
+      when: logfwdr_vrrp | bool
+    - name: Render the health watcher's unit
+      ansible.builtin.template:
+        src: {role}/templates/logfwdr-health.service.j2
+        dest: "{{{{ outdir }}}}/{{{{ inventory_hostname }}}}-health.service"
+        mode: "0600"
+      when: logfwdr_vrrp | bool
+    - name: Render the network files
+      ansible.builtin.template:
+        src: {role}/templates/logfwdr.network.j2
+        dest: "{{{{ outdir }}}}/{{{{ inventory_hostname }}}}-{{{{ item.name }}}}.network"
+        mode: "0600"
+      loop: "{{{{ __logfwdr_interfaces }}}}"
+""".format(role=ROLE)
+
+# lab-like (inventories/lab): two ingress segments, two egress subnets, a pair with priorities 150 / 100
+LAB_GROUP = {
+    "logfwdr_ingress_interfaces": [
+        {"name": "vec1", "address": "10.10.1.{{ replicator_host_octet }}/24", "virtual_address": "10.10.1.1/24",
+         "virtual_router_id": 11},
+        {"name": "vec2", "address": "10.10.2.{{ replicator_host_octet }}/24", "virtual_address": "10.10.2.1/24",
+         "virtual_router_id": 12}],
+    "logfwdr_egress_interfaces": [
+        {"name": "vec3", "address": "10.20.1.{{ replicator_host_octet }}/24"},
+        {"name": "vec4", "address": "10.20.2.{{ replicator_host_octet }}/24"}],
+    "logfwdr_collectors": [
+        {"name": "collector1", "address": "10.20.1.31", "protocols": ["syslog"]},
+        {"name": "collector3", "address": "10.20.2.33", "protocols": ["netflow", "ipfix"]}],
+    "logfwdr_vrrp": True,
+}
+
+
+def host(octet, **extra):
+    return dict(extra, replicator_host_octet=octet, ansible_connection="local",
+                ansible_python_interpreter=sys.executable)
+
+
+def run_playbook(tmpdir, inventory, extra_vars=None):
+    inv = os.path.join(tmpdir, "hosts.yml")
+    with open(inv, "w") as handle:
+        yaml.safe_dump(inventory, handle)
+    book = os.path.join(tmpdir, "render.yml")
+    with open(book, "w") as handle:
+        handle.write(PLAYBOOK)
+    libexec = os.path.join(tmpdir, "libexec")
+    extra = {"outdir": tmpdir, "__logfwdr_libexec_dir": libexec,
+             "__logfwdr_health_file": os.path.join(tmpdir, "health")}
+    extra.update(extra_vars or {})
+    cfg = os.path.join(tmpdir, "ansible.cfg")
+    with open(cfg, "w") as handle:
+        handle.write("[defaults]\n")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_CONFIG=cfg, ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCAL_TEMP=os.path.join(tmpdir, "ansible-tmp"), ANSIBLE_RETRY_FILES_ENABLED="0",
+               ANSIBLE_HOST_KEY_CHECKING="0")
+    env.pop("ANSIBLE_INVENTORY", None)
+    proc = subprocess.run([os.path.join(PLAYBOOK_DIR, "ansible-playbook"), "-i", inv, book,
+                           "-e", yaml.safe_dump(extra, default_flow_style=True).strip()],
+                          cwd=tmpdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, check=False)
+    return proc
+
+
+def install_scripts(tmpdir):
+    """The role's check and notify scripts where the rendered file points (keepalived -t checks them)."""
+    libexec = os.path.join(tmpdir, "libexec")
+    os.makedirs(libexec, mode=0o755, exist_ok=True)
+    for name, source in (("check-replication", "check_replication.py"), ("vrrp-notify", "vrrp-notify")):
+        shutil.copy(os.path.join(ROLE, "files", source), os.path.join(libexec, name))
+        os.chmod(os.path.join(libexec, name), 0o755)
+    os.chmod(tmpdir, 0o755)
+
+
+def keepalived_test(path, interfaces=INTERFACES):
+    """rc and output of `keepalived -t -f path` in a new network namespace holding `interfaces`."""
+    if KEEPALIVED is None:
+        pytest.skip("keepalived is not installed (make deps)")
+    if os.geteuid() != 0:
+        pytest.skip("keepalived -t needs root here (a network namespace with the inventory's interfaces)")
+    setup = "".join("ip link add %s type veth peer name p%d && " % (name, n) for n, name in enumerate(interfaces))
+    proc = subprocess.run(["unshare", "--net", "sh", "-c", setup + '%s -t -f "$0"' % KEEPALIVED, path],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+    return proc.returncode, proc.stdout
+
+
+def blocks(text, keyword):
+    """{name: body} of the top-level `keyword name { ... }` blocks of a keepalived.conf."""
+    out = {}
+    for match in re.finditer(r"^%s (\S+) \{\n(.*?)^\}" % keyword, text, re.M | re.S):
+        out[match.group(1)] = match.group(2)
+    return out
+
+
+def lines(body):
+    return [line.strip() for line in body.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    """Two pairs rendered in one run: the lab-like pair (multicast, VRRPv3) and a unicast VRRPv2 pair."""
+    tmpdir = tempfile.mkdtemp(prefix="logfwdr-vrrp-")
+    install_scripts(tmpdir)
+    uni_group = {
+        "logfwdr_ingress_interfaces": [LAB_GROUP["logfwdr_ingress_interfaces"][0]],
+        "logfwdr_egress_interfaces": LAB_GROUP["logfwdr_egress_interfaces"][:1],
+        "logfwdr_collectors": LAB_GROUP["logfwdr_collectors"][:1],
+        "logfwdr_vrrp": True, "logfwdr_vrrp_unicast": True, "logfwdr_vrrp_version": 2,
+        "logfwdr_vrrp_advert_interval": 1, "logfwdr_vrrp_auth_pass": "s3cret", "logfwdr_vrrp_preempt": False,
+        "logfwdr_syslog_bridge": False, "logfwdr_vrrp_check_interval": 5,
+    }
+    inventory = {"all": {"children": {
+        "replicators": {"hosts": {"rep1": host(2, logfwdr_vrrp_priority=150), "rep2": host(3)},
+                        "vars": LAB_GROUP},
+        "unicast": {"hosts": {"uni1": host(2, logfwdr_vrrp_priority=200, logfwdr_vrrp_peers=["uni2"]),
+                              "uni2": host(3, logfwdr_vrrp_priority=50, logfwdr_vrrp_peers=["uni1"])},
+                    "vars": uni_group}}}}
+    try:
+        proc = run_playbook(tmpdir, inventory)
+        assert proc.returncode == 0, proc.stdout
+        out = {"dir": tmpdir}
+        for name in ("rep1", "rep2", "uni1", "uni2"):
+            with open(os.path.join(tmpdir, name + ".conf")) as handle:
+                out[name] = handle.read()
+        yield out
+    finally:
+        shutil.rmtree(tmpdir)
+
+
+# ---- what is rendered ----------------------------------------------------------------------------------------
+
+def test_lab_pair_instances_and_priorities(rendered):
+    for name, priority in (("rep1", 150), ("rep2", 100)):
+        text = rendered[name]
+        instances = blocks(text, "vrrp_instance")
+        assert sorted(instances) == ["logfwdr_vec1", "logfwdr_vec2"]
+        vec1 = lines(instances["logfwdr_vec1"])
+        for line in ("state BACKUP", "interface vec1", "virtual_router_id 11", "priority %d" % priority,
+                     "version 3", "advert_int 0.2", "preempt_delay 30", "10.10.1.1/24 dev vec1"):
+            assert line in vec1, (name, line, vec1)
+        assert "virtual_router_id 12" in lines(instances["logfwdr_vec2"])
+        assert "10.10.2.1/24 dev vec2" in lines(instances["logfwdr_vec2"])
+        # every other ingress and egress interface is tracked (keepalived tracks the own one anyway)
+        assert re.search(r"track_interface \{\s+vec2\s+vec3\s+vec4\s+\}", instances["logfwdr_vec1"])
+        assert re.search(r"track_interface \{\s+vec1\s+vec3\s+vec4\s+\}", instances["logfwdr_vec2"])
+        assert re.search(r"track_file \{\s+logfwdr_health\s+\}", instances["logfwdr_vec1"])
+        assert "track_script" not in text and "vrrp_script" not in text
+        for forbidden in ("unicast", "authentication", "nopreempt", "state MASTER"):
+            assert forbidden not in text, (name, forbidden)
+        # one sync group: the pair fails over as a whole
+        assert re.search(r"vrrp_sync_group logfwdr \{\s+group \{\s+logfwdr_vec1\s+logfwdr_vec2\s+\}\s+\}", text)
+        global_defs = lines(re.search(r"^global_defs \{\n(.*?)^\}", text, re.M | re.S).group(1))
+        assert global_defs == ["router_id %s" % name, "enable_script_security", "script_user root",
+                               "vrrp_garp_master_repeat 5", "vrrp_garp_master_delay 1"]
+        tracked = blocks(text, "vrrp_track_file")
+        assert list(tracked) == ["logfwdr_health"]
+        assert lines(tracked["logfwdr_health"]) == ['file "%s/health"' % rendered["dir"], "weight 0", "init_file 1"]
+        # the watcher keepalived follows: the role's check, its settings, the bridge's port
+        unit = open(os.path.join(rendered["dir"], name + "-health.service")).read()
+        execstart = re.search(r"^ExecStart=(.*)$", unit, re.M).group(1).split()
+        assert execstart == ["%s/libexec/check-replication" % rendered["dir"], "--watch", "%s/health" % rendered["dir"],
+                             "--expected", "/etc/logfwdr/replication-expected.json", "--interval", "1",
+                             "--fall", "2", "--rise", "2", "--listen-port", "514"]
+
+
+def test_unicast_v2_pair(rendered):
+    for name, priority, src, peer in (("uni1", 200, "10.10.1.2", "10.10.1.3"), ("uni2", 50, "10.10.1.3", "10.10.1.2")):
+        text = rendered[name]
+        instances = blocks(text, "vrrp_instance")
+        assert list(instances) == ["logfwdr_vec1"]
+        body = instances["logfwdr_vec1"]
+        for line in ("priority %d" % priority, "version 2", "advert_int 1", "nopreempt", "unicast_src_ip " + src,
+                     "auth_type PASS", "auth_pass s3cret"):
+            assert line in lines(body), (name, line)
+        assert re.search(r"unicast_peer \{\s+%s\s+\}" % re.escape(peer), body)
+        assert "preempt_delay" not in text
+        # one instance: no sync group (keepalived -t warns about a group of one); no syslog bridge check
+        assert "vrrp_sync_group" not in text
+        assert "syslog bridge" not in text
+        assert re.search(r"track_interface \{\s+vec3\s+\}", body)
+        unit = open(os.path.join(rendered["dir"], name + "-health.service")).read()
+        assert "--interval 5 " in unit and "--listen-port" not in unit
+
+
+def test_network_files_keep_the_virtual_address(rendered):
+    for name in ("rep1", "uni1"):
+        ingress = open(os.path.join(rendered["dir"], "%s-vec1.network" % name)).read()
+        egress = open(os.path.join(rendered["dir"], "%s-vec3.network" % name)).read()
+        assert "KeepConfiguration=static" in ingress
+        assert "KeepConfiguration" not in egress
+
+
+# ---- keepalived -t -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["rep1", "rep2", "uni1", "uni2"])
+def test_keepalived_accepts_the_rendered_file(rendered, name):
+    path = os.path.join(rendered["dir"], name + ".conf")
+    rc, out = keepalived_test(path)
+    assert (rc, out) == (0, ""), out
+
+
+BROKEN = [
+    ("unknown interface", lambda t: t.replace("interface vec1", "interface vec9"), "doesn't exist"),
+    ("router id out of range", lambda t: t.replace("virtual_router_id 11", "virtual_router_id 300"), "outside range"),
+    ("missing brace", lambda t: t.rstrip()[:-1], "missing '}'"),
+    ("unknown keyword", lambda t: t.replace("state BACKUP", "state BACKUP\n    preemt_delay 30", 1), "Unknown keyword"),
+    ("sub-second VRRPv2", lambda t: t.replace("version 3", "version 2"), "must be an integer"),
+    ("authentication with VRRPv3", lambda t: t.replace(
+        "    state BACKUP", "    state BACKUP\n    authentication {\n        auth_type PASS\n        auth_pass x\n    }",
+        1), "does not support authentication"),
+    ("own interface tracked", lambda t: t.replace("track_interface {\n        vec2",
+                                                  "track_interface {\n        vec1\n        vec2", 1), "own interface"),
+]
+
+
+@pytest.mark.parametrize("what, mutate, message", BROKEN, ids=[b[0] for b in BROKEN])
+def test_keepalived_rejects_broken_variants(rendered, what, mutate, message):
+    text = rendered["rep1"]
+    broken = mutate(text)
+    assert broken != text, what
+    path = os.path.join(rendered["dir"], "broken.conf")
+    with open(path, "w") as handle:
+        handle.write(broken)
+    rc, out = keepalived_test(path)
+    assert rc != 0, (what, out)
+    assert message in out, (what, out)
+
+
+# ---- the role's checks in a real play ----------------------------------------------------------------------------
+
+def test_play_stops_on_vrrp_mistakes():
+    tmpdir = tempfile.mkdtemp(prefix="logfwdr-vrrp-bad-")
+    try:
+        group = dict(LAB_GROUP)
+        v3_auth = host(2, logfwdr_vrrp_auth_pass="secret", logfwdr_vrrp_peers=["ok"])
+        no_virtual = host(2, logfwdr_vrrp_peers=["ok"], logfwdr_ingress_interfaces=[
+            LAB_GROUP["logfwdr_ingress_interfaces"][0],
+            {"name": "vec2", "address": "10.10.2.2/24"}])
+        mismatch = host(2, logfwdr_vrrp_peers=["other"])
+        other = host(3, logfwdr_vrrp_peers=["mismatch"], logfwdr_ingress_interfaces=[
+            LAB_GROUP["logfwdr_ingress_interfaces"][0],
+            dict(LAB_GROUP["logfwdr_ingress_interfaces"][1], virtual_router_id=22)])
+        inventory = {"all": {"children": {"pairs": {
+            "hosts": {"v3auth": v3_auth, "novirtual": no_virtual, "mismatch": mismatch, "other": other,
+                      "ok": host(3, logfwdr_vrrp_peers=["v3auth"])},
+            "vars": group}}}}
+        proc = run_playbook(tmpdir, inventory)
+        assert proc.returncode != 0
+        fatal = dict(re.findall(r"^fatal: \[(\w+)\]: FAILED! => (.*)$", proc.stdout, re.M))
+        assert sorted(fatal) == ["mismatch", "novirtual", "other", "v3auth"], proc.stdout
+        assert "logfwdr_vrrp_auth_pass: VRRPv3 has no authentication (RFC 5798 removed it)" in fatal["v3auth"]
+        assert "logfwdr_ingress_interfaces[1].virtual_address: required with logfwdr_vrrp: true" in fatal["novirtual"]
+        assert "logfwdr_ingress_interfaces[1].virtual_router_id: 12 here but 22 on other" in fatal["mismatch"]
+        assert "logfwdr_ingress_interfaces[1].virtual_router_id: 22 here but 12 on mismatch" in fatal["other"]
+        assert os.path.exists(os.path.join(tmpdir, "ok.conf"))
+        assert not os.path.exists(os.path.join(tmpdir, "v3auth.conf"))
+    finally:
+        shutil.rmtree(tmpdir)
+
+
+def test_notify_script_keeps_the_state_per_instance(tmp_path):
+    script = os.path.join(ROLE, "files", "vrrp-notify")
+    env = dict(os.environ, LOGFWDR_VRRP_STATE_DIR=str(tmp_path / "vrrp"))
+    for args in (["INSTANCE", "logfwdr_vec1", "BACKUP", "150"], ["INSTANCE", "logfwdr_vec1", "MASTER", "150"],
+                 ["INSTANCE", "logfwdr_vec2", "FAULT", "150"], ["INSTANCE", "../evil name", "STOP"]):
+        subprocess.run([script] + args, env=env, check=True)
+    states = dict((p.name, p.read_text()) for p in (tmp_path / "vrrp").iterdir())
+    assert sorted(states) == [".._evil_name", "logfwdr_vec1", "logfwdr_vec2"]
+    assert re.match(r"^MASTER priority 150 since \d{4}-\d\d-\d\dT", states["logfwdr_vec1"])
+    assert states["logfwdr_vec2"].startswith("FAULT priority 150 since ")
+    assert states[".._evil_name"].startswith("STOP priority ? since ")

@@ -1,0 +1,392 @@
+# -*- coding: utf-8 -*-
+"""The TCP syslog bridge: its filters (destinations, listeners), the collectors' syslog_format, and the rendered
+rsyslog configuration checked by the real rsyslogd (-N1, as the role's template task validates it)."""
+
+import copy
+import ipaddress
+import os
+import re
+
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+
+import bridgeconf
+from ansible_collections.netops.logfwdr.plugins.filter.replication_devices import replication_devices
+from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_inputs import (
+    FilterModule as InputsFilters, syslog_bridge_inputs)
+from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_targets import (
+    FilterModule as TargetsFilters, syslog_bridge_targets)
+
+PROTOCOLS = bridgeconf.DEFAULTS["logfwdr_protocols"]
+INGRESS = [{"name": "vec1", "address": "10.10.1.2/24"}, {"name": "vec2", "address": "10.10.2.2/24"}]
+EGRESS = [{"name": "vec3", "address": "10.20.1.2/24"}, {"name": "vec4", "address": "10.20.2.2/24"},
+          {"name": "tool0"}]
+
+# inventories/lab's collectors (group_vars/replicators.yml), plus a mirror collector
+LAB_COLLECTORS = [
+    {"name": "collector1", "address": "10.20.1.31", "protocols": ["syslog"]},
+    {"name": "collector2", "address": "10.20.1.32", "protocols": ["syslog", "snmptrap"], "ports": {"syslog": 1514},
+     "syslog_format": "rfc3164"},
+    {"name": "collector3", "address": "10.20.2.33", "protocols": ["netflow", "ipfix", "syslog"]},
+    {"name": "collector4", "address": "10.20.2.34", "protocols": ["sflow", "syslog"],
+     "sources": {"syslog": ["10.10.2.0/24"]}},
+    {"name": "ids", "mode": "mirror", "device": "tool0", "protocols": ["syslog"]},
+]
+LAB = {"logfwdr_ingress_interfaces": INGRESS, "logfwdr_egress_interfaces": EGRESS,
+       "logfwdr_collectors": LAB_COLLECTORS}
+
+
+def targets(collectors, protocols=None, ingress=None):
+    return syslog_bridge_targets(collectors, INGRESS if ingress is None else ingress, protocols or PROTOCOLS,
+                                 egress_interfaces=EGRESS)
+
+
+def target_problems(collectors, **kwargs):
+    with pytest.raises(AnsibleFilterError) as exc:
+        targets(collectors, **kwargs)
+    message = str(exc.value)
+    assert message.startswith("invalid replication inventory, nothing was changed:\n- ")
+    return message.split("\n- ")[1:]
+
+
+def inputs(**settings):
+    return syslog_bridge_inputs(dict(("logfwdr_syslog_bridge_" + k, v) for k, v in settings.items()), INGRESS)
+
+
+def input_problems(**settings):
+    with pytest.raises(AnsibleFilterError) as exc:
+        inputs(**settings)
+    message = str(exc.value)
+    assert message.startswith("invalid syslog bridge settings, nothing was changed:\n- ")
+    return message.split("\n- ")[1:]
+
+
+def rng(prefix):
+    net = ipaddress.IPv4Network(prefix)
+    return [int(net.network_address), int(net.broadcast_address)]
+
+
+# ---- destinations ------------------------------------------------------------
+
+def test_registered_as_filters():
+    assert TargetsFilters().filters()["syslog_bridge_targets"] is syslog_bridge_targets
+    assert InputsFilters().filters()["syslog_bridge_inputs"] is syslog_bridge_inputs
+
+
+def test_lab_inventory():
+    assert targets(LAB_COLLECTORS) == [
+        {"name": "collector1", "action": "to-collector1", "address": "10.20.1.31", "port": 514, "format": "rfc5424",
+         "senders": [], "ranges": []},
+        {"name": "collector2", "action": "to-collector2", "address": "10.20.1.32", "port": 1514,
+         "format": "rfc3164", "senders": [], "ranges": []},
+        {"name": "collector3", "action": "to-collector3", "address": "10.20.2.33", "port": 514, "format": "rfc5424",
+         "senders": [], "ranges": []},
+        {"name": "collector4", "action": "to-collector4", "address": "10.20.2.34", "port": 514, "format": "rfc5424",
+         "senders": ["10.10.2.0/24"], "ranges": [rng("10.10.2.0/24")]},
+    ]
+
+
+def test_syslog_by_port_number_and_by_a_renamed_port():
+    assert [t["name"] for t in targets([{"name": "a", "address": "10.20.1.31", "protocols": [514]},
+                                        {"name": "b", "address": "10.20.1.32", "protocols": ["514"]},
+                                        {"name": "c", "address": "10.20.1.33", "protocols": [5140]}])] == ["a", "b"]
+    protocols = dict(PROTOCOLS, syslog=5140)
+    found = targets([{"name": "a", "address": "10.20.1.31", "protocols": [514]},
+                     {"name": "c", "address": "10.20.1.33", "protocols": ["syslog"]}], protocols=protocols)
+    assert [(t["name"], t["port"]) for t in found] == [("c", 5140)]
+
+
+def test_sources_list_dict_and_unaligned_prefixes():
+    found = targets([
+        {"name": "list", "address": "10.20.1.31", "protocols": ["syslog", "sflow"], "sources": ["10.10.1.0/25"]},
+        {"name": "dict", "address": "10.20.1.32", "protocols": ["syslog"],
+         "sources": {"syslog": ["10.10.2.2/31", "10.10.1.64/26"]}},
+        {"name": "other", "address": "10.20.1.33", "protocols": ["syslog", "sflow"],
+         "sources": {"sflow": ["10.10.1.0/24"]}},
+        # overlapping prefixes are merged
+        {"name": "merged", "address": "10.20.1.34", "protocols": ["syslog"],
+         "sources": ["10.10.1.0/25", "10.10.1.128/25", "10.10.1.7/32"]},
+    ])
+    by = dict((t["name"], t) for t in found)
+    assert by["list"]["senders"] == ["10.10.1.0/25"] and by["list"]["ranges"] == [rng("10.10.1.0/25")]
+    assert by["dict"]["senders"] == ["10.10.1.64/26", "10.10.2.2/31"]
+    assert by["dict"]["ranges"] == [rng("10.10.1.64/26"), [int(ipaddress.IPv4Address("10.10.2.2")),
+                                                           int(ipaddress.IPv4Address("10.10.2.3"))]]
+    assert by["other"]["senders"] == [] and by["other"]["ranges"] == []  # sources for sflow only
+    assert by["merged"]["senders"] == ["10.10.1.0/24"]
+
+
+def test_ingress_restricts_to_the_ingress_subnets():
+    found = targets([
+        {"name": "seg2", "address": "10.20.1.31", "protocols": ["syslog"], "ingress": ["vec2"]},
+        {"name": "both", "address": "10.20.1.32", "protocols": ["syslog"], "ingress": ["vec1", "vec2"]},
+        {"name": "narrow", "address": "10.20.1.33", "protocols": ["syslog"], "ingress": ["vec2"],
+         "sources": ["10.10.0.0/16"]},
+        {"name": "wide", "address": "10.20.1.34", "protocols": ["syslog"], "ingress": ["vec1"],
+         "sources": ["10.10.1.16/28"]},
+        # sources off every listed ingress subnet: no bridge copies at all (the tc rules still apply)
+        {"name": "none", "address": "10.20.1.35", "protocols": ["syslog"], "ingress": ["vec1"],
+         "sources": ["10.50.0.0/16"]},
+    ])
+    by = dict((t["name"], t["senders"]) for t in found)
+    assert by == {"seg2": ["10.10.2.0/24"], "both": [], "narrow": ["10.10.2.0/24"], "wide": ["10.10.1.16/28"]}
+
+
+def test_mirror_and_non_syslog_collectors_get_nothing():
+    assert targets([{"name": "ids", "mode": "mirror", "device": "tool0", "protocols": ["syslog"]},
+                    {"name": "flows", "address": "10.20.1.31", "protocols": ["netflow"]}]) == []
+
+
+def test_unusual_names_are_quoted_for_rsyslog(tmp_path):
+    inventory = dict(LAB, logfwdr_collectors=[{"name": 'a"b\\c#', "address": "10.20.1.31", "protocols": ["syslog"]}])
+    text, _vars = bridgeconf.render_conf(inventory, str(tmp_path))
+    assert 'action(name="to-a\\"b\\\\c#"' in text
+    path = tmp_path / "bridge.conf"
+    path.write_text(text)
+    result = bridgeconf.check(str(path))
+    assert result.returncode == 0, result.stdout
+
+
+# ---- syslog_format -----------------------------------------------------------
+
+def test_syslog_format_is_ignored_by_the_tc_rules():
+    plain = [{"name": "a", "address": "10.20.1.31", "protocols": ["syslog"]}]
+    formatted = [dict(plain[0], syslog_format="rfc3164")]
+    assert (replication_devices(formatted, INGRESS, PROTOCOLS, egress_interfaces=EGRESS)
+            == replication_devices(plain, INGRESS, PROTOCOLS, egress_interfaces=EGRESS))
+
+
+@pytest.mark.parametrize("collector, expected", [
+    ({"name": "a", "address": "10.20.1.31", "protocols": ["syslog"], "syslog_format": "rfc5425"},
+     "logfwdr_collectors[0].syslog_format: 'rfc5425'; use rfc5424 (RFC 5424 with the original HOSTNAME and the "
+     "sender in [origin ip=...]) or rfc3164 (RFC 3164 with the sender's address as HOSTNAME)"),
+    ({"name": "a", "address": "10.20.1.31", "protocols": ["syslog"], "syslog_format": ["rfc5424"]},
+     "logfwdr_collectors[0].syslog_format: ['rfc5424']; use rfc5424"),
+    ({"name": "a", "mode": "mirror", "device": "tool0", "protocols": ["syslog"], "syslog_format": "rfc3164"},
+     "logfwdr_collectors[0].syslog_format: a mirror collector gets no copies from the syslog bridge; remove "
+     "syslog_format or use mode: forward"),
+    ({"name": "a", "address": "10.20.1.31", "protocols": ["netflow"], "syslog_format": "rfc3164"},
+     "logfwdr_collectors[0].syslog_format: only for a collector that receives syslog (port 514); add syslog to "
+     "protocols or remove syslog_format"),
+    ({"name": "a", "address": "10.20.1.31", "protocols": ["syslog"], "syslog_fromat": "rfc3164"},
+     "logfwdr_collectors[0].syslog_fromat: unknown field (did you mean 'syslog_format'?)"),
+])
+def test_syslog_format_errors_name_the_field(collector, expected):
+    for problems in (target_problems([collector]),
+                     _replication_problems([collector])):
+        assert len(problems) == 1 and problems[0].startswith(expected), problems
+
+
+def _replication_problems(collectors):
+    with pytest.raises(AnsibleFilterError) as exc:
+        replication_devices(collectors, INGRESS, PROTOCOLS, egress_interfaces=EGRESS)
+    return str(exc.value).split("\n- ")[1:]
+
+
+def test_inventory_errors_are_those_of_replication_devices():
+    bad = [{"name": "a", "address": "10.20.1.31", "protocols": ["sylog"]},
+           {"name": "a", "address": "10.99.0.1", "protocols": ["syslog"], "sources": ["10.10.1.1/24"]}]
+    assert target_problems(bad) == _replication_problems(bad)
+
+
+# ---- listeners and allow-list ------------------------------------------------
+
+def test_defaults_allow_the_ingress_subnets_on_514():
+    assert inputs() == {"allowed_senders": ["10.10.1.0/24", "10.10.2.0/24"], "inputs": [{"port": 514, "tls": False}],
+                        "tls_files": [], "queue_size": 50000, "stats_interval": 10}
+
+
+def test_role_defaults_are_the_filters_defaults():
+    from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_inputs import DEFAULTS
+    for key, value in DEFAULTS.items():
+        assert bridgeconf.DEFAULTS["logfwdr_syslog_bridge_" + key] == value, key
+    assert set(bridgeconf.SETTINGS) == set("logfwdr_syslog_bridge_" + k for k in DEFAULTS)
+
+
+def test_allowed_senders_and_tls():
+    found = inputs(allowed_senders=["192.0.2.0/28", "198.51.100.7", "192.0.2.0/28"], port="1514", tls=True,
+                   tls_cert_file="/etc/ssl/b.pem", tls_key_file="/etc/ssl/b.key", tls_ca_file="/etc/ssl/ca.pem",
+                   tls_auth_mode="x509/name", tls_permitted_peers=["*.example.net"])
+    assert found["allowed_senders"] == ["192.0.2.0/28", "198.51.100.7/32"]
+    assert found["inputs"] == [
+        {"port": 1514, "tls": False},
+        {"port": 6514, "tls": True, "auth_mode": "x509/name", "ca_file": "/etc/ssl/ca.pem",
+         "cert_file": "/etc/ssl/b.pem", "key_file": "/etc/ssl/b.key", "permitted_peers": ["*.example.net"]}]
+    assert [f["variable"] for f in found["tls_files"]] == [
+        "logfwdr_syslog_bridge_tls_ca_file", "logfwdr_syslog_bridge_tls_cert_file",
+        "logfwdr_syslog_bridge_tls_key_file"]
+
+
+def test_tls_settings_are_ignored_while_tls_is_off():
+    assert inputs(tls_port=514, tls_auth_mode="x509/name")["inputs"] == [{"port": 514, "tls": False}]
+
+
+@pytest.mark.parametrize("settings, expected", [
+    ({"port": 0}, ["logfwdr_syslog_bridge_port: 0 is not a TCP port; use 1-65535 (514 is syslog's)"]),
+    ({"allowed_senders": ["10.10.1.5/24"]},
+     ["logfwdr_syslog_bridge_allowed_senders[0]: '10.10.1.5/24' is not an IPv4 prefix like 10.10.1.0/24 or an "
+      "address (10.10.1.5/24 has host bits set)"]),
+    ({"allowed_senders": "10.10.1.0/24"},
+     ["logfwdr_syslog_bridge_allowed_senders: must be a list of IPv4 prefixes, like [10.10.1.0/24], or [] for the "
+      "ingress subnets"]),
+    ({"queue_size": 0, "stats_interval": "x"},
+     ["logfwdr_syslog_bridge_queue_size: 0; use a whole number above 0",
+      "logfwdr_syslog_bridge_stats_interval: 'x'; use a whole number above 0"]),
+    ({"tls": True},
+     ["logfwdr_syslog_bridge_tls_cert_file: required with logfwdr_syslog_bridge_tls: true: the path on the "
+      "replicator of the bridge's certificate (PEM)",
+      "logfwdr_syslog_bridge_tls_key_file: required with logfwdr_syslog_bridge_tls: true: the path on the "
+      "replicator of the bridge's private key (PEM)"]),
+    ({"tls": True, "tls_port": 514, "tls_cert_file": "c.pem", "tls_key_file": "/k\"ey",
+      "tls_auth_mode": "x509/certvalid"},
+     ["logfwdr_syslog_bridge_tls_port: 514 is also logfwdr_syslog_bridge_port; the plain and the TLS listener need "
+      "their own ports (6514 is syslog over TLS)",
+      "logfwdr_syslog_bridge_tls_ca_file: required with logfwdr_syslog_bridge_tls_auth_mode: x509/certvalid: the "
+      "path on the replicator of the CA certificate (PEM) that signed the senders' certificates",
+      "logfwdr_syslog_bridge_tls_cert_file: 'c.pem'; use an absolute path without quotes or backslashes",
+      "logfwdr_syslog_bridge_tls_key_file: '/k\"ey'; use an absolute path without quotes or backslashes"]),
+    ({"tls": True, "tls_cert_file": "/c", "tls_key_file": "/k", "tls_ca_file": "/ca", "tls_auth_mode": "x509/name"},
+     ["logfwdr_syslog_bridge_tls_permitted_peers: required with logfwdr_syslog_bridge_tls_auth_mode: x509/name: the "
+      "names (CN or DNS SAN) of the senders' certificates, like [router1.example.net]; wildcards like *.example.net "
+      "work"]),
+    ({"tls": True, "tls_cert_file": "/c", "tls_key_file": "/k", "tls_permitted_peers": ["r1"]},
+     ["logfwdr_syslog_bridge_tls_permitted_peers: only used with logfwdr_syslog_bridge_tls_auth_mode: x509/name; "
+      "remove it or use x509/name"]),
+    ({"tls": True, "tls_cert_file": "/c", "tls_key_file": "/k", "tls_auth_mode": "x509"},
+     ["logfwdr_syslog_bridge_tls_auth_mode: 'x509'; use anon (encryption only, any client), x509/certvalid (clients "
+      "need a certificate signed by the CA), x509/name (clients need a certificate signed by the CA whose name is "
+      "in the permitted peers)"]),
+])
+def test_setting_errors_name_the_variable(settings, expected):
+    assert input_problems(**settings) == expected
+
+
+def test_unknown_setting():
+    with pytest.raises(AnsibleFilterError, match="unknown settings logfwdr_syslog_bridge_prot"):
+        syslog_bridge_inputs({"logfwdr_syslog_bridge_prot": 514}, INGRESS)
+
+
+# ---- the role's package list -------------------------------------------------
+
+@pytest.mark.parametrize("bridge, tls, extra", [(True, False, []), (True, True, ["rsyslog-gnutls"]),
+                                                (False, True, [])])
+def test_packages_include_what_the_bridge_needs(bridge, tls, extra):
+    role_vars = yaml.safe_load(open(os.path.join(bridgeconf.ROLE, "vars", "main.yml")))
+    variables = dict(bridgeconf.DEFAULTS, logfwdr_syslog_bridge=bridge, logfwdr_syslog_bridge_tls=tls,
+                     logfwdr_packages=["python3-pyroute2", "kmod"])
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+    variables.update((k, trust_as_template(v)) for k, v in role_vars.items() if "packages" in k)
+    templar = Templar(loader=DataLoader(), variables=variables)
+    got = templar.template(trust_as_template(role_vars["__logfwdr_packages"]))
+    assert got == ["python3-pyroute2", "kmod"] + (["rsyslog"] if bridge else []) + extra
+    # the role's default list has rsyslog already: not twice
+    variables["logfwdr_packages"] = bridgeconf.DEFAULTS["logfwdr_packages"]
+    got = Templar(loader=DataLoader(), variables=variables).template(trust_as_template(role_vars["__logfwdr_packages"]))
+    assert got == bridgeconf.DEFAULTS["logfwdr_packages"] + extra
+
+
+# ---- the rendered configuration, checked by rsyslogd -------------------------
+
+@pytest.fixture(scope="module")
+def rsyslogd():
+    if not os.path.exists(bridgeconf.RSYSLOGD):
+        pytest.fail("rsyslogd is not installed (make deps installs rsyslog and rsyslog-gnutls)")
+    return bridgeconf.RSYSLOGD
+
+
+def _write(tmp_path, text, name="bridge.conf"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+TLS = {"logfwdr_syslog_bridge_tls": True, "logfwdr_syslog_bridge_tls_cert_file": "/etc/logfwdr/tls/bridge.pem",
+       "logfwdr_syslog_bridge_tls_key_file": "/etc/logfwdr/tls/bridge.key",
+       "logfwdr_syslog_bridge_tls_ca_file": "/etc/logfwdr/tls/ca.pem",
+       "logfwdr_syslog_bridge_tls_auth_mode": "x509/name",
+       "logfwdr_syslog_bridge_tls_permitted_peers": ["router1.example.net", "*.sw.example.net"]}
+
+
+@pytest.mark.parametrize("extra", [{}, TLS, {"logfwdr_collectors": []},
+                                   dict(TLS, logfwdr_syslog_bridge_tls_auth_mode="anon",
+                                        logfwdr_syslog_bridge_tls_ca_file="",
+                                        logfwdr_syslog_bridge_tls_permitted_peers=[])],
+                         ids=["lab", "lab-tls-x509-name", "no-collectors", "tls-anon"])
+def test_rendered_configuration_passes_rsyslogd_check(rsyslogd, tmp_path, extra):
+    text, _vars = bridgeconf.render_conf(dict(LAB, **extra), str(tmp_path))
+    result = bridgeconf.check(_write(tmp_path, text))
+    assert result.returncode == 0, text + "\n" + result.stdout
+    assert "End of config validation run" in result.stdout
+
+
+def test_rendered_lab_configuration(tmp_path):
+    text, _vars = bridgeconf.render_conf(dict(LAB, **TLS), str(tmp_path))
+    assert "$AllowedSender TCP, 10.10.1.0/24, 10.10.2.0/24\n" in text
+    assert re.search(r'input\(type="imtcp" port="514" ruleset="logfwdr_bridge"', text)
+    assert re.search(r'input\(type="imtcp" port="6514" ruleset="logfwdr_bridge" keepAlive="on"\n\s+'
+                     r'streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="x509/name"', text)
+    assert 'permittedPeer=["router1.example.net", "*.sw.example.net"])' in text
+    assert 'log.file="%s"' % (tmp_path / "stats.log") in text
+    actions = re.findall(r'action\(name="([^"]+)" type="omfwd" target="([^"]+)" port="(\d+)"\s+protocol="udp" '
+                         r'template="logfwdr_(\w+)"\s+queue.type="LinkedList" queue.size="50000" '
+                         r'queue.timeoutEnqueue="0"\s+action.resumeRetryCount="-1"', text)
+    assert actions == [("to-collector1", "10.20.1.31", "514", "rfc5424"),
+                       ("to-collector2", "10.20.1.32", "1514", "rfc3164"),
+                       ("to-collector3", "10.20.2.33", "514", "rfc5424"),
+                       ("to-collector4", "10.20.2.34", "514", "rfc5424")]
+    low, high = rng("10.10.2.0/24")
+    assert ("if ($.logfwdr_ip >= %d and $.logfwdr_ip <= %d) then {\n        action(name=\"to-collector4\""
+            % (low, high)) in text
+    assert "ids" not in re.sub(r"#.*", "", text)  # the mirror collector gets nothing
+
+
+def test_lab_inventory_file(rsyslogd, tmp_path):
+    """inventories/lab as the lab's replicators get it: the bridge's destinations and a valid configuration."""
+    import jinja2
+    path = os.path.join(bridgeconf.netlab.REPO, "inventories", "lab", "group_vars", "replicators.yml")
+    inventory = yaml.safe_load(jinja2.Template(open(path).read()).render(replicator_host_octet=2))
+    text, variables = bridgeconf.render_conf(inventory, str(tmp_path))
+    found = [(t["name"], t["address"], t["port"], t["format"], t["senders"])
+             for t in variables["__logfwdr_syslog_bridge_targets"]]
+    want = {"collector1": (514, "rfc5424", []), "collector2": (1514, "rfc3164", []),
+            "collector3": (514, "rfc5424", []), "collector4": (514, "rfc5424", ["10.10.2.0/24"])}
+    for name, _address, port, fmt, senders in found:
+        assert want[name] == (port, fmt, senders), name
+    assert [f[0] for f in found] == [c["name"] for c in inventory["logfwdr_collectors"]
+                                     if "syslog" in c["protocols"]]
+    assert "$AllowedSender TCP, 10.10.1.0/24, 10.10.2.0/24\n" in text
+    result = bridgeconf.check(_write(tmp_path, text))
+    assert result.returncode == 0, text + "\n" + result.stdout
+
+
+@pytest.mark.parametrize("breakage", [
+    lambda text: text[:text.rindex("}")],                                  # ruleset never closed
+    lambda text: text.replace('queue.timeoutEnqueue="0"', 'queue.timeoutEnqueu="0"', 1),   # unknown parameter
+    lambda text: text.replace('template="logfwdr_rfc3164"', 'template="logfwdr_rfc3165"'),  # no such template
+    lambda text: text.replace("ip42num(", "ip4num("),                     # no such function
+], ids=["unclosed", "unknown-parameter", "unknown-template", "unknown-function"])
+def test_broken_configuration_fails_rsyslogd_check(rsyslogd, tmp_path, breakage):
+    text, _vars = bridgeconf.render_conf(LAB, str(tmp_path))
+    assert bridgeconf.check(_write(tmp_path, text, "good.conf")).returncode == 0
+    broken = breakage(text)
+    assert broken != text
+    result = bridgeconf.check(_write(tmp_path, broken, "broken.conf"))
+    assert result.returncode != 0, result.stdout
+
+
+def test_unit_runs_its_own_rsyslogd(tmp_path):
+    _text, variables = bridgeconf.render_conf(LAB, str(tmp_path))
+    unit = bridgeconf.render("logfwdr-syslog-bridge.service.j2", variables)
+    assert "\nExecStart=/usr/sbin/rsyslogd -n -iNONE -f /etc/logfwdr/syslog-bridge.conf\n" in unit
+    assert "\nType=notify\n" in unit
+    rotate = bridgeconf.render("logfwdr-syslog-bridge.logrotate.j2", variables)
+    assert rotate.splitlines()[3] == "%s {" % (tmp_path / "stats.log")
+    assert "systemctl kill --signal=HUP --kill-whom=main logfwdr-syslog-bridge.service" in rotate
+
+
+def test_inventory_copy_is_not_modified():
+    before = copy.deepcopy(LAB_COLLECTORS)
+    targets(LAB_COLLECTORS)
+    assert LAB_COLLECTORS == before
