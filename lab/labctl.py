@@ -5,6 +5,8 @@ sshd) wired to Linux bridges inside the network namespace ``lflab``.
     lab/labctl down                 kill guests, delete the namespace, taps and COW files
     lab/labctl status               namespace, guest processes, SSH reachability
     lab/labctl wait [--timeout S]   until every host answers SSH
+    lab/labctl poweroff HOST        kill one guest at once (a pulled power cord)
+    lab/labctl start HOST           boot it again on its own disk, wait for SSH
     lab/labctl ssh HOST [CMD...]    root shell / command on HOST (from inside lflab)
     lab/labctl run -- CMD...        run CMD inside lflab (e.g. ansible-playbook)
 
@@ -489,6 +491,57 @@ def cmd_run(args):
     os.execvpe(argv[0], argv, lab_env())
 
 
+# --------------------------------------------------------------------------- one host
+
+def cmd_poweroff(args):
+    """Pull the plug: SIGKILL the guest's processes (no shutdown, no goodbye packets)."""
+    need_root()
+    topo = load_topology()
+    host_by_name(topo, args.host)
+    state = read_state()
+    if not guest_alive(state, args.host):
+        die(f"{args.host} is not running")
+    marker = f"uml_dir={HOSTS_DIR / args.host}".encode()
+    mine = lambda: [p for p in lab_uml_pids() if marker in _cmdline(p)]  # noqa: E731
+    os.killpg(state["hosts"][args.host]["pid"], signal.SIGKILL)
+    if not harness.kill_until_gone(mine, timeout=10):
+        die(f"{args.host}: processes still alive: {mine()}")
+    print(f"{args.host} powered off")
+
+
+def cmd_start(args):
+    """Boot a powered-off guest again on its own disk (its COW layer keeps what Ansible wrote)."""
+    need_root()
+    topo = load_topology()
+    host = host_by_name(topo, args.host)
+    state = read_state()
+    if state is None:
+        die("the lab is down; `lab/labctl up` starts every host")
+    if guest_alive(state, args.host):
+        die(f"{args.host} is already running")
+    hostdir = HOSTS_DIR / args.host
+    argv = guest_argv(topo, host, state["image"], hostdir)
+    env = dict(os.environ)
+    if not harness._shm_usable():
+        env["TMPDIR"] = str(hostdir)
+    t0 = time.monotonic()
+    with open(hostdir / "console.log", "ab") as con:
+        p = subprocess.Popen(["ip", "netns", "exec", state["namespace"], *argv],
+                             stdin=subprocess.DEVNULL, stdout=con, stderr=subprocess.STDOUT,
+                             cwd=hostdir, env=env, start_new_session=True)
+    p.returncode = 0                        # detached on purpose
+    state["hosts"][args.host]["pid"] = p.pid
+    write_state(state)
+    deadline = t0 + args.timeout
+    while time.monotonic() < deadline:
+        if ssh_ok(state["namespace"], host["mgmt_ip"]):
+            print(f"{args.host} up: answers SSH after {time.monotonic() - t0:.1f}s")
+            return 0
+        time.sleep(0.5)
+    die(f"{args.host} did not answer SSH within {args.timeout:.0f}s ({hostdir}/console.log)")
+    return 1
+
+
 # --------------------------------------------------------------------------- main
 
 def main():
@@ -507,6 +560,13 @@ def main():
     p = sub.add_parser("wait", help="wait until every host answers SSH")
     p.add_argument("--timeout", type=float, default=180)
     p.set_defaults(func=cmd_wait)
+    p = sub.add_parser("poweroff", help="kill one guest at once, like pulling its power cord")
+    p.add_argument("host")
+    p.set_defaults(func=cmd_poweroff)
+    p = sub.add_parser("start", help="boot a powered-off guest again (same disk), wait for SSH")
+    p.add_argument("host")
+    p.add_argument("--timeout", type=float, default=120)
+    p.set_defaults(func=cmd_start)
     p = sub.add_parser("ssh", help="ssh to HOST as root from inside the lab namespace")
     p.add_argument("host")
     p.add_argument("cmd", nargs=argparse.REMAINDER)

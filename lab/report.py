@@ -4,20 +4,23 @@
 
 One table per collector: protocol, messages received (syslog messages, traps, flow records,
 sFlow datagrams), source addresses seen (the UDP source, i.e. the exporter when the replicator
-kept it), and details (ports for syslog/traps, export versions for NetFlow/IPFIX, flow samples
+kept it; for syslog-tcp, sent over TCP and re-sent by the replicator's bridge, the replicator,
+with the exporter named in the message as "senders"), and details (ports for syslog/traps, export versions for NetFlow/IPFIX, flow samples
 and agent address for sFlow; how many messages carry this run's id).
 """
 
 import json
 import sys
 
-ORDER = ["syslog", "snmptrap", "netflow", "ipfix", "sflow"]
+ORDER = ["syslog", "syslog-tcp", "snmptrap", "netflow", "ipfix", "sflow"]
 
 
 def details(proto, entry, run_id):
     parts = []
     if entry.get("ports"):
         parts.append("port " + ",".join(str(p) for p in entry["ports"]))
+    if entry.get("senders"):
+        parts.append("senders %s (%s)" % (",".join(entry["senders"]), ",".join(entry.get("formats", []))))
     if "run_messages" in entry:
         parts.append("%d with run id %s" % (entry["run_messages"], run_id))
     if entry.get("versions"):

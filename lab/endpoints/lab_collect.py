@@ -5,6 +5,7 @@ sfacctd, and the tcpdump sFlow transport witness) and prints one JSON object:
 
   {"host": ..., "run_id": ..., "protocols": {
      "syslog":   {"messages", "run_messages", "sources", "ports", "examples"},
+     "syslog-tcp": {...same, plus "senders" (origin SD ip / HOSTNAME), "formats"},
      "snmptrap": {"messages", "run_messages", "sources", "ports", "examples"},
      "netflow":  {"messages" (flow records), "packets", "sources" (exporter %ra),
                   "versions", "examples"},            # nfcapd on the NetFlow port
@@ -52,23 +53,44 @@ def finish(entry):
     return out
 
 
+ORIGIN_RE = re.compile(r'\[origin [^\]]*ip="([^"]+)"')
+IPV4_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
 def syslog(log_dir, run_id):
-    e = new_entry()
+    """Two entries: "syslog" (sent over UDP, replicated by tc) and "syslog-tcp" (sent over TCP,
+    marked via=tcp by traffic.yml, re-sent over UDP by the replicator's bridge). For the latter,
+    "senders" is who the bridge says sent it: the origin SD's ip (RFC 5424) or the HOSTNAME
+    when it is an address (RFC 3164); "formats" which of the two arrived."""
+    udp, tcp = new_entry(), new_entry()
+    tcp["senders"], tcp["formats"] = set(), set()
     for line in read_lines(os.path.join(log_dir, "syslog.log")):
         try:
             rec = json.loads(line)
         except ValueError:
             continue
+        msg = rec.get("msg", "")
+        e = tcp if " via=tcp" in msg + " " else udp
         e["messages"] += 1
         e["sources"].add(rec.get("from", ""))
         m = re.match(r"udp(\d+)$", rec.get("input", ""))
         if m:
             e["ports"].add(int(m.group(1)))
-        if run_id and "LFRUN=%s " % run_id in rec.get("msg", "") + " ":
+        if run_id and "LFRUN=%s " % run_id in msg + " ":
             e["run_messages"] += 1
+        if e is tcp:
+            origin = ORIGIN_RE.search(rec.get("sd", ""))
+            if origin:
+                e["senders"].add(origin.group(1))
+                e["formats"].add("rfc5424")
+            elif IPV4_RE.match(rec.get("host", "")):
+                e["senders"].add(rec["host"])
+                e["formats"].add("rfc3164")
+            else:
+                e["senders"].add("unidentified")
         if len(e["examples"]) < EXAMPLES:
-            e["examples"].append("%s %s" % (rec.get("tag", ""), rec.get("msg", "")))
-    return e
+            e["examples"].append("%s %s" % (rec.get("tag", ""), msg))
+    return udp, tcp
 
 
 # TRAP2|UDP: [10.10.1.21]:45678->[10.20.1.32]:162|<varbinds, tab separated>
@@ -170,8 +192,10 @@ def main():
     ap.add_argument("--netflow-port", type=int, default=2055)
     ap.add_argument("--ipfix-port", type=int, default=4739)
     args = ap.parse_args()
+    syslog_udp, syslog_tcp = syslog(args.log_dir, args.run_id)
     found = {
-        "syslog": syslog(args.log_dir, args.run_id),
+        "syslog": syslog_udp,
+        "syslog-tcp": syslog_tcp,
         "snmptrap": snmptrap(args.log_dir, args.run_id),
         "netflow": nfcapd(args.flow_dir, args.netflow_port),
         "ipfix": nfcapd(args.flow_dir, args.ipfix_port),
