@@ -119,6 +119,7 @@ def main():
     p.add_argument("--tcp-rate", type=float, default=20)
     p.add_argument("--tcp-format", choices=["rfc5424", "rfc3164"], default="rfc5424")
     p.add_argument("--duration", type=float, default=3600)
+    p.add_argument("--no-stdin", action="store_true", help="run for --duration, ignore stdin")
     args = ap.parse_args()
 
     stop = threading.Event()
@@ -131,7 +132,8 @@ def main():
             pass
         stop.set()
 
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    if not args.no_stdin:
+        threading.Thread(target=watch_stdin, daemon=True).start()
     tcp = Tcp(args, stop) if args.tcp_rate > 0 else None
     if tcp:
         tcp_thread = threading.Thread(target=tcp.run)
