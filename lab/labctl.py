@@ -502,7 +502,10 @@ def cmd_poweroff(args):
     if not guest_alive(state, args.host):
         die(f"{args.host} is not running")
     marker = f"uml_dir={HOSTS_DIR / args.host}".encode()
-    mine = lambda: [p for p in lab_uml_pids() if marker in _cmdline(p)]  # noqa: E731
+
+    def mine():
+        return [p for p in lab_uml_pids() if marker in _cmdline(p)]
+
     os.killpg(state["hosts"][args.host]["pid"], signal.SIGKILL)
     if not harness.kill_until_gone(mine, timeout=10):
         die(f"{args.host}: processes still alive: {mine()}")

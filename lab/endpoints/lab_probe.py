@@ -82,8 +82,8 @@ class Tcp:
                     self.reconnects[-1].append(round(time.time(), 3))  # when it was back
                 first = False
             # a reset or close from the peer shows as readable
-            r, _, _ = select.select([self.sock], [], [], 0)
-            if r:
+            readable = select.select([self.sock], [], [], 0)[0]
+            if readable:
                 try:
                     data = self.sock.recv(512)
                 except OSError as exc:
