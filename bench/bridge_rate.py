@@ -1,12 +1,15 @@
 """How many syslog messages per second the TCP bridge carries to the lab's 4 syslog collectors.
 
-    python3 bench/bridge_rate.py [--rates 250,500,1000,2000,4000] [--seconds 10]
+    python3 bench/bridge_rate.py [--rates 250,500,1000,2000,4000] [--seconds 10] [--down collector3]
 
 Needs the lab up and deployed (`make demo`). For each rate, exporter2 (whose messages every
 syslog collector takes, collector4's allow-list included) sends numbered RFC 5424 messages over
 one TCP connection to the bridge on the primary (10.10.2.1:514) for --seconds seconds, with no
 UDP. Afterwards each collector's own rsyslog output is counted, and the bridge's impstats
 counters on the primary (per-collector queue: enqueued, discarded when full) are read.
+
+--down HOST powers that collector off first (lab/labctl poweroff; `lab/labctl start HOST` brings it
+back): the others must still get every message, and the bridge counts what it could not send to it.
 
 Prints per rate: offered and achieved send rate (the TCP sender slows down when the bridge does
 not read fast enough), per collector received and lost, and the bridge's discard counters.
@@ -56,7 +59,8 @@ def bridge_counters():
 def one_rate(rate, args):
     run = "br%s%d" % (time.strftime("%H%M%S"), rate)
     for c in COLLECTORS:
-        ssh(c, "truncate -s 0 /var/log/lab/syslog.log")
+        if c not in args.down:
+            ssh(c, "truncate -s 0 /var/log/lab/syslog.log")
     before = bridge_counters()
     p = subprocess.run(
         [LABCTL, "ssh", "exporter2", "python3 /root/lab_probe.py send --target 10.10.2.1 "
@@ -71,6 +75,9 @@ def one_rate(rate, args):
            "unsent": sent["tcp_unsent"], "seconds": round(sent["done"] - sent["start"], 2),
            "reconnects": len(sent["tcp_reconnects"]), "collectors": {}, "bridge": {}}
     for c in COLLECTORS:
+        if c in args.down:
+            row["collectors"][c] = {"received": 0, "lost": sent["tcp_sent"], "down": True}
+            continue
         seqs = set()
         for line in ssh(c, "cat /var/log/lab/syslog.log").splitlines():
             m = LFP.search(line)
@@ -89,12 +96,16 @@ def main():
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--drain", type=float, default=5)
     ap.add_argument("--stats-wait", type=float, default=11)
+    ap.add_argument("--down", action="append", default=[], choices=COLLECTORS,
+                    help="power this collector off before the runs")
     ap.add_argument("--out", default=os.path.join(REPO, ".build", "bench-bridge-rate.json"))
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root (the lab needs it)")
     if subprocess.run([LABCTL, "status"], capture_output=True, check=False).returncode != 0:
         sys.exit("the lab is not up: run `make demo` first")
+    for c in args.down:
+        subprocess.run([LABCTL, "poweroff", c], check=True)
     with open(PROBE, "rb") as f:
         subprocess.run([LABCTL, "ssh", "exporter2", "cat > /root/lab_probe.py"], stdin=f, check=True)
     rows = []
@@ -109,9 +120,13 @@ def main():
             json.dump(rows, f, indent=1)
         discards = ", ".join("%s: %d" % (n, v["discarded.full"]) for n, v in sorted(row["bridge"].items())
                              if v.get("discarded.full")) or "none"
+        for c in args.down:
+            q = row["bridge"].get("to-%s queue" % c, {})
+            discards += "; %s (down): enqueued %d, queue max %d" % (c, q.get("enqueued", 0), q.get("maxqsize", 0))
         print("%6d %9.0f %8d  %s  %s" % (
             rate, row["sent"] / row["seconds"], row["sent"], "  ".join(
-                "%-16s" % ("%d lost %d" % (v["received"], v["lost"])) for v in row["collectors"].values()),
+                "%-16s" % ("down" if v.get("down") else "%d lost %d" % (v["received"], v["lost"]))
+                for v in row["collectors"].values()),
             discards), flush=True)
 
 
