@@ -20,22 +20,13 @@ are the lab's, a floor for real hardware, not a hardware benchmark.
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LABCTL = os.path.join(REPO, "lab", "labctl")
-PROBE = os.path.join(REPO, "lab", "endpoints", "lab_probe.py")
-COLLECTORS = ["collector1", "collector2", "collector3", "collector4"]
+from lablib import COLLECTOR_LOG, COLLECTORS, LABCTL, LFP, REPO, copy_probe, require_lab, ssh
+
 STATS = "/var/log/logfwdr/syslog-bridge-stats.log"
-LFP = re.compile(r"LFP run=(\S+) exp=(\S+) p=(udp|tcp) seq=(\d+)")
-
-
-def ssh(host, cmd, timeout=120, **kw):
-    return subprocess.run([LABCTL, "ssh", host, cmd], capture_output=True, text=True,
-                          timeout=timeout, check=True, **kw).stdout
 
 
 def bridge_counters():
@@ -60,7 +51,7 @@ def one_rate(rate, args):
     run = "br%s%d" % (time.strftime("%H%M%S"), rate)
     for c in COLLECTORS:
         if c not in args.down:
-            ssh(c, "truncate -s 0 /var/log/lab/syslog.log")
+            ssh(c, "truncate -s 0 " + COLLECTOR_LOG)
     before = bridge_counters()
     p = subprocess.run(
         [LABCTL, "ssh", "exporter2", "python3 /root/lab_probe.py send --target 10.10.2.1 "
@@ -79,7 +70,7 @@ def one_rate(rate, args):
             row["collectors"][c] = {"received": 0, "lost": sent["tcp_sent"], "down": True}
             continue
         seqs = set()
-        for line in ssh(c, "cat /var/log/lab/syslog.log").splitlines():
+        for line in ssh(c, "cat " + COLLECTOR_LOG).splitlines():
             m = LFP.search(line)
             if m and m.group(1) == run:
                 seqs.add(int(m.group(4)))
@@ -100,14 +91,10 @@ def main():
                     help="power this collector off before the runs")
     ap.add_argument("--out", default=os.path.join(REPO, ".build", "bench-bridge-rate.json"))
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root (the lab needs it)")
-    if subprocess.run([LABCTL, "status"], capture_output=True, check=False).returncode != 0:
-        sys.exit("the lab is not up: run `make demo` first")
+    require_lab()
     for c in args.down:
         subprocess.run([LABCTL, "poweroff", c], check=True)
-    with open(PROBE, "rb") as f:
-        subprocess.run([LABCTL, "ssh", "exporter2", "cat > /root/lab_probe.py"], stdin=f, check=True)
+    copy_probe("exporter2")
     rows = []
     print("%6s %9s %8s  %s  %s" % ("offered", "achieved", "sent", "  ".join(
         "%-16s" % c for c in COLLECTORS), "bridge discards (queue: full)"))

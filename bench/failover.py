@@ -28,26 +28,17 @@ import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LABCTL = os.path.join(REPO, "lab", "labctl")
-PROBE = os.path.join(REPO, "lab", "endpoints", "lab_probe.py")
+from lablib import COLLECTOR_LOG, COLLECTORS, LABCTL, LFP, REPO, copy_probe, require_lab, ssh
+
 EXPORTERS = {"exporter1": ("10.10.1.21", "10.10.1.1", "rfc5424"),
              "exporter2": ("10.10.2.21", "10.10.2.1", "rfc3164")}
 VIPS = ["10.10.1.1", "10.10.2.1"]
 PRIMARY, BACKUP = "replicator1", "replicator2"
-LFP = re.compile(r"LFP run=(\S+) exp=(\S+) p=(udp|tcp) seq=(\d+)")
 ORIGIN = re.compile(r'origin [^\]]*ip="([^"]+)"')
 
 
 def log(msg):
     print("[failover %s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
-
-
-def ssh(host, cmd, check=True, timeout=60):
-    p = subprocess.run([LABCTL, "ssh", host, cmd], capture_output=True, text=True, timeout=timeout, check=False)
-    if check and p.returncode != 0:
-        raise RuntimeError("%s: %s: rc=%d %s" % (host, cmd, p.returncode, p.stderr.strip()))
-    return p.stdout
 
 
 def vip_holders():
@@ -74,16 +65,10 @@ def wait_holder(host, timeout):
     return None
 
 
-def collectors():
-    return ["collector1", "collector2", "collector3", "collector4"]
-
-
 def start_senders(run, args):
     procs = {}
     for name, (_ip, target, fmt) in EXPORTERS.items():
-        with open(PROBE, "rb") as f:
-            subprocess.run([LABCTL, "ssh", name, "cat > /root/lab_probe.py"], stdin=f, check=True,
-                           capture_output=True)
+        copy_probe(name)
         procs[name] = subprocess.Popen(
             [LABCTL, "ssh", name, "python3 /root/lab_probe.py send --target %s --name %s --run %s "
              "--udp-rate %s --tcp-rate %s --tcp-format %s"
@@ -106,8 +91,8 @@ def stop_senders(procs):
 def received(run):
     """{(collector, exporter, proto): {"seqs": [...], "identified": n}} from the collectors' logs."""
     got = {}
-    for c in collectors():
-        for line in ssh(c, "cat /var/log/lab/syslog.log", timeout=120).splitlines():
+    for c in COLLECTORS:
+        for line in ssh(c, "cat " + COLLECTOR_LOG, timeout=120).splitlines():
             try:
                 rec = json.loads(line)
             except ValueError:
@@ -167,8 +152,8 @@ def analyse(scenario, events, sent, got, args):
 
 
 def truncate_logs():
-    for c in collectors():
-        ssh(c, "truncate -s 0 /var/log/lab/syslog.log")
+    for c in COLLECTORS:
+        ssh(c, "truncate -s 0 " + COLLECTOR_LOG)
 
 
 def fault(scenario):
@@ -273,10 +258,7 @@ def main():
     ap.add_argument("--preempt-wait", type=float, default=120)
     ap.add_argument("--out", default=os.path.join(REPO, ".build", "bench-failover.json"))
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root (the lab needs it)")
-    if subprocess.run([LABCTL, "status"], capture_output=True, check=False).returncode != 0:
-        sys.exit("the lab is not up: run `make demo` first")
+    require_lab()
     results = []
     for scenario in args.scenarios.split(","):
         results.append(run_scenario(scenario, args))
