@@ -571,8 +571,8 @@ def test_a_flood_is_capped_in_front_of_every_copy(wire, payload):
     a = sorted(bytes.fromhex(d) for p, _s, _sp, d in got_a["udp"] if p == 514)
     b = sorted(bytes.fromhex(d) for p, _s, _sp, d in got_b["udp"] if p == 514)
     allowed = CAP * seconds + CAP_BURST + CAP  # one more second of tokens for the copies still in flight
-    print("flood of %d in %.2f s: %d copied to A, %d to B (allowed at most %d)" % (FLOOD, seconds, len(a), len(b),
-                                                                                 allowed))
+    print("flood of %d in %.2f s: %d copied to A, %d to B (allowed at most %d)"
+          % (FLOOD, seconds, len(a), len(b), allowed))
     assert CAP_BURST <= len(a) <= allowed, len(a)
     assert a == b  # the cap is in front of all copies: the same packets reach every collector
     info = module_result(res, "info")
