@@ -139,6 +139,10 @@ options:
             description: Ignored. M(netops.logfwdr.tc_mirror_info) returns it; accepted so that output can be
               given back as it is.
             type: int
+          refused:
+            description: Ignored. M(netops.logfwdr.tc_mirror_info) returns it; accepted so that output can be
+              given back as it is.
+            type: int
           destinations:
             description: Where copies go.
             type: list
