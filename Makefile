@@ -50,7 +50,7 @@ collection:
 	@mkdir -p $(dir $(COLL_LINK))
 	@ln -sfn $(CURDIR) $(COLL_LINK)
 
-test: venv unit integration uml lint sanity molecule ## everything CI runs
+test: deps unit integration uml lint sanity molecule ## everything CI runs (installs what it needs)
 
 unit: collection
 	$(PY) -m pytest -q tests/unit
