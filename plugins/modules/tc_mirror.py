@@ -48,7 +48,10 @@ requirements:
 attributes:
   check_mode:
     support: full
-    description: Reads the kernel, validates and plans; reports the changes and the C(tc) lines without making them.
+    description:
+      - Reads the kernel, validates and plans; reports the changes and the C(tc) lines without making them.
+      - On a host without pyroute2 (a fresh host the role has not installed it on yet), reports a change and
+        warns instead of failing.
   diff_mode:
     support: full
     description: Shows the replication rules before and after, one line per destination.
@@ -239,6 +242,10 @@ commands:
   type: list
   elements: str
   sample: ["tc filter add dev ens1 ingress protocol ip prio 5140 handle 100: u32 divisor 1"]
+pyroute2_missing:
+  description: Only in check mode on a host without pyroute2, when the kernel could not be read.
+  returned: when pyroute2 is missing in check mode
+  type: bool
 warnings:
   description: Settings that leave the rules more open than they could be (no O(devices[].addresses)).
   returned: always
@@ -274,6 +281,13 @@ from ansible_collections.netops.logfwdr.plugins.module_utils.tc.argspec import t
 
 def main():
     module = AnsibleModule(argument_spec=tc_mirror_spec(), supports_check_mode=True)
+    if not codec.HAS_PYROUTE2 and module.check_mode:
+        # a fresh host in a check run: the role would install pyroute2 first; say so rather than fail
+        module.warn("pyroute2 is not installed on this host, so the kernel's rules could not be read; a real run "
+                    "needs python3-pyroute2 (the role installs it) and would then make the rules match: reported "
+                    "as changed")
+        module.exit_json(changed=bool(module.params["devices"]) or module.params["state"] == "absent",
+                         commands=[], devices=[], pyroute2_missing=True)
     if not codec.HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib("pyroute2"),
                          exception="".join(traceback.format_exception_only(type(codec.PYROUTE2_IMPORT_ERROR),
