@@ -90,6 +90,7 @@ class Kernel(model.Resolver):
                 pass
         self.arp_timeout = arp_timeout
         self._links = None
+        self._roots = {}  # (ifindex, priority, chain) -> the classifier's root table, while it lives
 
     def close(self):
         self.ipr.close()
@@ -269,10 +270,13 @@ class Kernel(model.Resolver):
 
     # ---- writing ----
     def _root_ht(self, op, priority, chain):
-        have = planner.parse_have(self.filters(op["ifindex"]), priority, chain)
-        if have["root"] is None:
-            raise KernelError("no root hash table at priority %d on %s" % (priority, op["dev"]))
-        return have["root"]
+        key = (op["ifindex"], priority, chain)
+        if key not in self._roots:
+            have = planner.parse_have(self.filters(op["ifindex"]), priority, chain)
+            if have["root"] is None:
+                raise KernelError("no root hash table at priority %d on %s" % (priority, op["dev"]))
+            self._roots[key] = have["root"]
+        return self._roots[key]
 
     def execute(self, op, priority, chain):
         """Carry out one planner operation; returns the concrete op (handles resolved)."""
@@ -310,6 +314,7 @@ class Kernel(model.Resolver):
                 flags = NLM_F_CREATE | (NLM_F_EXCL if kind == "node_add" else NLM_F_REPLACE)
                 self.request(msg, RTM_NEWTFILTER, ack | flags)
         elif kind == "tp_del":
+            self._roots.pop((ifindex, priority, chain), None)
             msg = codec.build_filter_msg(ifindex, priority, 0, chain)
             msg["parent"] = INGRESS_HOOK
             self._delete(msg, ifindex, priority, chain)
