@@ -123,3 +123,22 @@ def test_hostname_with_a_newline_is_refused_with_its_name(tmp_path):
     assert "inventory_hostname: 'rep1\\\\nstartup_script /tmp/pwned' cannot be keepalived's router_id" in proc.stdout, \
         proc.stdout
     assert not [p for p in os.listdir(str(tmp_path)) if p.startswith("rep1") and p.endswith(".conf")]
+
+
+def test_world_readable_tls_key_is_refused(tmp_path):
+    files = {}
+    for name, mode in (("ca.pem", 0o644), ("bridge.pem", 0o644), ("open.key", 0o644), ("closed.key", 0o600)):
+        path = tmp_path / name
+        path.write_text("PEM\n")
+        os.chmod(str(path), mode)
+        files[name] = str(path)
+    group = dict(LAB_GROUP, logfwdr_vrrp=False, logfwdr_syslog_bridge_tls=True,
+                 logfwdr_syslog_bridge_tls_cert_file=files["bridge.pem"])
+    inv = {"all": {"children": {"replicators": {"hosts": {
+        "open": host(2, logfwdr_syslog_bridge_tls_key_file=files["open.key"]),
+        "closed": host(3, logfwdr_syslog_bridge_tls_key_file=files["closed.key"])}, "vars": group}}}}
+    proc = run_playbook(str(tmp_path), inv)
+    fatal = dict(re.findall(r"^fatal: \[(\w+)\]: FAILED! => (.*)$", proc.stdout, re.M))
+    assert sorted(fatal) == ["open"], proc.stdout
+    assert ("logfwdr_syslog_bridge_tls_key_file: %s on open has mode 0644: everyone can read the private key"
+            % files["open.key"]) in fatal["open"], fatal
