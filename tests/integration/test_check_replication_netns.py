@@ -28,7 +28,7 @@ from ansible_collections.netops.logfwdr.plugins.filter.replication_expected impo
 
 pytestmark = pytest.mark.netns
 
-PRIO = 49152
+PRIO = 5140
 SCRIPT = os.path.join(netlab.REPO, "roles", "logfwdr", "files", "check_replication.py")
 
 
