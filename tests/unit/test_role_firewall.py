@@ -34,8 +34,9 @@ def render(vrrp=True, firewall=True, bridge=True, management=("192.0.2.0/24",)):
     if vrrp:
         v["__logfwdr_vrrp"] = vrrp_instances(INGRESS, EGRESS, dict(VRRP_DEFAULTS), peers=["rep2"], hostvars=PEER,
                                              hostname="rep1")
+    bridge_inputs = bridgeconf.role_vars(v, "/w", "/s")["__logfwdr_syslog_bridge_inputs"] if bridge else {}
+    v["__logfwdr_syslog_bridge_inputs"] = bridge_inputs
     if firewall:
-        bridge_inputs = bridgeconf.role_vars(v, "/w", "/s")["__logfwdr_syslog_bridge_inputs"] if bridge else {}
         v["__logfwdr_firewall"] = host_firewall({"logfwdr_firewall_management_networks": list(management)}, devices,
                                                 bridge_inputs)
     return bridgeconf.render("logfwdr-nftables.conf.j2", v)
@@ -56,13 +57,17 @@ def rules(text):
 
 def test_vrrp_only_from_the_peer_address_and_mac(tmp_path):
     text = render(firewall=False)
+    assert render(firewall=False, bridge=False).count("dport") == 0
     got = rules(text)
     assert 'iifname { "vec1", "vec2" } jump exporter_segments' in got
     assert 'iifname "vec1" ip saddr 10.10.1.3 ether saddr 52:54:00:00:01:03 accept' in got
     assert 'iifname "vec2" ip saddr 10.10.2.3 accept' in got  # no MAC given for vec2
     assert "ip protocol vrrp jump vrrp" in got and "counter drop" in got
-    # without the host firewall nothing but VRRP is filtered
-    assert not [r for r in got if "dport" in r]
+    # without the host firewall only VRRP and the bridge's sessions are filtered
+    assert [r for r in got if "dport" in r] == [
+        "tcp dport 514 ct state new ct count over 200 counter reject with tcp reset"]
+    assert got.index("ip protocol vrrp jump vrrp") < got.index(
+        "tcp dport 514 ct state new ct count over 200 counter reject with tcp reset")
     proc = nft_check(text, tmp_path)
     assert proc.returncode == 0, proc.stdout + text
 

@@ -270,9 +270,10 @@ def test_unknown_setting():
 
 # ---- the role's package list -------------------------------------------------
 
-@pytest.mark.parametrize("bridge, tls, extra", [(True, False, []), (True, True, ["rsyslog-gnutls"]),
+@pytest.mark.parametrize("bridge, tls, extra", [(True, False, ["nftables"]), (True, True, ["rsyslog-gnutls", "nftables"]),
                                                 (False, True, [])])
 def test_packages_include_what_the_bridge_needs(bridge, tls, extra):
+    """rsyslog (and gnutls for TLS) for the bridge; nftables for its session limit (tasks/firewall.yml)."""
     role_vars = yaml.safe_load(open(os.path.join(bridgeconf.ROLE, "vars", "main.yml")))
     variables = dict(bridgeconf.DEFAULTS, logfwdr_syslog_bridge=bridge, logfwdr_syslog_bridge_tls=tls,
                      logfwdr_packages=["python3-pyroute2", "kmod"])
