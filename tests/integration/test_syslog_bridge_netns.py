@@ -310,8 +310,9 @@ class Bridge(object):
                                                                      self.pki["bridge.test"][1], ":6514 ")
         self.stats = self.vars["__logfwdr_syslog_bridge_stats_file"]
         # the role's nftables table (the bridge's part: its session limit), as logfwdr-nftables.service loads it
-        nft = bridgeconf.render("logfwdr-nftables.conf.j2", dict(self.vars, logfwdr_vrrp=False, logfwdr_firewall=False,
-                                                                  __logfwdr_nftables_service="logfwdr-nftables.service"))
+        nft_vars = dict(self.vars, logfwdr_vrrp=False, logfwdr_firewall=False,
+                        __logfwdr_nftables_service="logfwdr-nftables.service")
+        nft = bridgeconf.render("logfwdr-nftables.conf.j2", nft_vars)
         self.nft = os.path.join(self.tmpdir, "nftables.conf")
         with open(self.nft, "w") as handle:
             handle.write(nft)
@@ -529,8 +530,8 @@ def test_nothing_for_mirror_or_non_syslog_collectors(bridge):
     assert actions == ["to-c5424", "to-c3164", "to-cpart", "to-cdead"]
 
 
-
 # ---- a bridge a hostile sender cannot take over --------------------------------
+
 
 def status(pid):
     return dict(line.split(":", 1) for line in open("/proc/%d/status" % pid).read().splitlines() if ":" in line)

@@ -133,6 +133,7 @@ class Pair(object):
             CHECK_PYTHON, os.path.join(libexec, "check-replication.py"), expected))
         self.script(os.path.join(libexec, "vrrp-notify"), 'LOGFWDR_VRRP_STATE_DIR=%s exec %s "$@"' % (
             os.path.join(libexec, "state"), os.path.join(ROLE, "files", "vrrp-notify")))
+
         def ingress(host):
             return [{"name": "vec1", "address": OWN[host] + "/24", "virtual_address": VIPS["vec1"] + "/24",
                      "virtual_router_id": 77},

@@ -101,8 +101,8 @@ def test_nft_refuses_a_broken_ruleset(tmp_path):
 
 
 @pytest.mark.parametrize("settings, problem", [
-    ({"logfwdr_firewall_management_networks": ["192.0.2.1/24"]}, "logfwdr_firewall_management_networks[0]: "
-                                                                  "'192.0.2.1/24' is not an IPv4 prefix"),
+    ({"logfwdr_firewall_management_networks": ["192.0.2.1/24"]},
+     "logfwdr_firewall_management_networks[0]: '192.0.2.1/24' is not an IPv4 prefix"),
     ({"logfwdr_firewall_management_networks": ['0.0.0.0/0 } accept; #']}, "logfwdr_firewall_management_networks[0]"),
     ({"logfwdr_firewall_ssh_port": 0}, "logfwdr_firewall_ssh_port: 0 is not a TCP port"),
 ])

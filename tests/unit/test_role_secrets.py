@@ -59,8 +59,8 @@ def run(tmpdir, inventory, *args):
              "__logfwdr_libexec_dir": os.path.join(tmpdir, "libexec"),
              "__logfwdr_health_file": os.path.join(tmpdir, "health")}
     setup = "".join("ip link add %s type veth peer name p%d && " % (name, n) for n, name in enumerate(INTERFACES))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(os.path.dirname(os.path.dirname(ROLE)), ".build",
-                                                                  "collections"),
+    collections = os.path.join(os.path.dirname(os.path.dirname(ROLE)), ".build", "collections")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections,
                ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=os.path.join(tmpdir, "ansible-tmp"),
                ANSIBLE_CONFIG=os.path.join(tmpdir, "none.cfg"), ANSIBLE_RETRY_FILES_ENABLED="0")
     env.pop("ANSIBLE_INVENTORY", None)
