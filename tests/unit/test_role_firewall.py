@@ -65,9 +65,9 @@ def test_vrrp_only_from_the_peer_address_and_mac(tmp_path):
     assert "ip protocol vrrp jump vrrp" in got and "counter drop" in got
     # without the host firewall only VRRP and the bridge's sessions are filtered
     assert [r for r in got if "dport" in r] == [
-        "tcp dport 514 ct state new ct count over 200 counter reject with tcp reset"]
+        "tcp dport 514 ct state new ct count over 200 counter drop"]
     assert got.index("ip protocol vrrp jump vrrp") < got.index(
-        "tcp dport 514 ct state new ct count over 200 counter reject with tcp reset")
+        "tcp dport 514 ct state new ct count over 200 counter drop")
     proc = nft_check(text, tmp_path)
     assert proc.returncode == 0, proc.stdout + text
 
@@ -116,3 +116,20 @@ def test_role_packages_and_unit():
     text = open(os.path.join(bridgeconf.ROLE, "templates", "logfwdr-nftables.service.j2")).read()
     assert re.search(r"^ExecStop=/usr/sbin/nft delete table inet logfwdr$", text, re.M)
     assert "nftables" in open(os.path.join(bridgeconf.ROLE, "vars", "main.yml")).read()
+
+
+@pytest.mark.parametrize("vrrp, bridge, firewall, loaded", [
+    (False, False, False, False), (True, False, False, True), (False, True, False, True), (False, False, True, True)])
+def test_nftables_modules_are_loaded_with_the_table(vrrp, bridge, firewall, loaded):
+    """Kernels that load no module on demand (the UML lab's) need nf_tables before `nft -c` runs."""
+    import yaml
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+    role_vars = yaml.safe_load(open(os.path.join(bridgeconf.ROLE, "vars", "main.yml")))
+    variables = dict(bridgeconf.DEFAULTS, logfwdr_vrrp=vrrp, logfwdr_syslog_bridge=bridge, logfwdr_firewall=firewall)
+    variables.update((k, trust_as_template(v) if isinstance(v, str) else v) for k, v in role_vars.items()
+                     if "nftables" in k or "kernel_modules" in k)
+    got = Templar(loader=DataLoader(), variables=variables).template(
+        trust_as_template(role_vars["__logfwdr_kernel_modules"]))
+    extra = ["nf_tables", "nft_ct", "nft_connlimit"] if loaded else []
+    assert got == bridgeconf.DEFAULTS["logfwdr_kernel_modules"] + extra
