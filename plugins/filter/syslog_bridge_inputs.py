@@ -28,7 +28,7 @@ options:
         C(logfwdr_syslog_bridge_tls_auth_mode), C(logfwdr_syslog_bridge_tls_permitted_peers),
         C(logfwdr_syslog_bridge_queue_size), C(logfwdr_syslog_bridge_stats_interval),
         C(logfwdr_syslog_bridge_tls_only), C(logfwdr_syslog_bridge_max_sessions),
-        C(logfwdr_syslog_bridge_memory_max). Missing keys take the role's defaults.
+        C(logfwdr_syslog_bridge_max_sessions_per_sender), C(logfwdr_syslog_bridge_memory_max). Missing keys take the role's defaults.
     type: dict
     required: true
   ingress_interfaces:
@@ -76,7 +76,7 @@ _value:
       C(inputs) (one per TCP port - C(port), C(tls), and with TLS C(auth_mode), C(ca_file), C(cert_file),
       C(key_file), C(permitted_peers); no plain one with C(logfwdr_syslog_bridge_tls_only)), C(tls_files) (the
       TLS files that must exist on the replicator, each with its C(variable) and C(path)), C(queue_size),
-      C(stats_interval), C(max_sessions) and C(memory_max).
+      C(stats_interval), C(max_sessions), C(max_sessions_per_sender) and C(memory_max).
   type: dict
 """
 
@@ -102,6 +102,7 @@ DEFAULTS = {
     "stats_interval": 10,
     "tls_only": False,
     "max_sessions": 200,
+    "max_sessions_per_sender": 20,
     "memory_max": "512M",
 }
 AUTH_MODES = {
@@ -180,7 +181,11 @@ def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
         if _number(s[field], 1, 2 ** 31 - 1) is None:
             bad(field, "%r; use a whole number above 0" % (s[field],))
     if _number(s["max_sessions"], 1, 65535) is None:
-        bad("max_sessions", "%r; use the number of TCP sessions a listener accepts, 1-65535" % (s["max_sessions"],))
+        bad("max_sessions", "%r; use the number of TCP sessions the bridge accepts per port, 1-65535"
+            % (s["max_sessions"],))
+    if _number(s["max_sessions_per_sender"], 1, 65535) is None:
+        bad("max_sessions_per_sender", "%r; use the number of TCP sessions one sender may hold per port, 1-65535"
+            % (s["max_sessions_per_sender"],))
     if not isinstance(s["memory_max"], str) or not MEMORY_RE.match(s["memory_max"]):
         bad("memory_max", "%r; use a size with its unit, like 512M or 2G (systemd MemoryMax=)" % (s["memory_max"],))
 
@@ -254,7 +259,8 @@ def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
     return {"allowed_senders": senders, "addresses": addresses, "inputs": inputs, "tls_files": tls_files,
             "queue_size": _number(s["queue_size"], 1, 2 ** 31 - 1),
             "stats_interval": _number(s["stats_interval"], 1, 2 ** 31 - 1),
-            "max_sessions": _number(s["max_sessions"], 1, 65535), "memory_max": s["memory_max"]}
+            "max_sessions": _number(s["max_sessions"], 1, 65535),
+            "max_sessions_per_sender": _number(s["max_sessions_per_sender"], 1, 65535), "memory_max": s["memory_max"]}
 
 
 class FilterModule(object):

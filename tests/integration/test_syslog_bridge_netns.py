@@ -16,8 +16,9 @@ allow-list (10.77.0.0/25: .200 is refused), a collector's sources (10.77.0.2/31:
 rsyslogd runs the way logfwdr-syslog-bridge.service starts it: as an unprivileged user (uid BRIDGE_UID, no name
 needed) with only CAP_NET_BIND_SERVICE (ambient, bounding set), no new privileges, its TLS key handed over in a
 credentials directory (systemd's LoadCredential). It binds to the ingress address and the virtual address (not
-held yet: ip_nonlocal_bind, as on the backup) only, at most MAX_SESSIONS TCP sessions per listener. Checked too: its
-credentials in /proc, the listeners, a connection flood bounded, and a TLS-only bridge without a plain listener.
+held yet: ip_nonlocal_bind, as on the backup) only; the role's nftables table allows PER_SENDER TCP sessions per
+sender and MAX_SESSIONS in all. Checked too: its credentials in /proc, the listeners, a connection flood bounded
+per sender and in all, and a TLS-only bridge without a plain listener.
 
 Needs root and rsyslog + rsyslog-gnutls (make deps). Run: .venv/bin/pytest tests/integration/test_syslog_bridge_netns.py
 """
@@ -51,6 +52,7 @@ DEAD = ("10.79.0.5", 514)
 VIRTUAL_IP = "10.77.0.100"                # the VRRP address: the bridge listens on it before it holds it
 BRIDGE_UID = 61514                        # the bridge's user (the unit: User=logfwdr-syslog)
 MAX_SESSIONS = 20
+PER_SENDER = 8
 CAP_NET_BIND_SERVICE = 1 << 10
 
 INVENTORY = {
@@ -58,6 +60,7 @@ INVENTORY = {
                                     "virtual_router_id": 5}],
     "logfwdr_vrrp": True,
     "logfwdr_syslog_bridge_max_sessions": MAX_SESSIONS,
+    "logfwdr_syslog_bridge_max_sessions_per_sender": PER_SENDER,
     "logfwdr_egress_interfaces": [
         {"name": "out0", "address": EGRESS_IP + "/24", "routes": [{"to": "10.79.0.0/24", "via": "10.78.0.254"}]},
         {"name": "tool0"}],
@@ -592,26 +595,41 @@ sys.stdin.read()         # hold the sessions until told
 """
 
 
-def test_connection_flood_is_bounded(bridge):
-    """An allowed sender opens 3 x MAX_SESSIONS connections at once: MAX_SESSIONS are served, the SYNs of the rest
-    are dropped by the role's nftables rule (Debian 12's rsyslog 8.2302 does not enforce imtcp's maxSessions
-    itself), and the bridge serves again once they are gone."""
-    count = 3 * MAX_SESSIONS
+def flood(bridge, source, count):
+    """`count` connections at once from `source`, held open: (the flooder, what it got)."""
     proc = subprocess.Popen(["ip", "netns", "exec", bridge.lab.exp, sys.executable, "-c", _FLOOD, BRIDGE_IP, "514",
-                             str(count), SENDERS[1]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             str(count), source], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             universal_newlines=True)
     bridge.lab.procs.append(proc)
-    flood = json.loads(proc.stdout.readline())
-    established = netlab.sh("ip", "netns", "exec", bridge.lab.rep, "ss", "-Htn", "state", "established",
-                            "( sport = :514 )").stdout.splitlines()
-    proc.stdin.close()
-    proc.wait(timeout=10)
-    assert flood["connected"] == MAX_SESSIONS and flood["unanswered"] == count - MAX_SESSIONS, flood
-    assert len(established) == MAX_SESSIONS, (len(established), flood)
+    return proc, json.loads(proc.stdout.readline())
+
+
+def test_connection_flood_is_bounded(bridge):
+    """Senders open 3 x MAX_SESSIONS connections each, at once: each gets PER_SENDER sessions and all of them together
+    MAX_SESSIONS; the SYNs of the rest are dropped by the role's nftables rules (Debian 12's rsyslog 8.2302 does not
+    enforce imtcp's maxSessions itself), and the bridge serves again once they are gone."""
+    netlab.sh("ip", "-n", bridge.lab.exp, "addr", "add", "10.77.0.5/24", "dev", "exp0")
+    count = 3 * MAX_SESSIONS
+    floods = []
+    try:
+        for source in (SENDERS[1], SENDERS[2], "10.77.0.5"):   # 3 x PER_SENDER > MAX_SESSIONS
+            floods.append(flood(bridge, source, count))
+        established = netlab.sh("ip", "netns", "exec", bridge.lab.rep, "ss", "-Htn", "state", "established",
+                                "( sport = :514 )").stdout.splitlines()
+    finally:
+        for proc, _got in floods:
+            proc.stdin.close()
+            proc.wait(timeout=10)
+        netlab.sh("ip", "-n", bridge.lab.exp, "addr", "del", "10.77.0.5/24", "dev", "exp0")
+    got = [g for _p, g in floods]
+    assert [g["connected"] for g in got] == [PER_SENDER, PER_SENDER, MAX_SESSIONS - 2 * PER_SENDER], got
+    assert [g["unanswered"] for g in got] == [count - g["connected"] for g in got], got
+    assert len(established) == MAX_SESSIONS, (len(established), got)
     counter = netlab.sh("ip", "netns", "exec", bridge.lab.rep, "nft", "list", "chain", "inet", "logfwdr",
                         "exporter_segments").stdout
-    assert re.search(r"tcp dport 514 ct state new ct count over %d counter packets [1-9]" % MAX_SESSIONS, counter), \
-        counter
+    for pattern in (r"ip saddr ct count over %d \} counter packets [1-9]" % PER_SENDER,
+                    r"tcp dport 514 ct state new ct count over %d counter packets [1-9]" % MAX_SESSIONS):
+        assert re.search(pattern, counter), counter
     time.sleep(0.5)
     run = run_id()
     result = bridge.send(SENDERS[0], ["<13>1 2026-11-25T10:00:00Z h app - - - after-flood %s" % run])

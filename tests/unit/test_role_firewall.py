@@ -65,6 +65,7 @@ def test_vrrp_only_from_the_peer_address_and_mac(tmp_path):
     assert "ip protocol vrrp jump vrrp" in got and "counter drop" in got
     # without the host firewall only VRRP and the bridge's sessions are filtered
     assert [r for r in got if "dport" in r] == [
+        "tcp dport 514 ct state new add @bridge_senders_514 { ip saddr ct count over 20 } counter drop",
         "tcp dport 514 ct state new ct count over 200 counter drop"]
     assert got.index("ip protocol vrrp jump vrrp") < got.index(
         "tcp dport 514 ct state new ct count over 200 counter drop")

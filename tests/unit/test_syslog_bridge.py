@@ -195,7 +195,8 @@ def test_inventory_errors_are_those_of_replication_devices():
 def test_defaults_allow_the_ingress_subnets_on_514():
     assert inputs() == {"allowed_senders": ["10.10.1.0/24", "10.10.2.0/24"], "inputs": [{"port": 514, "tls": False}],
                         "addresses": ["10.10.1.2", "10.10.2.2"], "tls_files": [], "queue_size": 10000,
-                        "stats_interval": 10, "max_sessions": 200, "memory_max": "512M"}
+                        "stats_interval": 10, "max_sessions": 200, "max_sessions_per_sender": 20,
+                        "memory_max": "512M"}
 
 
 def test_role_defaults_are_the_filters_defaults():
@@ -424,6 +425,7 @@ def test_tls_only_has_no_plain_listener(tmp_path):
     ({"tls_only": True}, "logfwdr_syslog_bridge_tls_only: needs logfwdr_syslog_bridge_tls: true"),
     ({"tls_only": "maybe"}, "logfwdr_syslog_bridge_tls_only: 'maybe'; use true or false"),
     ({"max_sessions": 0}, "logfwdr_syslog_bridge_max_sessions: 0; use the number of TCP sessions"),
+    ({"max_sessions_per_sender": "x"}, "logfwdr_syslog_bridge_max_sessions_per_sender: 'x'; use the number"),
     ({"memory_max": "lots"}, "logfwdr_syslog_bridge_memory_max: 'lots'; use a size with its unit"),
     ({"memory_max": "512M\nExecStartPre=/bin/sh"}, "logfwdr_syslog_bridge_memory_max: '512M\\nExecStartPre=/bin/sh'"),
 ])
