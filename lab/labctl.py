@@ -118,6 +118,32 @@ def _cmdline(pid):
         return []
 
 
+def uml_zombies():
+    """linux.uml processes that have exited but are not reaped yet (no command line any more)."""
+    found = []
+    for d in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{d}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm_end = stat.rfind(b")")
+        if stat[stat.find(b"(") + 1:comm_end] == b"linux.uml" and stat[comm_end + 2:comm_end + 3] == b"Z":
+            found.append(int(d))
+    return found
+
+
+def _process_name(pid):
+    argv = _cmdline(pid)
+    if argv and argv[0]:
+        return b" ".join(argv[:2]).decode(errors="replace")[:60]
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f"{f.read().strip()} (pid {pid}, exiting)"
+    except OSError:
+        return f"pid {pid} (gone)"
+
+
 def lab_uml_pids():
     """Every host process that belongs to a guest of this lab (linux.uml and its helper
     processes all carry uml_dir=<.build/lab/hosts/NAME> on their command line)."""
@@ -375,8 +401,7 @@ def teardown(topo, quiet=False):
     if harness._netns_exists(ns):
         others = [p for p in harness._netns_pids(ns) if p != os.getpid()]
         if others and not quiet:
-            names = sorted({(b" ".join(_cmdline(p)[:2]).decode(errors="replace") or str(p))[:60]
-                            for p in others})
+            names = sorted({_process_name(p) for p in others})
             log(f"also killing {len(others)} other process(es) in {ns}: {'; '.join(names)}")
         harness._delete_netns(ns)           # kills what lives there; taps/bridges go with it
         if harness._netns_exists(ns):
@@ -391,8 +416,13 @@ def teardown(topo, quiet=False):
                     else:
                         item.unlink(missing_ok=True)
     STATE_FILE.unlink(missing_ok=True)
+    # return only once the killed guests are reaped: no `[linux.uml] <defunct>` left behind us
+    deadline = time.monotonic() + 10
+    while uml_zombies() and time.monotonic() < deadline:
+        time.sleep(0.05)
     if not quiet:
-        log(f"killed {killed} guest(s); namespace {ns} removed")
+        log(f"killed {killed} guest(s); namespace {ns} removed" if killed
+            else f"no guest was running; namespace {ns} removed")
 
 
 def cmd_down(args):

@@ -268,3 +268,20 @@ def test_a_refusal_at_any_step_leaves_the_kernel_as_it_was(rig):
 
 def _without_indexes(text):
     return "\n".join(line for line in text.splitlines() if not line.strip().startswith("index "))
+
+
+def test_check_mode_and_diff_show_the_rules_a_run_would_delete(rig):
+    tools = rig.lab.add_receivers(2)
+    netlab.sh("ip", "-n", rig.lab.rep, "link", "add", "in1", "type", "veth", "peer", "name", "in1p")
+    netlab.sh("ip", "-n", rig.lab.rep, "link", "set", "in1", "up")
+    both = state(tools[:1], addresses=[REPLICATOR_IP])
+    both["devices"].append({"name": "in1", "sources": ["0.0.0.0/0"],
+                            "ports": [{"port": 162, "destinations": [mirror("trapper", tools[1])]}]})
+    rig.apply(both)
+    before = rig.filters("in1")
+    res = rig.run(state(tools[:1], addresses=[REPLICATOR_IP]), check_mode=True)
+    assert res["changed"] is True
+    assert res["commands"] and all(" dev in1 " in c for c in res["commands"]), res["commands"]
+    assert "trapper" in res["diff"]["before"] and "trapper" not in res["diff"]["after"], res["diff"]
+    assert "in1:" in res["diff"]["before"] and "in1:" not in res["diff"]["after"]
+    assert rig.filters("in1") == before

@@ -254,6 +254,9 @@ def info(params, kern):
             port["original_dropped"] = _sum_stats([a for n in hp["dispatch"] for a in n["actions"]], "gact")["packets"]
             if hp["gate"]:
                 port["capped"] = _sum_stats(hp["gate"]["actions"], "police")["overlimits"]
+            refused = planner.refused(hp)
+            if refused is not None:
+                port["refused"] = refused
             for dest in port["destinations"]:
                 actions = [a for n in hp["dests"][dest["name"]] for a in n["actions"]]
                 mirred = _sum_stats(actions, "mirred")
