@@ -153,7 +153,8 @@ class Pair(object):
         env.filters.update(CoreFilters().filters())
         if self.hardened:
             nft = env.from_string(open(os.path.join(ROLE, "templates", "logfwdr-nftables.conf.j2")).read()).render(
-                __logfwdr_vrrp=data, logfwdr_vrrp=True, logfwdr_firewall=False, ansible_managed="test",
+                __logfwdr_vrrp=data, logfwdr_vrrp=True, logfwdr_firewall=False, logfwdr_syslog_bridge=False,
+                ansible_managed="test",
                 logfwdr_ingress_interfaces=ingress(name), __logfwdr_nftables_service="logfwdr-nftables.service")
             with open(os.path.join(libexec, "nftables.conf"), "w") as handle:
                 handle.write(nft)
