@@ -34,7 +34,7 @@ def role_tasks(*names):
     return found
 
 
-def play(tmpdir):
+def play(tmpdir, tasks=("Write the VRRP password file", "Write the keepalived configuration")):
     return [{
         "name": "The role's VRRP files, written by its own tasks",
         "hosts": "all",
@@ -42,23 +42,25 @@ def play(tmpdir):
         "tasks": [{"name": "Validate the inventory like the role does",
                    "ansible.builtin.include_role": {"name": "netops.logfwdr.logfwdr", "tasks_from": "validate.yml",
                                                     "public": True}}]
-        + role_tasks("Write the VRRP password file", "Write the keepalived configuration"),
+        + role_tasks(*tasks),
     }]
 
 
-def run(tmpdir, inventory, *args):
-    """ansible-playbook in a network namespace with the inventory's interfaces; its whole output."""
+def run(tmpdir, inventory, *args, **kw):
+    """ansible-playbook in a network namespace with the inventory's interfaces (vecN with MAC 52:54:00:00:00:0N);
+    its whole output."""
     inv = os.path.join(tmpdir, "hosts.yml")
     with open(inv, "w") as handle:
         yaml.safe_dump(inventory, handle)
     book = os.path.join(tmpdir, "play.yml")
     with open(book, "w") as handle:
-        yaml.safe_dump(play(tmpdir), handle, sort_keys=False)
+        yaml.safe_dump(play(tmpdir, **kw), handle, sort_keys=False)
     extra = {"__logfwdr_keepalived_conf": os.path.join(tmpdir, "keepalived.conf"),
              "__logfwdr_keepalived_auth_file": os.path.join(tmpdir, "auth.conf"),
              "__logfwdr_libexec_dir": os.path.join(tmpdir, "libexec"),
              "__logfwdr_health_file": os.path.join(tmpdir, "health")}
-    setup = "".join("ip link add %s type veth peer name p%d && " % (name, n) for n, name in enumerate(INTERFACES))
+    setup = "".join("ip link add %s address 52:54:00:00:00:0%d type veth peer name p%d && " % (name, n + 1, n)
+                    for n, name in enumerate(INTERFACES))
     collections = os.path.join(os.path.dirname(os.path.dirname(ROLE)), ".build", "collections")
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections,
                ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=os.path.join(tmpdir, "ansible-tmp"),
@@ -142,3 +144,22 @@ def test_world_readable_tls_key_is_refused(tmp_path):
     assert sorted(fatal) == ["open"], proc.stdout
     assert ("logfwdr_syslog_bridge_tls_key_file: %s on open has mode 0644: everyone can read the private key"
             % files["open.key"]) in fatal["open"], fatal
+
+
+MAC_TASKS = ("Read the MACs of the ingress interfaces", "Check logfwdr_vrrp_macs against the interfaces")
+
+
+def test_vrrp_macs_are_checked_against_the_interfaces(tmpdir):
+    """The peer admits VRRP only from logfwdr_vrrp_macs: a wrong one stops the run, naming it."""
+    good = inventory("", 150)
+    good["all"]["children"]["replicators"]["vars"].update(logfwdr_vrrp_version=3, logfwdr_vrrp_advert_interval=0.2)
+    group = good["all"]["children"]["replicators"]["vars"]
+    group.pop("logfwdr_vrrp_auth_pass")
+    group["logfwdr_vrrp_macs"] = {"vec1": "52:54:00:00:00:01", "vec2": "52:54:00:00:00:02"}
+    rc, out = run(tmpdir, good, "-l", "rep1", tasks=MAC_TASKS)
+    assert rc == 0, out
+    group["logfwdr_vrrp_macs"] = {"vec1": "52:54:00:00:00:01", "vec2": "52:54:00:00:00:09"}
+    rc, out = run(tmpdir, good, "-l", "rep1", tasks=MAC_TASKS)
+    assert rc != 0
+    assert ("logfwdr_vrrp_macs: vec2=52:54:00:00:00:09 in the inventory, but rep1 has vec1=52:54:00:00:00:01, "
+            "vec2=52:54:00:00:00:02; the peer admits VRRP only from the listed MACs") in out, out
