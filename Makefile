@@ -8,7 +8,7 @@ VENV_OLD := .venv-pyroute2-0.7.2
 PY_OLD := $(CURDIR)/$(VENV_OLD)/bin/python
 COLL := $(CURDIR)/.build/collections
 COLL_LINK := $(COLL)/ansible_collections/netops/logfwdr
-APT_PACKAGES := iproute2 tcpdump strace socat user-mode-linux debootstrap e2fsprogs openssh-client shellcheck
+APT_PACKAGES := iproute2 tcpdump strace socat user-mode-linux debootstrap e2fsprogs openssh-client shellcheck nftables
 # Daemons the tests need installed but never running here (keepalived -t checks the role's keepalived.conf): a
 # policy-rc.d denies their start during the install and is removed after it, unless one was there before.
 APT_NOSTART_PACKAGES += keepalived

@@ -26,15 +26,22 @@ options:
         C(logfwdr_syslog_bridge_tls), C(logfwdr_syslog_bridge_tls_port), C(logfwdr_syslog_bridge_tls_ca_file),
         C(logfwdr_syslog_bridge_tls_cert_file), C(logfwdr_syslog_bridge_tls_key_file),
         C(logfwdr_syslog_bridge_tls_auth_mode), C(logfwdr_syslog_bridge_tls_permitted_peers),
-        C(logfwdr_syslog_bridge_queue_size), C(logfwdr_syslog_bridge_stats_interval). Missing keys take the role's
-        defaults.
+        C(logfwdr_syslog_bridge_queue_size), C(logfwdr_syslog_bridge_stats_interval),
+        C(logfwdr_syslog_bridge_tls_only), C(logfwdr_syslog_bridge_max_sessions),
+        C(logfwdr_syslog_bridge_max_sessions_per_sender), C(logfwdr_syslog_bridge_memory_max). Missing keys take the role's defaults.
     type: dict
     required: true
   ingress_interfaces:
-    description: The ingress interfaces (C(logfwdr_ingress_interfaces)); their subnets are the default allow-list.
+    description:
+      - The ingress interfaces (C(logfwdr_ingress_interfaces)); their subnets are the default allow-list, and the
+        listeners bind to their addresses (and, with O(vrrp), their virtual addresses) only.
     type: list
     elements: dict
     required: true
+  vrrp:
+    description: The virtual addresses are the replicator's too (C(logfwdr_vrrp)); the bridge listens on them.
+    type: bool
+    default: false
 author:
   - logfwdr developers
 """
@@ -50,6 +57,7 @@ EXAMPLES = r"""
 
 # result (ingress interfaces 10.10.1.2/24 and 10.10.2.2/24):
 #   allowed_senders: [10.10.1.0/24, 10.10.2.0/24]
+#   addresses: [10.10.1.2, 10.10.2.2]
 #   inputs:
 #     - {port: 514, tls: false}
 #     - {port: 6514, tls: true, auth_mode: anon, ca_file: '', cert_file: /etc/ssl/bridge.pem,
@@ -64,13 +72,16 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - C(allowed_senders) (IPv4 prefixes), C(inputs) (one per TCP listener - C(port), C(tls), and with TLS
-      C(auth_mode), C(ca_file), C(cert_file), C(key_file), C(permitted_peers)), C(tls_files) (the TLS files that
-      must exist on the replicator, each with its C(variable) and C(path)), C(queue_size) and C(stats_interval).
+    - C(allowed_senders) (IPv4 prefixes), C(addresses) (the IPv4 addresses every listener binds to),
+      C(inputs) (one per TCP port - C(port), C(tls), and with TLS C(auth_mode), C(ca_file), C(cert_file),
+      C(key_file), C(permitted_peers); no plain one with C(logfwdr_syslog_bridge_tls_only)), C(tls_files) (the
+      TLS files that must exist on the replicator, each with its C(variable) and C(path)), C(queue_size),
+      C(stats_interval), C(max_sessions), C(max_sessions_per_sender) and C(memory_max).
   type: dict
 """
 
 import ipaddress
+import re
 
 from ansible.errors import AnsibleFilterError
 
@@ -87,8 +98,12 @@ DEFAULTS = {
     "tls_key_file": "",
     "tls_auth_mode": "anon",
     "tls_permitted_peers": [],
-    "queue_size": 50000,
+    "queue_size": 10000,
     "stats_interval": 10,
+    "tls_only": False,
+    "max_sessions": 200,
+    "max_sessions_per_sender": 20,
+    "memory_max": "512M",
 }
 AUTH_MODES = {
     "anon": "encryption only, any client",
@@ -97,6 +112,7 @@ AUTH_MODES = {
 }
 # a value rsyslog reads as one string, without quoting surprises
 UNSAFE = ('"', "\\", "\n", "\r", "\0")
+MEMORY_RE = re.compile(r"^[1-9][0-9]*[KMG]$")  # systemd MemoryMax=, with a unit
 
 
 def _bool(value):
@@ -117,7 +133,7 @@ def _number(value, low, high):
     return value if isinstance(value, int) and low <= value <= high else None
 
 
-def syslog_bridge_inputs(settings, ingress_interfaces):
+def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
     settings, ingress_interfaces = plain(settings), plain(ingress_interfaces)
     if not isinstance(settings, dict):
         raise AnsibleFilterError("syslog_bridge_inputs: the settings must be a dict keyed by variable name")
@@ -164,17 +180,43 @@ def syslog_bridge_inputs(settings, ingress_interfaces):
     for field in ("queue_size", "stats_interval"):
         if _number(s[field], 1, 2 ** 31 - 1) is None:
             bad(field, "%r; use a whole number above 0" % (s[field],))
+    if _number(s["max_sessions"], 1, 65535) is None:
+        bad("max_sessions", "%r; use the number of TCP sessions the bridge accepts per port, 1-65535"
+            % (s["max_sessions"],))
+    if _number(s["max_sessions_per_sender"], 1, 65535) is None:
+        bad("max_sessions_per_sender", "%r; use the number of TCP sessions one sender may hold per port, 1-65535"
+            % (s["max_sessions_per_sender"],))
+    if not isinstance(s["memory_max"], str) or not MEMORY_RE.match(s["memory_max"]):
+        bad("memory_max", "%r; use a size with its unit, like 512M or 2G (systemd MemoryMax=)" % (s["memory_max"],))
 
-    inputs = [{"port": port, "tls": False}]
+    # the replicator's own addresses (and virtual ones) on the exporter segments, never 0.0.0.0 or [::]
+    addresses = []
+    vrrp = _bool(vrrp)
+    for item in ingress_interfaces or []:
+        for field in ("address", "virtual_address") if vrrp else ("address",):
+            try:
+                address = str(ipaddress.IPv4Interface(str(item.get(field))).ip)
+            except (AttributeError, ValueError):
+                continue  # replication_devices names the bad address
+            if address not in addresses:
+                addresses.append(address)
+
+    tls_only = _bool(s["tls_only"])
+    if tls_only is None:
+        bad("tls_only", "%r; use true or false" % (s["tls_only"],))
+    inputs = [] if tls_only else [{"port": port, "tls": False}]
     tls_files = []
     tls = _bool(s["tls"])
     if tls is None:
         bad("tls", "%r; use true or false" % (s["tls"],))
+    if tls_only and not tls:
+        bad("tls_only", "needs logfwdr_syslog_bridge_tls: true (and its certificate and key); without TLS the bridge "
+                        "would have no listener")
     if tls:
         tls_port = _number(s["tls_port"], 1, 65535)
         if tls_port is None:
             bad("tls_port", "%r is not a TCP port; use 1-65535 (6514 is syslog over TLS)" % (s["tls_port"],))
-        elif tls_port == port:
+        elif tls_port == port and not tls_only:
             bad("tls_port", "%d is also logfwdr_syslog_bridge_port; the plain and the TLS listener need their own "
                             "ports (6514 is syslog over TLS)" % tls_port)
         mode = s["tls_auth_mode"]
@@ -214,9 +256,11 @@ def syslog_bridge_inputs(settings, ingress_interfaces):
 
     if problems:
         raise AnsibleFilterError("invalid syslog bridge settings, nothing was changed:\n- " + "\n- ".join(problems))
-    return {"allowed_senders": senders, "inputs": inputs, "tls_files": tls_files,
+    return {"allowed_senders": senders, "addresses": addresses, "inputs": inputs, "tls_files": tls_files,
             "queue_size": _number(s["queue_size"], 1, 2 ** 31 - 1),
-            "stats_interval": _number(s["stats_interval"], 1, 2 ** 31 - 1)}
+            "stats_interval": _number(s["stats_interval"], 1, 2 ** 31 - 1),
+            "max_sessions": _number(s["max_sessions"], 1, 65535),
+            "max_sessions_per_sender": _number(s["max_sessions_per_sender"], 1, 65535), "memory_max": s["memory_max"]}
 
 
 class FilterModule(object):

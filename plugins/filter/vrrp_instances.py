@@ -39,9 +39,14 @@ options:
         C(logfwdr_vrrp_advert_interval), C(logfwdr_vrrp_unicast), C(logfwdr_vrrp_auth_pass),
         C(logfwdr_vrrp_preempt), C(logfwdr_vrrp_preempt_delay), C(logfwdr_vrrp_check_interval),
         C(logfwdr_vrrp_check_fall), C(logfwdr_vrrp_check_rise), C(logfwdr_vrrp_garp_repeat),
-        C(logfwdr_vrrp_garp_delay).
+        C(logfwdr_vrrp_garp_delay), C(logfwdr_vrrp_macs).
     type: dict
     required: true
+  hostname:
+    description:
+      - This host's inventory name (C(inventory_hostname)), keepalived's C(router_id). Refused unless it is a plain
+        host name (letters, digits, C(.), C(-), C(_)), so that no inventory name can add a line to keepalived.conf.
+    type: str
   peers:
     description: The other replicators' inventory names (C(logfwdr_vrrp_peers), or the rest of group C(replicators)).
     type: list
@@ -65,10 +70,13 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - C(instances) (C(name), C(interface), C(virtual_router_id), C(virtual_address), C(track_interfaces), with
-      unicast C(unicast_src_ip) and C(unicast_peers)), and the checked settings C(priority), C(version),
-      C(advert_int) (text, as keepalived reads it), C(unicast), C(auth_pass), C(preempt), C(preempt_delay),
-      C(check_interval), C(check_fall), C(check_rise), C(garp_repeat), C(garp_delay), C(peers).
+    - C(instances) (C(name), C(interface), C(virtual_router_id), C(virtual_address), C(track_interfaces),
+      C(vrrp_sources) - the peers' C(address) and C(mac) (or none) on that interface, the only senders the host
+      firewall admits VRRP from - and with unicast C(unicast_src_ip) and C(unicast_peers)), and the checked
+      settings C(router_id), C(priority), C(version), C(advert_int) (text, as keepalived reads it), C(unicast),
+      C(auth) (true when a password is set; the password itself is never in the result, which C(-v) would print),
+      C(preempt), C(preempt_delay), C(check_interval), C(check_fall), C(check_rise), C(garp_repeat),
+      C(garp_delay), C(macs) (this host's own MACs by interface), C(peers).
   type: dict
 """
 
@@ -84,7 +92,7 @@ DEFAULTS = {
     "logfwdr_vrrp_priority": 100,
     "logfwdr_vrrp_version": 3,
     "logfwdr_vrrp_advert_interval": 0.2,
-    "logfwdr_vrrp_unicast": False,
+    "logfwdr_vrrp_unicast": True,
     "logfwdr_vrrp_auth_pass": "",
     "logfwdr_vrrp_preempt": True,
     "logfwdr_vrrp_preempt_delay": 30,
@@ -93,8 +101,12 @@ DEFAULTS = {
     "logfwdr_vrrp_check_rise": 2,
     "logfwdr_vrrp_garp_repeat": 5,
     "logfwdr_vrrp_garp_delay": 1,
+    "logfwdr_vrrp_macs": {},
 }
 AUTH_RE = re.compile(r"^[A-Za-z0-9_.:@%+=-]{1,8}$")  # VRRPv2 simple text: 8 bytes; nothing keepalived would parse
+# keepalived.conf has no quoting: a name with a space, a newline, a brace or a quote would start a new keyword
+HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
 class Problems(list):
@@ -168,7 +180,7 @@ def _settings(raw, problems):
         if out[key] is None:
             problems.add(name, "%r; use true or false" % (s[name],))
     auth = s["logfwdr_vrrp_auth_pass"]
-    out["auth_pass"] = ""
+    out["auth"] = False
     if auth not in ("", None):
         if version == 3:
             problems.add("logfwdr_vrrp_auth_pass", "VRRPv3 has no authentication (RFC 5798 removed it); leave "
@@ -177,7 +189,7 @@ def _settings(raw, problems):
             problems.add("logfwdr_vrrp_auth_pass", "use 1-8 characters of A-Z a-z 0-9 _ . : @ % + = - (VRRPv2 "
                                                    "sends at most 8 bytes, in clear text)")
         else:
-            out["auth_pass"] = auth
+            out["auth"] = True
     out["preempt_delay"] = _ranged(s, "logfwdr_vrrp_preempt_delay", 0, 1000, problems,
                                    "use 0-1000 seconds (0: take the addresses back at once)")
     out["check_interval"] = _ranged(s, "logfwdr_vrrp_check_interval", 1, 3600, problems,
@@ -189,6 +201,29 @@ def _settings(raw, problems):
                                  "use 1-100 gratuitous ARPs per batch")
     out["garp_delay"] = _ranged(s, "logfwdr_vrrp_garp_delay", 0, 1000, problems,
                                 "use 0-1000 seconds (0: no second batch)")
+    out["macs"] = _macs(s["logfwdr_vrrp_macs"], "logfwdr_vrrp_macs", problems)
+    return out
+
+
+def _mac(value):
+    text = str(value).lower() if isinstance(value, str) else ""
+    return text if MAC_RE.match(text) else None
+
+
+def _macs(value, where, problems):
+    """{interface: MAC} of logfwdr_vrrp_macs (a host's own MACs on its ingress interfaces), checked."""
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        problems.add(where, "must be a dict of ingress interface names to MAC addresses, like {eno1: "
+                            "'52:54:00:12:34:56'}")
+        return {}
+    out = {}
+    for name, mac in value.items():
+        if _mac(mac) is None:
+            problems.add("%s.%s" % (where, name), "%r is not a MAC address like 52:54:00:12:34:56" % (mac,))
+        else:
+            out[str(name)] = _mac(mac)
     return out
 
 
@@ -216,11 +251,29 @@ def _peer_interfaces(peer, hostvars):
     return dict((i.get("name"), i) for i in ifaces if isinstance(i, dict))
 
 
-def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, hostvars=None):
+def _peer_macs(peer, hostvars):
+    """The peer's logfwdr_vrrp_macs ({} when unknown or unusable: its own run reports a bad one)."""
+    try:
+        host = hostvars[peer]
+        value = plain(host.get("logfwdr_vrrp_macs")) if hasattr(host, "get") else None
+    except Exception:  # an undefined or broken variable of the peer
+        return {}
+    return _macs(value, "", Problems())
+
+
+def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, hostvars=None, hostname=None):
     ingress_interfaces, egress_interfaces, settings = plain(ingress_interfaces), plain(egress_interfaces), plain(settings)
     peers = plain(peers) or []
     problems = Problems()
     out = _settings(settings, problems)
+    out["router_id"] = None
+    if hostname is not None:
+        if isinstance(hostname, str) and HOSTNAME_RE.match(hostname):
+            out["router_id"] = hostname
+        else:
+            problems.add("inventory_hostname", "%r cannot be keepalived's router_id: use a host name of letters, "
+                                               "digits, '.', '-' and '_' (no spaces, newlines, quotes or braces), "
+                                               "or rename the host in the inventory" % (hostname,))
     if not isinstance(peers, list) or not all(isinstance(p, str) and p for p in peers):
         problems.add("logfwdr_vrrp_peers", "must be a list of inventory host names (the other replicators)")
         peers = []
@@ -236,6 +289,10 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
                                            "has no other host; list them in logfwdr_vrrp_peers")
 
     all_names = [i.get("name") for i in (ingress_interfaces or []) + (egress_interfaces or []) if isinstance(i, dict)]
+    ingress_names = [i.get("name") for i in (ingress_interfaces or []) if isinstance(i, dict)]
+    for name in sorted(set(out["macs"]) - set(ingress_names)):
+        problems.add("logfwdr_vrrp_macs.%s" % name, "is no ingress interface; list the MACs of %s only"
+                     % ", ".join(str(n) for n in ingress_names))
     instances = []
     for i, item in enumerate(ingress_interfaces or []):
         where = "logfwdr_ingress_interfaces[%d]" % i
@@ -249,6 +306,7 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
         inst = {"name": "logfwdr_%s" % name, "interface": name, "virtual_router_id": vrid,
                 "virtual_address": str(virtual), "track_interfaces": [n for n in all_names if n != name]}
         unicast_peers = []
+        sources = []
         for peer in peers:
             theirs = known.get(peer)
             if theirs is None:
@@ -282,6 +340,9 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
                                                  "the segment" % (peer, name, peer_addr.ip, own.network))
             else:
                 unicast_peers.append(str(peer_addr.ip))
+                sources.append({"address": str(peer_addr.ip),
+                                "mac": _peer_macs(peer, hostvars).get(name) if hostvars is not None else None})
+        inst["vrrp_sources"] = sources
         if out["unicast"]:
             inst["unicast_src_ip"] = str(own.ip)
             inst["unicast_peers"] = unicast_peers

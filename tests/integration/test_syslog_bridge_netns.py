@@ -13,6 +13,13 @@ allow-list (10.77.0.0/25: .200 is refused), a collector's sources (10.77.0.2/31:
 (sendto fails: its queue fills and overflows, counted by impstats) that must not hold back the others, and a HUP
 (logrotate) that must not cut the TCP sessions.
 
+rsyslogd runs the way logfwdr-syslog-bridge.service starts it: as an unprivileged user (uid BRIDGE_UID, no name
+needed) with only CAP_NET_BIND_SERVICE (ambient, bounding set), no new privileges, its TLS key handed over in a
+credentials directory (systemd's LoadCredential). It binds to the ingress address and the virtual address (not
+held yet: ip_nonlocal_bind, as on the backup) only; the role's nftables table allows PER_SENDER TCP sessions per
+sender and MAX_SESSIONS in all. Checked too: its credentials in /proc, the listeners, a connection flood bounded
+per sender and in all, and a TLS-only bridge without a plain listener.
+
 Needs root and rsyslog + rsyslog-gnutls (make deps). Run: .venv/bin/pytest tests/integration/test_syslog_bridge_netns.py
 """
 
@@ -21,9 +28,11 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -40,9 +49,18 @@ SENDERS = ["10.77.0.2", "10.77.0.3", "10.77.0.4"]
 OUTSIDER = "10.77.0.200"                  # in the ingress subnet, outside the allow-list
 LIVE = {"c5424": ("10.78.0.11", 514), "c3164": ("10.78.0.12", 1514), "cpart": ("10.78.0.13", 514)}
 DEAD = ("10.79.0.5", 514)
+VIRTUAL_IP = "10.77.0.100"                # the VRRP address: the bridge listens on it before it holds it
+BRIDGE_UID = 61514                        # the bridge's user (the unit: User=logfwdr-syslog)
+MAX_SESSIONS = 20
+PER_SENDER = 8
+CAP_NET_BIND_SERVICE = 1 << 10
 
 INVENTORY = {
-    "logfwdr_ingress_interfaces": [{"name": "in0", "address": BRIDGE_IP + "/24"}],
+    "logfwdr_ingress_interfaces": [{"name": "in0", "address": BRIDGE_IP + "/24", "virtual_address": VIRTUAL_IP + "/24",
+                                    "virtual_router_id": 5}],
+    "logfwdr_vrrp": True,
+    "logfwdr_syslog_bridge_max_sessions": MAX_SESSIONS,
+    "logfwdr_syslog_bridge_max_sessions_per_sender": PER_SENDER,
     "logfwdr_egress_interfaces": [
         {"name": "out0", "address": EGRESS_IP + "/24", "routes": [{"to": "10.79.0.0/24", "via": "10.78.0.254"}]},
         {"name": "tool0"}],
@@ -213,6 +231,53 @@ class Collectors(object):
                 count += 1
 
 
+def start_bridge(lab, directory, inventory, key, ready):
+    """The role's configuration for `inventory` in `directory`, run by rsyslogd as the unit runs it (ExecStart, User=,
+    AmbientCapabilities=CAP_NET_BIND_SERVICE, CapabilityBoundingSet=, NoNewPrivileges=, LoadCredential=) in the
+    replicator namespace; returns once a listener matching `ready` is up."""
+    os.makedirs(directory, exist_ok=True)
+    text, variables = bridgeconf.render_conf(inventory, directory)
+    conf = os.path.join(directory, "syslog-bridge.conf")
+    with open(conf, "w") as handle:
+        handle.write(text)
+    check = bridgeconf.check(conf)
+    assert check.returncode == 0, check.stdout
+    # systemd's credentials directory: the key copied for the service's user, read-only
+    credentials = variables["__logfwdr_syslog_bridge_credentials_dir"]
+    os.makedirs(credentials, exist_ok=True)
+    shutil.copy(key, os.path.join(credentials, "tls-key"))
+    for path, mode in ((credentials, 0o500), (os.path.join(credentials, "tls-key"), 0o400)):
+        os.chown(path, BRIDGE_UID, BRIDGE_UID)
+        os.chmod(path, mode)
+    # its work directory and counters (the role: owned by the bridge's user, or writable by its group)
+    for path in (directory, variables["__logfwdr_syslog_bridge_work_dir"]):
+        os.chown(path, BRIDGE_UID, BRIDGE_UID)
+    log = os.path.join(directory, "rsyslogd.log")
+    with open(log, "w") as handle:
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", lab.rep, "setpriv", "--reuid=%d" % BRIDGE_UID, "--regid=%d" % BRIDGE_UID,
+             "--clear-groups", "--inh-caps=-all,+net_bind_service", "--ambient-caps=-all,+net_bind_service",
+             "--bounding-set=-all,+net_bind_service", "--no-new-privs",
+             bridgeconf.RSYSLOGD, "-n", "-iNONE", "-f", conf], stdout=handle, stderr=subprocess.STDOUT)
+    lab.procs.append(proc)
+    deadline = time.monotonic() + 15
+    while True:
+        listening = netlab.sh("ip", "netns", "exec", lab.rep, "ss", "-Hltn").stdout
+        if ready in listening:
+            break
+        assert proc.poll() is None, open(log).read()
+        assert time.monotonic() < deadline, listening + open(log).read()
+        time.sleep(0.1)
+    return text, variables, proc, log
+
+
+def listeners(lab, pid):
+    """(address, port) of the TCP sockets process `pid` listens on, in the replicator namespace."""
+    out = netlab.sh("ip", "netns", "exec", lab.rep, "ss", "-Hltnp").stdout
+    return sorted((m.group(1), int(m.group(2))) for line in out.splitlines() if "pid=%d," % pid in line
+                  for m in [re.search(r"\s(\S+):(\d+)\s", line)] if m)
+
+
 class Bridge(object):
     def __init__(self, tmpdir):
         self.tmpdir = tmpdir
@@ -242,31 +307,23 @@ class Bridge(object):
         inventory = dict(INVENTORY, logfwdr_syslog_bridge_tls_ca_file=self.pki["ca"],
                          logfwdr_syslog_bridge_tls_cert_file=self.pki["bridge.test"][0],
                          logfwdr_syslog_bridge_tls_key_file=self.pki["bridge.test"][1])
-        self.text, self.vars = bridgeconf.render_conf(inventory, self.tmpdir)
-        self.conf = os.path.join(self.tmpdir, "syslog-bridge.conf")
-        with open(self.conf, "w") as handle:
-            handle.write(self.text)
-        check = bridgeconf.check(self.conf)
-        assert check.returncode == 0, check.stdout
+        # the backup does not hold the virtual address: the role's sysctl lets the bridge listen on it anyway
+        sh("ip", "netns", "exec", lab.rep, "sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1")
+        self.text, self.vars, self.rsyslogd, self.log = start_bridge(lab, self.tmpdir, inventory,
+                                                                     self.pki["bridge.test"][1], ":6514 ")
         self.stats = self.vars["__logfwdr_syslog_bridge_stats_file"]
-        self.log = os.path.join(self.tmpdir, "rsyslogd.log")
-        with open(self.log, "w") as log:
-            # what the unit runs (ExecStart), in the replicator namespace
-            self.rsyslogd = subprocess.Popen(["ip", "netns", "exec", lab.rep, bridgeconf.RSYSLOGD, "-n", "-iNONE",
-                                              "-f", self.conf], stdout=log, stderr=subprocess.STDOUT)
-        lab.procs.append(self.rsyslogd)
-        deadline = time.monotonic() + 15
-        while True:
-            listening = sh("ip", "netns", "exec", lab.rep, "ss", "-Hltn").stdout
-            if ":514 " in listening and ":6514 " in listening:
-                break
-            assert self.rsyslogd.poll() is None, open(self.log).read()
-            assert time.monotonic() < deadline, listening + open(self.log).read()
-            time.sleep(0.1)
+        # the role's nftables table (the bridge's part: its session limit), as logfwdr-nftables.service loads it
+        nft_vars = dict(self.vars, logfwdr_vrrp=False, logfwdr_firewall=False,
+                        __logfwdr_nftables_service="logfwdr-nftables.service")
+        nft = bridgeconf.render("logfwdr-nftables.conf.j2", nft_vars)
+        self.nft = os.path.join(self.tmpdir, "nftables.conf")
+        with open(self.nft, "w") as handle:
+            handle.write(nft)
+        sh("ip", "netns", "exec", lab.rep, "nft", "-f", self.nft)
         self.collectors = Collectors(self.col, lab.procs)
 
     def send(self, source, messages, port=514, tls=None, background=False, **extra):
-        spec = dict(extra, source=source, target=BRIDGE_IP, port=port, messages=messages, tls=tls)
+        spec = dict(dict(source=source, target=BRIDGE_IP, port=port, messages=messages, tls=tls), **extra)
         proc = subprocess.Popen(["ip", "netns", "exec", self.lab.exp, sys.executable, "-c", _SENDER,
                                  json.dumps(spec)], stdout=subprocess.PIPE, universal_newlines=True)
         if background:
@@ -313,11 +370,17 @@ def bridge(tmp_path_factory):
         pytest.skip("needs root (network namespaces)")
     if not os.path.exists(bridgeconf.RSYSLOGD):
         pytest.fail("rsyslogd is not installed (make deps installs rsyslog and rsyslog-gnutls)")
-    bridge = Bridge(str(tmp_path_factory.mktemp("bridge")))
+    # not under pytest's 0700 base directory: the bridge's user must reach its files
+    directory = tempfile.mkdtemp(prefix="logfwdr-bridge-")
+    os.chmod(directory, 0o755)
     try:
-        yield bridge
+        bridge = Bridge(directory)
+        try:
+            yield bridge
+        finally:
+            bridge.close()
     finally:
-        bridge.close()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def run_id():
@@ -468,3 +531,130 @@ def test_hup_keeps_the_tcp_sessions(bridge):
 def test_nothing_for_mirror_or_non_syslog_collectors(bridge):
     actions = re.findall(r'action\(name="([^"]+)"', bridge.text)
     assert actions == ["to-c5424", "to-c3164", "to-cpart", "to-cdead"]
+
+
+# ---- a bridge a hostile sender cannot take over --------------------------------
+
+
+def status(pid):
+    return dict(line.split(":", 1) for line in open("/proc/%d/status" % pid).read().splitlines() if ":" in line)
+
+
+def test_rsyslogd_is_not_root_and_holds_only_the_bind_capability(bridge):
+    st = status(bridge.rsyslogd.pid)
+    assert st["Name"].strip() == "rsyslogd"
+    assert st["Uid"].split() == [str(BRIDGE_UID)] * 4 and st["Gid"].split() == [str(BRIDGE_UID)] * 4, st
+    assert st["Groups"].strip() == ""
+    for key in ("CapEff", "CapPrm", "CapBnd", "CapAmb"):
+        assert int(st[key], 16) == CAP_NET_BIND_SERVICE, (key, st[key])
+    assert st["NoNewPrivs"].strip() == "1"
+    # and its threads too (rsyslogd parses input in worker threads)
+    for tid in os.listdir("/proc/%d/task" % bridge.rsyslogd.pid):
+        assert open("/proc/%d/task/%s/status" % (bridge.rsyslogd.pid, tid)).read().count("%d\t" % BRIDGE_UID) >= 4
+
+
+def test_listens_on_the_ingress_and_virtual_addresses_only(bridge):
+    assert listeners(bridge.lab, bridge.rsyslogd.pid) == [
+        (BRIDGE_IP, 514), (BRIDGE_IP, 6514), (VIRTUAL_IP, 514), (VIRTUAL_IP, 6514)]
+    # another address of the replicator on the segment, not in the inventory: nothing listens there
+    netlab.sh("ip", "-n", bridge.lab.rep, "addr", "add", "10.77.0.99/24", "dev", "in0")
+    try:
+        result = bridge.send(SENDERS[0], ["x"], target="10.77.0.99")
+        assert result["error"] and "refused" in result["error"].lower(), result
+    finally:
+        netlab.sh("ip", "-n", bridge.lab.rep, "addr", "del", "10.77.0.99/24", "dev", "in0")
+
+
+def test_virtual_address_listener_serves_once_this_host_holds_it(bridge):
+    run = run_id()
+    netlab.sh("ip", "-n", bridge.lab.rep, "addr", "add", VIRTUAL_IP + "/24", "dev", "in0")   # VRRP master now
+    try:
+        result = bridge.send(SENDERS[0], ["<13>1 2026-11-25T10:00:00Z h app - - - vip %s" % run], target=VIRTUAL_IP)
+        assert result["error"] is None, result
+        got = bridge.collectors.take(run, expected=3)
+        assert [len(got[name]) for name in ("c5424", "c3164", "cpart")] == [1, 1, 1], got
+    finally:
+        netlab.sh("ip", "-n", bridge.lab.rep, "addr", "del", VIRTUAL_IP + "/24", "dev", "in0")
+
+
+_FLOOD = r"""
+import errno, json, select, socket, sys, time
+target, port, count, source = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+pending = []
+for _ in range(count):   # every connection at once, as a flood would
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((source, 0))
+    s.setblocking(False)
+    s.connect_ex((target, port))
+    pending.append(s)
+time.sleep(3)            # SYNs the bridge's limit dropped are still unanswered (the kernel retries after 1 s, 3 s)
+_r, writable, _x = select.select([], pending, [], 0)
+connected = [s for s in writable if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0]
+print(json.dumps({"connected": len(connected), "unanswered": count - len(writable)}), flush=True)
+sys.stdin.read()         # hold the sessions until told
+"""
+
+
+def flood(bridge, source, count):
+    """`count` connections at once from `source`, held open: (the flooder, what it got)."""
+    proc = subprocess.Popen(["ip", "netns", "exec", bridge.lab.exp, sys.executable, "-c", _FLOOD, BRIDGE_IP, "514",
+                             str(count), source], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            universal_newlines=True)
+    bridge.lab.procs.append(proc)
+    return proc, json.loads(proc.stdout.readline())
+
+
+def test_connection_flood_is_bounded(bridge):
+    """Senders open 3 x MAX_SESSIONS connections each, at once: each gets PER_SENDER sessions and all of them together
+    MAX_SESSIONS; the SYNs of the rest are dropped by the role's nftables rules (Debian 12's rsyslog 8.2302 does not
+    enforce imtcp's maxSessions itself), and the bridge serves again once they are gone."""
+    netlab.sh("ip", "-n", bridge.lab.exp, "addr", "add", "10.77.0.5/24", "dev", "exp0")
+    count = 3 * MAX_SESSIONS
+    floods = []
+    try:
+        for source in (SENDERS[1], SENDERS[2], "10.77.0.5"):   # 3 x PER_SENDER > MAX_SESSIONS
+            floods.append(flood(bridge, source, count))
+        established = netlab.sh("ip", "netns", "exec", bridge.lab.rep, "ss", "-Htn", "state", "established",
+                                "( sport = :514 )").stdout.splitlines()
+    finally:
+        for proc, _got in floods:
+            proc.stdin.close()
+            proc.wait(timeout=10)
+        netlab.sh("ip", "-n", bridge.lab.exp, "addr", "del", "10.77.0.5/24", "dev", "exp0")
+    got = [g for _p, g in floods]
+    assert [g["connected"] for g in got] == [PER_SENDER, PER_SENDER, MAX_SESSIONS - 2 * PER_SENDER], got
+    assert [g["unanswered"] for g in got] == [count - g["connected"] for g in got], got
+    assert len(established) == MAX_SESSIONS, (len(established), got)
+    counter = netlab.sh("ip", "netns", "exec", bridge.lab.rep, "nft", "list", "chain", "inet", "logfwdr",
+                        "exporter_segments").stdout
+    for pattern in (r"ip saddr ct count over %d \} counter packets [1-9]" % PER_SENDER,
+                    r"tcp dport 514 ct state new ct count over %d counter packets [1-9]" % MAX_SESSIONS):
+        assert re.search(pattern, counter), counter
+    time.sleep(0.5)
+    run = run_id()
+    result = bridge.send(SENDERS[0], ["<13>1 2026-11-25T10:00:00Z h app - - - after-flood %s" % run])
+    assert result["error"] is None and not result["eof"], result
+    got = bridge.collectors.take(run, expected=3)
+    assert [len(got[name]) for name in ("c5424", "c3164", "cpart")] == [1, 1, 1], got
+    assert bridge.rsyslogd.poll() is None
+
+
+def test_tls_only_bridge_has_no_plain_listener(bridge):
+    """A second bridge, TLS only, on other ports: it listens on its TLS port alone."""
+    directory = os.path.join(bridge.tmpdir, "tlsonly")
+    inventory = dict(INVENTORY, logfwdr_syslog_bridge_tls_only=True, logfwdr_syslog_bridge_port=1601,
+                     logfwdr_syslog_bridge_tls_port=16514, logfwdr_syslog_bridge_tls_ca_file=bridge.pki["ca"],
+                     logfwdr_syslog_bridge_tls_cert_file=bridge.pki["bridge.test"][0],
+                     logfwdr_syslog_bridge_tls_key_file=bridge.pki["bridge.test"][1])
+    text, _vars, proc, _log = start_bridge(bridge.lab, directory, inventory, bridge.pki["bridge.test"][1], ":16514 ")
+    try:
+        assert listeners(bridge.lab, proc.pid) == [(BRIDGE_IP, 16514), (VIRTUAL_IP, 16514)]
+        assert "1601" not in text
+        plain = bridge.send(SENDERS[0], ["x"], port=1601)
+        assert plain["error"] and "refused" in plain["error"].lower(), plain
+        ok = bridge.send(SENDERS[0], ["<13>1 2026-11-25T10:00:00Z h app - - - tls-only"], port=16514,
+                         tls=bridge.tls("sender.test"))
+        assert ok["error"] is None and ok["sent"] == 1, ok
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

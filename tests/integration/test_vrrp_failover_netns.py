@@ -2,9 +2,11 @@
 """The role's keepalived.conf and replication check doing a real failover, in throwaway namespaces.
 
     exporter ns  exp0 10.77.1.50 --+
-                                   |  seg ns: br0
+    attacker ns  atk0 10.77.1.66 --+  seg ns: br0 (segment 1)
     rep1 ns      vec1 10.77.1.2  --+  (priority 150)      VIP 10.77.1.1/24, virtual_router_id 77
     rep2 ns      vec1 10.77.1.3  --+  (priority 100)
+    rep1 ns      vec2 10.77.2.2  --+  seg ns: br1 (segment 2)
+    rep2 ns      vec2 10.77.2.3  --+                      VIP 10.77.2.1/24, virtual_router_id 78
 
 Each replicator gets replication rules from the tc_mirror module (port 514 mirrored to its tool port), the
 expectation file from the replication_expected filter, and keepalived.conf from templates/keepalived.conf.j2 with
@@ -12,11 +14,17 @@ the vrrp_instances filter's data - then keepalived runs in each namespace. rep1 
 break, its check fails, it goes to FAULT and rep2 takes the VIP, the exporter learning rep2's MAC from the
 gratuitous ARPs alone; when the rules are back, rep1 takes the VIP back after the preempt delay.
 
+The attacker on segment 1 forges priority-255 VRRPv3 adverts (raw socket: multicast to 224.0.0.18 and unicast to
+both replicators, from its own address and from the peer's): with the role's defaults (unicast, source check, the
+role's nftables table with the peer's MAC) every VIP stays with rep1; with the old defaults (multicast, no filter)
+the same adverts take segment 1's VIP away from it.
+
 Needs root and keepalived (`make deps`).  Run: .venv/bin/pytest tests/integration/test_vrrp_failover_netns.py
 """
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,7 +47,10 @@ ROLE = os.path.join(netlab.REPO, "roles", "logfwdr")
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
 PRIO = 5140
 VIP = "10.77.1.1"
+VIPS = {"vec1": VIP, "vec2": "10.77.2.1"}
 OWN = {"rep1": "10.77.1.2", "rep2": "10.77.1.3"}
+OWN2 = {"rep1": "10.77.2.2", "rep2": "10.77.2.3"}
+ATTACKER = "10.77.1.66"
 PRIORITY = {"rep1": 150, "rep2": 100}
 DEVICES = [{"name": "vec1", "ports": [{"port": 514, "destinations": [
     {"name": "col0", "mode": "mirror", "device": "tool0"}]}]}]
@@ -55,7 +66,8 @@ def ip(*args, **kw):
 class Pair(object):
     def __init__(self):
         self.tag = "v%d" % (os.getpid() % 100000)
-        self.ns = dict((name, "lf%s%s" % (self.tag, name)) for name in ("seg", "exp", "rep1", "rep2"))
+        self.ns = dict((name, "lf%s%s" % (self.tag, name)) for name in ("seg", "exp", "atk", "rep1", "rep2"))
+        self.hardened = True  # the role's defaults; False: multicast, no source check, no nftables table
         self.tmp = tempfile.mkdtemp(prefix="logfwdr-vrrp-")
         os.chmod(self.tmp, 0o755)
         self.procs = {}
@@ -69,13 +81,16 @@ class Pair(object):
             ip("-n", ns, "link", "set", "lo", "up")
             netlab.sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
         seg = self.ns["seg"]
-        ip("-n", seg, "link", "add", "br0", "type", "bridge")
-        ip("-n", seg, "link", "set", "br0", "up")
-        for n, (name, dev, addr) in enumerate((("exp", "exp0", "10.77.1.50"), ("rep1", "vec1", OWN["rep1"]),
-                                               ("rep2", "vec1", OWN["rep2"]))):
+        for br in ("br0", "br1"):
+            ip("-n", seg, "link", "add", br, "type", "bridge")
+            ip("-n", seg, "link", "set", br, "up")
+        for n, (name, dev, addr, br) in enumerate((
+                ("exp", "exp0", "10.77.1.50", "br0"), ("atk", "atk0", ATTACKER, "br0"),
+                ("rep1", "vec1", OWN["rep1"], "br0"), ("rep2", "vec1", OWN["rep2"], "br0"),
+                ("rep1", "vec2", OWN2["rep1"], "br1"), ("rep2", "vec2", OWN2["rep2"], "br1"))):
             ns = self.ns[name]
             ip("-n", seg, "link", "add", "s%d" % n, "type", "veth", "peer", "name", dev, "netns", ns)
-            ip("-n", seg, "link", "set", "s%d" % n, "master", "br0")
+            ip("-n", seg, "link", "set", "s%d" % n, "master", br)
             ip("-n", seg, "link", "set", "s%d" % n, "up")
             ip("-n", ns, "addr", "add", addr + "/24", "dev", dev)
             ip("-n", ns, "link", "set", dev, "up")
@@ -88,6 +103,11 @@ class Pair(object):
             ip("-n", ns, "link", "set", "tool0", "up")
             ip("-n", ns, "link", "set", "sink0", "up")
             self.apply_rules(name)
+
+    def configure(self, hardened=True):
+        """The role's files for both replicators: the defaults (hardened) or the old multicast ones."""
+        self.hardened = hardened
+        for name in ("rep1", "rep2"):
             self.write_files(name)
 
     def apply_rules(self, name):
@@ -103,7 +123,7 @@ class Pair(object):
     def write_files(self, name):
         """What the role installs: check, notify, expectation, keepalived.conf."""
         libexec = os.path.join(self.tmp, name)
-        os.makedirs(libexec, mode=0o755)
+        os.makedirs(libexec, mode=0o755, exist_ok=True)
         shutil.copy(os.path.join(ROLE, "files", "check_replication.py"), os.path.join(libexec, "check-replication.py"))
         expected = os.path.join(libexec, "expected.json")
         with open(expected, "w") as handle:
@@ -113,14 +133,32 @@ class Pair(object):
             CHECK_PYTHON, os.path.join(libexec, "check-replication.py"), expected))
         self.script(os.path.join(libexec, "vrrp-notify"), 'LOGFWDR_VRRP_STATE_DIR=%s exec %s "$@"' % (
             os.path.join(libexec, "state"), os.path.join(ROLE, "files", "vrrp-notify")))
-        ingress = [{"name": "vec1", "address": OWN[name] + "/24", "virtual_address": VIP + "/24",
-                    "virtual_router_id": 77}]
+
+        def ingress(host):
+            return [{"name": "vec1", "address": OWN[host] + "/24", "virtual_address": VIPS["vec1"] + "/24",
+                     "virtual_router_id": 77},
+                    {"name": "vec2", "address": OWN2[host] + "/24", "virtual_address": VIPS["vec2"] + "/24",
+                     "virtual_router_id": 78}]
+
         peer = "rep2" if name == "rep1" else "rep1"
-        hostvars = {peer: {"logfwdr_ingress_interfaces": [dict(ingress[0], address=OWN[peer] + "/24")]}}
-        settings = dict(DEFAULTS, logfwdr_vrrp_priority=PRIORITY[name], logfwdr_vrrp_preempt_delay=2)
-        data = vrrp_instances(ingress, [{"name": "tool0"}], settings, peers=[peer], hostvars=hostvars)
+        # each host's MACs in its inventory (logfwdr_vrrp_macs): the peer's table admits VRRP only from them
+        hostvars = {peer: {"logfwdr_ingress_interfaces": ingress(peer),
+                           "logfwdr_vrrp_macs": {"vec1": netlab.Lab.mac(self.ns[peer], "vec1"),
+                                                 "vec2": netlab.Lab.mac(self.ns[peer], "vec2")}}}
+        settings = dict(DEFAULTS, logfwdr_vrrp_priority=PRIORITY[name], logfwdr_vrrp_preempt_delay=2,
+                        logfwdr_vrrp_unicast=self.hardened)
+        data = vrrp_instances(ingress(name), [{"name": "tool0"}], settings, peers=[peer], hostvars=hostvars,
+                              hostname=name)
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
         env.filters.update(CoreFilters().filters())
+        if self.hardened:
+            nft = env.from_string(open(os.path.join(ROLE, "templates", "logfwdr-nftables.conf.j2")).read()).render(
+                __logfwdr_vrrp=data, logfwdr_vrrp=True, logfwdr_firewall=False, logfwdr_syslog_bridge=False,
+                ansible_managed="test",
+                logfwdr_ingress_interfaces=ingress(name), __logfwdr_nftables_service="logfwdr-nftables.service")
+            with open(os.path.join(libexec, "nftables.conf"), "w") as handle:
+                handle.write(nft)
+            netlab.sh("ip", "netns", "exec", self.ns[name], "nft", "-f", os.path.join(libexec, "nftables.conf"))
         text = env.from_string(open(os.path.join(ROLE, "templates", "keepalived.conf.j2")).read()).render(
             __logfwdr_vrrp=data, logfwdr_syslog_bridge=False, ansible_managed="test", inventory_hostname=name,
             __logfwdr_check_replication=os.path.join(libexec, "check-replication"),
@@ -167,11 +205,11 @@ class Pair(object):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # ---- observing ----
-    def holders(self):
+    def holders(self, dev="vec1"):
         out = []
         for name in ("rep1", "rep2"):
-            addrs = json.loads(ip("-n", self.ns[name], "-j", "addr", "show", "dev", "vec1").stdout)[0]["addr_info"]
-            if any(a.get("local") == VIP for a in addrs):
+            addrs = json.loads(ip("-n", self.ns[name], "-j", "addr", "show", "dev", dev).stdout)[0]["addr_info"]
+            if any(a.get("local") == VIPS[dev] for a in addrs):
                 out.append(name)
         return out
 
@@ -212,6 +250,7 @@ def pair():
     pair = Pair()
     try:
         pair.build()
+        pair.configure(hardened=True)
         yield pair
     finally:
         pair.close()
@@ -264,3 +303,98 @@ def test_failover_when_a_tracked_interface_goes_down(pair):
     print("moved to rep2 after %.1f s" % (moved - down))
     ip("-n", pair.ns["rep1"], "link", "set", "tool0", "up")
     pair.wait("rep1 takes the VIP back", lambda: pair.holders() == ["rep1"], 20)
+
+
+# ---- forged adverts from a host on an exporter segment ---------------------------------------------------------
+
+_FORGER = r"""
+import socket, struct, sys, time
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return ~total & 0xffff
+
+def advert(src, dst, vrid, vip):
+    # VRRPv3 (RFC 5798): version 3 type 1, priority 255 (the address owner), one address, 0.2 s interval
+    body = struct.pack("!BBBBHH", 0x31, vrid, 255, 1, 20, 0) + socket.inet_aton(vip)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 112, len(body))
+    body = body[:6] + struct.pack("!H", checksum(pseudo + body)) + body[8:]
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0xc0, 20 + len(body), 0, 0, 255, 112, 0,
+                         socket.inet_aton(src), socket.inet_aton(dst))
+    return header[:10] + struct.pack("!H", checksum(header)) + header[12:] + body
+
+dev, own, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+peers = sys.argv[4:6]        # rep1, rep2 on this segment
+vip, vrid = sys.argv[6], int(sys.argv[7])
+sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev.encode())
+packets = []
+for src in [own] + peers:                        # its own address, and each replicator's, forged
+    packets.append((advert(src, "224.0.0.18", vrid, vip), "224.0.0.18"))
+    for dst in peers:
+        if dst != src:
+            packets.append((advert(src, dst, vrid, vip), dst))
+sent, end = 0, time.time() + seconds
+while time.time() < end:
+    for data, dst in packets:
+        sock.sendto(data, (dst, 0))
+        sent += 1
+    time.sleep(0.05)
+print(sent)
+"""
+
+
+def attack(pair, seconds):
+    """Forged adverts on segment 1 for `seconds`; the VIP holders sampled meanwhile: [(vec1, vec2)]."""
+    proc = subprocess.Popen(["ip", "netns", "exec", pair.ns["atk"], sys.executable, "-c", _FORGER, "atk0", ATTACKER,
+                             str(seconds), OWN["rep1"], OWN["rep2"], VIP, "77"], stdout=subprocess.PIPE,
+                            universal_newlines=True)
+    pair.procs["attacker"] = proc
+    samples = []
+    while proc.poll() is None:
+        samples.append((tuple(pair.holders("vec1")), tuple(pair.holders("vec2"))))
+        time.sleep(0.2)
+    assert proc.returncode == 0
+    sent = int(proc.stdout.read().strip())
+    assert sent > 100, sent
+    return samples
+
+
+def vrrp_dropped(pair, name):
+    out = netlab.sh("ip", "netns", "exec", pair.ns[name], "nft", "list", "chain", "inet", "logfwdr", "vrrp").stdout
+    return sum(int(n) for n in re.findall(r"counter packets (\d+)", out))
+
+
+def test_forged_adverts_on_one_segment_move_no_address(pair):
+    pair.start("rep1")
+    pair.start("rep2")
+    pair.wait("rep1 master of both VIPs", lambda: pair.holders("vec1") == ["rep1"] and pair.holders("vec2") == ["rep1"]
+              and pair.state("rep2") == "BACKUP", 20)
+    samples = attack(pair, 6)
+    moved = [s for s in samples if s != (("rep1",), ("rep1",))]
+    assert not moved, (len(moved), len(samples), moved[:5])
+    # the forged adverts did arrive: the peer-only rule dropped them on both replicators
+    assert vrrp_dropped(pair, "rep1") > 50 and vrrp_dropped(pair, "rep2") > 50
+    time.sleep(1)
+    assert pair.holders("vec1") == ["rep1"] and pair.holders("vec2") == ["rep1"]
+    log = open(os.path.join(pair.tmp, "rep1", "keepalived.log")).read()
+    assert "Entering BACKUP STATE" not in log.split("Entering MASTER STATE", 1)[-1], log[-3000:]
+
+
+def test_old_defaults_let_the_same_adverts_take_the_address(pair):
+    """The control: multicast, no source check, no nftables table - the attack above really works."""
+    pair.configure(hardened=False)
+    netlab.sh("ip", "netns", "exec", pair.ns["rep1"], "nft", "flush", "ruleset")
+    netlab.sh("ip", "netns", "exec", pair.ns["rep2"], "nft", "flush", "ruleset")
+    pair.start("rep1")
+    pair.start("rep2")
+    pair.wait("rep1 master of both VIPs", lambda: pair.holders("vec1") == ["rep1"] and pair.holders("vec2") == ["rep1"]
+              and pair.state("rep2") == "BACKUP", 20)
+    samples = attack(pair, 4)
+    assert [s for s in samples if "rep1" not in s[0]], samples
+    # without a sync group, segment 2 is not touched even then
+    assert all(s[1] == ("rep1",) for s in samples), samples

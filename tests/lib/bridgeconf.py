@@ -32,7 +32,7 @@ RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 SETTINGS = sorted(k for k in DEFAULTS if k.startswith("logfwdr_syslog_bridge_"))
 
 
-def role_vars(inventory, work_dir, stats_file):
+def role_vars(inventory, work_dir, stats_file, credentials_dir="/run/credentials/logfwdr-syslog-bridge.service"):
     """The variables the bridge's templates see: defaults, the inventory, and validate.yml's two facts."""
     v = dict(DEFAULTS)
     v.update(inventory)
@@ -40,12 +40,15 @@ def role_vars(inventory, work_dir, stats_file):
         v["logfwdr_collectors"], v["logfwdr_ingress_interfaces"], v["logfwdr_protocols"],
         egress_interfaces=v.get("logfwdr_egress_interfaces"))
     v["__logfwdr_syslog_bridge_inputs"] = syslog_bridge_inputs(
-        dict((k, v[k]) for k in SETTINGS), v["logfwdr_ingress_interfaces"])
+        dict((k, v[k]) for k in SETTINGS), v["logfwdr_ingress_interfaces"], vrrp=v["logfwdr_vrrp"])
     v.update({
         "__logfwdr_syslog_bridge_service": "logfwdr-syslog-bridge.service",
         "__logfwdr_syslog_bridge_conf": "/etc/logfwdr/syslog-bridge.conf",
         "__logfwdr_syslog_bridge_work_dir": work_dir,
         "__logfwdr_syslog_bridge_stats_file": stats_file,
+        "__logfwdr_syslog_bridge_user": "logfwdr-syslog",
+        "__logfwdr_syslog_bridge_credentials_dir": credentials_dir,
+        "__logfwdr_nftables_service": "logfwdr-nftables.service",
         "ansible_managed": "Ansible managed: test render",
     })
     return v
@@ -58,10 +61,12 @@ def render(name, variables):
 
 
 def render_conf(inventory, directory):
-    """syslog-bridge.conf for `inventory` (role variables), with its work dir and counters file in `directory`."""
+    """syslog-bridge.conf for `inventory` (role variables), with its work dir, counters file and credentials
+    directory (where the unit's LoadCredential puts the TLS key) in `directory`."""
     work_dir = os.path.join(directory, "work")
     os.makedirs(work_dir, exist_ok=True)
-    variables = role_vars(inventory, work_dir, os.path.join(directory, "stats.log"))
+    variables = role_vars(inventory, work_dir, os.path.join(directory, "stats.log"),
+                          credentials_dir=os.path.join(directory, "credentials"))
     return render("syslog-bridge.conf.j2", variables), variables
 
 

@@ -20,7 +20,7 @@ IMG_SIZE=2G
 PACKAGES=(
     systemd-sysv udev kmod iproute2 openssh-server python3 python3-pyroute2
     rsyslog keepalived tcpdump netbase iputils-ping procps snmp snmptrapd
-    nfdump softflowd pmacct socat ca-certificates python3-apt dbus rsyslog-gnutls
+    nfdump softflowd pmacct socat ca-certificates python3-apt dbus rsyslog-gnutls nftables
 )
 
 log() { printf '[build-image] %s\n' "$*" >&2; }

@@ -21,7 +21,8 @@ from test_filter_replication import EGRESS, PROTOCOLS, InventoryHost
 INGRESS = [{"name": "vec1", "address": "10.10.1.2/24", "virtual_address": "10.10.1.1/24", "virtual_router_id": 11},
            {"name": "vec2", "address": "10.10.2.2/24", "virtual_address": "10.10.2.1/24", "virtual_router_id": 12}]
 PEER_INGRESS = [dict(i, address=i["address"].replace(".2/24", ".3/24")) for i in INGRESS]
-SETTINGS = dict(vrrp_mod.DEFAULTS)
+# multicast, so that a host alone is complete (unicast, the default, needs the peers)
+SETTINGS = dict(vrrp_mod.DEFAULTS, logfwdr_vrrp_unicast=False)
 
 
 def ingress_problems(ingress, vrrp=True):
@@ -32,10 +33,10 @@ def ingress_problems(ingress, vrrp=True):
     return message.split("\n- ")[1:]
 
 
-def vrrp_problems(ingress=None, settings=None, peers=None, hostvars=None):
+def vrrp_problems(ingress=None, settings=None, peers=None, hostvars=None, hostname=None):
     with pytest.raises(AnsibleFilterError) as exc:
         vrrp_instances(INGRESS if ingress is None else ingress, EGRESS, dict(SETTINGS, **(settings or {})),
-                       peers=peers, hostvars=hostvars)
+                       peers=peers, hostvars=hostvars, hostname=hostname)
     message = str(exc.value)
     assert message.startswith("invalid VRRP settings, nothing was changed:\n- ")
     return message.split("\n- ")[1:]
@@ -113,19 +114,20 @@ def test_instances_from_the_defaults():
     out = vrrp_instances(INGRESS, EGRESS, SETTINGS)
     assert out["instances"] == [
         {"name": "logfwdr_vec1", "interface": "vec1", "virtual_router_id": 11, "virtual_address": "10.10.1.1/24",
-         "track_interfaces": ["vec2", "vec3", "vec4", "tool0"]},
+         "track_interfaces": ["vec2", "vec3", "vec4", "tool0"], "vrrp_sources": []},
         {"name": "logfwdr_vec2", "interface": "vec2", "virtual_router_id": 12, "virtual_address": "10.10.2.1/24",
-         "track_interfaces": ["vec1", "vec3", "vec4", "tool0"]}]
+         "track_interfaces": ["vec1", "vec3", "vec4", "tool0"], "vrrp_sources": []}]
     assert (out["priority"], out["version"], out["advert_int"], out["preempt"], out["preempt_delay"]) == \
         (100, 3, "0.2", True, 30)
-    assert (out["unicast"], out["auth_pass"], out["check_interval"], out["check_fall"], out["check_rise"]) == \
-        (False, "", 1, 2, 2)
+    assert (out["unicast"], out["auth"], out["check_interval"], out["check_fall"], out["check_rise"]) == \
+        (False, False, 1, 2, 2)
+    assert "auth_pass" not in out and out["macs"] == {} and out["router_id"] is None
     assert (out["garp_repeat"], out["garp_delay"]) == (5, 1)
 
 
 def test_values_from_templating_are_accepted():
     """ansible-core < 2.19 hands the filter strings for "{{ var }}"."""
-    out = vrrp_instances(INGRESS, EGRESS, dict((k, str(v)) for k, v in SETTINGS.items()))
+    out = vrrp_instances(INGRESS, EGRESS, dict((k, str(v)) for k, v in SETTINGS.items() if k != "logfwdr_vrrp_macs"))
     assert (out["priority"], out["advert_int"], out["preempt"], out["unicast"]) == (100, "0.2", True, False)
 
 
@@ -174,7 +176,49 @@ def test_advert_interval_as_keepalived_reads_it(interval, text):
 def test_version_2_with_authentication():
     out = vrrp_instances(INGRESS, EGRESS, dict(SETTINGS, logfwdr_vrrp_version=2, logfwdr_vrrp_advert_interval=1,
                                                logfwdr_vrrp_auth_pass="s3cret"))
-    assert (out["version"], out["advert_int"], out["auth_pass"]) == (2, "1", "s3cret")
+    assert (out["version"], out["advert_int"], out["auth"]) == (2, "1", True)
+    # -v prints the set_fact's result: the password is never in it
+    assert "s3cret" not in repr(out)
+
+
+def test_unicast_is_the_default():
+    assert vrrp_mod.DEFAULTS["logfwdr_vrrp_unicast"] is True
+    assert vrrp_problems(settings={"logfwdr_vrrp_unicast": True}) == [
+        "logfwdr_vrrp_peers: logfwdr_vrrp_unicast needs the other replicator(s): group replicators has no other "
+        "host; list them in logfwdr_vrrp_peers"]
+
+
+@pytest.mark.parametrize("hostname", ["rep1\nstartup_script /tmp/x", "rep 1", "rep1}", 'rep"1', "", "-rep", 5])
+def test_hostname_that_would_add_keepalived_syntax_is_refused(hostname):
+    with pytest.raises(AnsibleFilterError) as exc:
+        vrrp_instances(INGRESS, EGRESS, SETTINGS, hostname=hostname)
+    assert "- inventory_hostname: %r cannot be keepalived's router_id: use a host name of letters, digits" \
+        % (hostname,) in str(exc.value)
+
+
+def test_router_id_is_the_checked_hostname():
+    assert vrrp_instances(INGRESS, EGRESS, SETTINGS, hostname="logfwdr-a.example.net")["router_id"] == \
+        "logfwdr-a.example.net"
+
+
+def test_vrrp_sources_are_the_peers_address_and_mac():
+    hostvars = {"rep2": {"logfwdr_ingress_interfaces": PEER_INGRESS,
+                         "logfwdr_vrrp_macs": {"vec1": "52:54:00:AA:00:01"}}}
+    out = vrrp_instances(INGRESS, EGRESS, dict(SETTINGS, logfwdr_vrrp_unicast=True,
+                                               logfwdr_vrrp_macs={"vec2": "52:54:00:bb:00:02"}),
+                         peers=["rep2"], hostvars=hostvars)
+    assert [i["vrrp_sources"] for i in out["instances"]] == [
+        [{"address": "10.10.1.3", "mac": "52:54:00:aa:00:01"}], [{"address": "10.10.2.3", "mac": None}]]
+    assert out["macs"] == {"vec2": "52:54:00:bb:00:02"}
+
+
+def test_mac_problems():
+    assert vrrp_problems(settings={"logfwdr_vrrp_macs": {"vec1": "52:54:00:aa:00", "vec9": "52:54:00:aa:00:09"}}) == [
+        "logfwdr_vrrp_macs.vec1: '52:54:00:aa:00' is not a MAC address like 52:54:00:12:34:56",
+        "logfwdr_vrrp_macs.vec9: is no ingress interface; list the MACs of vec1, vec2 only"]
+    assert vrrp_problems(settings={"logfwdr_vrrp_macs": ["52:54:00:aa:00:01"]}) == [
+        "logfwdr_vrrp_macs: must be a dict of ingress interface names to MAC addresses, like {eno1: "
+        "'52:54:00:12:34:56'}"]
 
 
 # ---- vrrp_instances: peers ---------------------------------------------------------------------------------------

@@ -41,6 +41,12 @@ PLAYBOOK = """
         dest: "{{{{ outdir }}}}/{{{{ inventory_hostname }}}}.conf"
         mode: "0600"
       when: logfwdr_vrrp | bool
+    - name: Write the VRRP password file keepalived.conf includes
+      ansible.builtin.copy:
+        content: "auth_pass {{{{ logfwdr_vrrp_auth_pass }}}}\\n"
+        dest: "{{{{ __logfwdr_keepalived_auth_file }}}}"
+        mode: "0600"
+      when: logfwdr_vrrp | bool and __logfwdr_vrrp.auth
     - name: Render the health watcher's unit
       ansible.builtin.template:
         src: {role}/templates/logfwdr-health.service.j2
@@ -86,7 +92,8 @@ def run_playbook(tmpdir, inventory, extra_vars=None):
         handle.write(PLAYBOOK)
     libexec = os.path.join(tmpdir, "libexec")
     extra = {"outdir": tmpdir, "__logfwdr_libexec_dir": libexec,
-             "__logfwdr_health_file": os.path.join(tmpdir, "health")}
+             "__logfwdr_health_file": os.path.join(tmpdir, "health"),
+             "__logfwdr_keepalived_auth_file": os.path.join(tmpdir, "{{ inventory_hostname }}-auth.conf")}
     extra.update(extra_vars or {})
     cfg = os.path.join(tmpdir, "ansible.cfg")
     with open(cfg, "w") as handle:
@@ -185,13 +192,19 @@ def test_lab_pair_instances_and_priorities(rendered):
         assert re.search(r"track_interface \{\s+vec1\s+vec3\s+vec4\s+\}", instances["logfwdr_vec2"])
         assert re.search(r"track_file \{\s+logfwdr_health\s+\}", instances["logfwdr_vec1"])
         assert "track_script" not in text and "vrrp_script" not in text
-        for forbidden in ("unicast", "authentication", "nopreempt", "state MASTER"):
+        for forbidden in ("authentication", "nopreempt", "state MASTER"):
             assert forbidden not in text, (name, forbidden)
-        # one sync group: the pair fails over as a whole
-        assert re.search(r"vrrp_sync_group logfwdr \{\s+group \{\s+logfwdr_vec1\s+logfwdr_vec2\s+\}\s+\}", text)
+        # unicast by default, to the peer's address on the same interface; adverts only from there
+        own, peer = ("2", "3") if name == "rep1" else ("3", "2")
+        for inst, net in (("logfwdr_vec1", "10.10.1."), ("logfwdr_vec2", "10.10.2.")):
+            assert "unicast_src_ip %s%s" % (net, own) in lines(instances[inst])
+            assert re.search(r"unicast_peer \{\s+%s\s+\}" % re.escape(net + peer), instances[inst])
+        # no sync group: a forged advert on one segment must not move the other segments' addresses; the
+        # instances fail over together through their tracked interfaces and health file
+        assert "vrrp_sync_group" not in text
         global_defs = lines(re.search(r"^global_defs \{\n(.*?)^\}", text, re.M | re.S).group(1))
         assert global_defs == ["router_id %s" % name, "enable_script_security", "script_user root",
-                               "vrrp_garp_master_repeat 5", "vrrp_garp_master_delay 1"]
+                               "vrrp_check_unicast_src", "vrrp_garp_master_repeat 5", "vrrp_garp_master_delay 1"]
         tracked = blocks(text, "vrrp_track_file")
         assert list(tracked) == ["logfwdr_health"]
         assert lines(tracked["logfwdr_health"]) == ['file "%s/health"' % rendered["dir"], "weight 0", "init_file 1"]
@@ -210,8 +223,11 @@ def test_unicast_v2_pair(rendered):
         assert list(instances) == ["logfwdr_vec1"]
         body = instances["logfwdr_vec1"]
         for line in ("priority %d" % priority, "version 2", "advert_int 1", "nopreempt", "unicast_src_ip " + src,
-                     "auth_type PASS", "auth_pass s3cret"):
+                     "auth_type PASS", "include %s/%s-auth.conf" % (rendered["dir"], name)):
             assert line in lines(body), (name, line)
+        # the password is only in its own file, which keepalived includes
+        assert "s3cret" not in text
+        assert open(os.path.join(rendered["dir"], name + "-auth.conf")).read() == "auth_pass s3cret\n"
         assert re.search(r"unicast_peer \{\s+%s\s+\}" % re.escape(peer), body)
         assert "preempt_delay" not in text
         # one instance: no sync group (keepalived -t warns about a group of one); no syslog bridge check

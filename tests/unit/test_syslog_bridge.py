@@ -194,7 +194,9 @@ def test_inventory_errors_are_those_of_replication_devices():
 
 def test_defaults_allow_the_ingress_subnets_on_514():
     assert inputs() == {"allowed_senders": ["10.10.1.0/24", "10.10.2.0/24"], "inputs": [{"port": 514, "tls": False}],
-                        "tls_files": [], "queue_size": 50000, "stats_interval": 10}
+                        "addresses": ["10.10.1.2", "10.10.2.2"], "tls_files": [], "queue_size": 10000,
+                        "stats_interval": 10, "max_sessions": 200, "max_sessions_per_sender": 20,
+                        "memory_max": "512M"}
 
 
 def test_role_defaults_are_the_filters_defaults():
@@ -269,15 +271,17 @@ def test_unknown_setting():
 
 # ---- the role's package list -------------------------------------------------
 
-@pytest.mark.parametrize("bridge, tls, extra", [(True, False, []), (True, True, ["rsyslog-gnutls"]),
+@pytest.mark.parametrize("bridge, tls, extra", [(True, False, ["nftables"]), (True, True, ["rsyslog-gnutls", "nftables"]),
                                                 (False, True, [])])
 def test_packages_include_what_the_bridge_needs(bridge, tls, extra):
+    """rsyslog (and gnutls for TLS) for the bridge; nftables for its session limit (tasks/firewall.yml)."""
     role_vars = yaml.safe_load(open(os.path.join(bridgeconf.ROLE, "vars", "main.yml")))
     variables = dict(bridgeconf.DEFAULTS, logfwdr_syslog_bridge=bridge, logfwdr_syslog_bridge_tls=tls,
                      logfwdr_packages=["python3-pyroute2", "kmod"])
     from ansible.parsing.dataloader import DataLoader
     from ansible.template import Templar, trust_as_template
-    variables.update((k, trust_as_template(v)) for k, v in role_vars.items() if "packages" in k)
+    variables.update((k, trust_as_template(v) if isinstance(v, str) else v) for k, v in role_vars.items()
+                     if "packages" in k or "nftables" in k)
     templar = Templar(loader=DataLoader(), variables=variables)
     got = templar.template(trust_as_template(role_vars["__logfwdr_packages"]))
     assert got == ["python3-pyroute2", "kmod"] + (["rsyslog"] if bridge else []) + extra
@@ -324,13 +328,18 @@ def test_rendered_configuration_passes_rsyslogd_check(rsyslogd, tmp_path, extra)
 def test_rendered_lab_configuration(tmp_path):
     text, _vars = bridgeconf.render_conf(dict(LAB, **TLS), str(tmp_path))
     assert "$AllowedSender TCP, 10.10.1.0/24, 10.10.2.0/24\n" in text
-    assert re.search(r'input\(type="imtcp" port="514" ruleset="logfwdr_bridge"', text)
-    assert re.search(r'input\(type="imtcp" port="6514" ruleset="logfwdr_bridge" keepAlive="on"\n\s+'
-                     r'streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="x509/name"', text)
+    # one listener per ingress address and port, never 0.0.0.0 or [::]
+    assert re.findall(r'input\(type="imtcp" address="([^"]+)" port="(\d+)"', text) == [
+        ("10.10.1.2", "514"), ("10.10.2.2", "514"), ("10.10.1.2", "6514"), ("10.10.2.2", "6514")]
+    assert re.search(r'input\(type="imtcp" address="10.10.1.2" port="6514" ruleset="logfwdr_bridge" keepAlive="on"\n'
+                     r'\s+streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="x509/name"', text)
+    # the key as systemd hands it to the unit (LoadCredential), not the inventory's path
+    assert 'streamDriver.KeyFile="%s/credentials/tls-key"' % tmp_path in text
+    assert 'module(load="imtcp" maxSessions="200")' in text
     assert 'permittedPeer=["router1.example.net", "*.sw.example.net"])' in text
     assert 'log.file="%s"' % (tmp_path / "stats.log") in text
     actions = re.findall(r'action\(name="([^"]+)" type="omfwd" target="([^"]+)" port="(\d+)"\s+protocol="udp" '
-                         r'template="logfwdr_(\w+)"\s+queue.type="LinkedList" queue.size="50000" '
+                         r'template="logfwdr_(\w+)"\s+queue.type="LinkedList" queue.size="10000" '
                          r'queue.timeoutEnqueue="0"\s+action.resumeRetryCount="-1"', text)
     assert actions == [("to-collector1", "10.20.1.31", "514", "rfc5424"),
                        ("to-collector2", "10.20.1.32", "1514", "rfc3164"),
@@ -390,3 +399,49 @@ def test_inventory_copy_is_not_modified():
     before = copy.deepcopy(LAB_COLLECTORS)
     targets(LAB_COLLECTORS)
     assert LAB_COLLECTORS == before
+
+
+# ---- a bridge a hostile sender cannot take over -------------------------------
+
+def test_listeners_bind_to_the_ingress_and_virtual_addresses_only():
+    ingress = [dict(INGRESS[0], virtual_address="10.10.1.1/24", virtual_router_id=11),
+               dict(INGRESS[1], virtual_address="10.10.2.1/24", virtual_router_id=12)]
+    settings = {"logfwdr_syslog_bridge_port": 514}
+    assert syslog_bridge_inputs(settings, ingress, vrrp=True)["addresses"] == [
+        "10.10.1.2", "10.10.1.1", "10.10.2.2", "10.10.2.1"]
+    assert syslog_bridge_inputs(settings, ingress)["addresses"] == ["10.10.1.2", "10.10.2.2"]
+
+
+def test_tls_only_has_no_plain_listener(tmp_path):
+    found = inputs(tls=True, tls_only=True, tls_cert_file="/etc/ssl/b.pem", tls_key_file="/etc/ssl/b.key")
+    assert [(i["port"], i["tls"]) for i in found["inputs"]] == [(6514, True)]
+    text, _vars = bridgeconf.render_conf(dict(LAB, logfwdr_syslog_bridge_tls_only=True, **TLS), str(tmp_path))
+    assert re.findall(r'input\(type="imtcp" address="([^"]+)" port="(\d+)"', text) == [
+        ("10.10.1.2", "6514"), ("10.10.2.2", "6514")]
+    assert len(re.findall(r'input\(type="imtcp"', text)) == 2
+
+
+@pytest.mark.parametrize("settings, problem", [
+    ({"tls_only": True}, "logfwdr_syslog_bridge_tls_only: needs logfwdr_syslog_bridge_tls: true"),
+    ({"tls_only": "maybe"}, "logfwdr_syslog_bridge_tls_only: 'maybe'; use true or false"),
+    ({"max_sessions": 0}, "logfwdr_syslog_bridge_max_sessions: 0; use the number of TCP sessions"),
+    ({"max_sessions_per_sender": "x"}, "logfwdr_syslog_bridge_max_sessions_per_sender: 'x'; use the number"),
+    ({"memory_max": "lots"}, "logfwdr_syslog_bridge_memory_max: 'lots'; use a size with its unit"),
+    ({"memory_max": "512M\nExecStartPre=/bin/sh"}, "logfwdr_syslog_bridge_memory_max: '512M\\nExecStartPre=/bin/sh'"),
+])
+def test_limit_errors(settings, problem):
+    found = input_problems(**settings)
+    assert [p for p in found if p.startswith(problem)], found
+
+
+def test_unit_runs_unprivileged_and_sandboxed(tmp_path):
+    _text, variables = bridgeconf.render_conf(dict(LAB, **TLS), str(tmp_path))
+    unit = bridgeconf.render("logfwdr-syslog-bridge.service.j2", variables)
+    lines = [line for line in unit.splitlines() if line and not line.startswith("#")]
+    for line in ("User=logfwdr-syslog", "Group=logfwdr-syslog", "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+                 "CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                 "PrivateTmp=yes", "PrivateDevices=yes", "ProtectHome=yes", "MemoryMax=512M",
+                 "LoadCredential=tls-key:/etc/logfwdr/tls/bridge.key",
+                 "ReadWritePaths=%s/work %s" % (tmp_path, tmp_path)):
+        assert line in lines, (line, unit)
+    assert not [line for line in lines if line.startswith("CapabilityBoundingSet=") and "SYS" in line]

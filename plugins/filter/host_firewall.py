@@ -1,0 +1,102 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, logfwdr developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+name: host_firewall
+short_description: Check the role's host firewall settings and build what its nftables ruleset admits
+version_added: "0.3.0"
+description:
+  - Takes the role's C(logfwdr_firewall_*) settings (a dict keyed by the variable names), the replication state
+    (the UDP ports the collectors want) and the syslog bridge's listeners, and returns the ports and networks the
+    role's nftables ruleset admits on the ingress interfaces.
+  - Fails with every problem found, each naming the variable, before anything on a host is changed.
+positional: devices, bridge
+options:
+  _input:
+    description: The settings, keyed by variable name - C(logfwdr_firewall_management_networks),
+      C(logfwdr_firewall_ssh_port). Missing keys take the role's defaults.
+    type: dict
+    required: true
+  devices:
+    description: The replication state (P(netops.logfwdr.replication_devices#filter)'s result); its ports are the
+      monitoring ports admitted.
+    type: list
+    elements: dict
+    required: true
+  bridge:
+    description: The syslog bridge's listeners (P(netops.logfwdr.syslog_bridge_inputs#filter)'s result), or
+      nothing when the bridge is off.
+    type: dict
+author:
+  - logfwdr developers
+"""
+
+EXAMPLES = r"""
+- name: Build the host firewall's ports
+  ansible.builtin.set_fact:
+    firewall: >-
+      {{ {'logfwdr_firewall_management_networks': ['192.0.2.0/24']}
+         | netops.logfwdr.host_firewall(devices, bridge_inputs) }}
+"""
+
+RETURN = r"""
+_value:
+  description: C(udp_ports) (sorted), C(tcp_ports) (the bridge's), C(bridge_senders), C(management_networks),
+    C(ssh_port).
+  type: dict
+"""
+
+import ipaddress
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
+
+PREFIX = "logfwdr_firewall_"
+DEFAULTS = {"management_networks": [], "ssh_port": 22}
+
+
+def host_firewall(settings, devices, bridge=None):
+    settings, devices, bridge = plain(settings) or {}, plain(devices) or [], plain(bridge) or {}
+    unknown = sorted(k for k in settings if not (k.startswith(PREFIX) and k[len(PREFIX):] in DEFAULTS))
+    if unknown:
+        raise AnsibleFilterError("host_firewall: unknown settings %s" % ", ".join(unknown))
+    s = dict(DEFAULTS)
+    s.update((k[len(PREFIX):], v) for k, v in settings.items())
+    problems = []
+    networks = []
+    value = s["management_networks"]
+    if not isinstance(value, list):
+        problems.append(PREFIX + "management_networks: must be a list of IPv4 prefixes, like [192.0.2.0/24]")
+        value = []
+    for i, prefix in enumerate(value):
+        try:
+            net = str(ipaddress.IPv4Network(str(prefix), strict=True))
+        except ValueError as exc:
+            problems.append("%smanagement_networks[%d]: %r is not an IPv4 prefix like 192.0.2.0/24 (%s)"
+                            % (PREFIX, i, prefix, exc))
+            continue
+        if net not in networks:
+            networks.append(net)
+    port = s["ssh_port"]
+    if isinstance(port, str) and port.isdigit():
+        port = int(port)
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        problems.append("%sssh_port: %r is not a TCP port; use 1-65535 (22 is SSH's)" % (PREFIX, s["ssh_port"]))
+    if problems:
+        raise AnsibleFilterError("invalid host firewall settings, nothing was changed:\n- " + "\n- ".join(problems))
+    udp = sorted(set(int(p["port"]) for d in devices for p in d.get("ports", [])))
+    tcp = sorted(set(int(i["port"]) for i in bridge.get("inputs", [])))
+    return {"udp_ports": udp, "tcp_ports": tcp, "bridge_senders": list(bridge.get("allowed_senders", [])),
+            "management_networks": networks, "ssh_port": port}
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"host_firewall": host_firewall}
