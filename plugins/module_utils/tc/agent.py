@@ -36,7 +36,8 @@ import sys
 import time
 
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc import kernel as kernel_mod
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc import model, runner, state as state_mod
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import lock, model, runner
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import state as state_mod
 
 # rtnetlink multicast groups (linux/rtnetlink.h) and the message types the agent reacts to
 RTMGRP_LINK, RTMGRP_NEIGH, RTMGRP_TC, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE = 0x1, 0x4, 0x8, 0x10, 0x40
@@ -248,7 +249,7 @@ class Agent:
         except model.ValidationError as exc:
             self._fail("the desired state cannot be installed now: %s" % "; ".join(exc.problems))
             return False
-        except runner.RunError as exc:
+        except (runner.RunError, lock.Busy) as exc:
             self._fail(str(exc))
             return False
         except (kernel_mod.NetlinkError, kernel_mod.KernelError, OSError) as exc:
@@ -406,10 +407,12 @@ class Agent:
                 pass
 
     def run(self, ready=None):
-        """Reconcile until SIGTERM/SIGINT; SIGHUP rereads the state file at once."""
+        """Reconcile until SIGTERM/SIGINT (returns "stop") or SIGHUP (returns "reload": the caller runs the
+        program again in this process, new code included, and the health file keeps its verdict)."""
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hup)
+        self.reload = False
         events = self._open_events()
         arp = self._open_arp()
         watchdog = float(os.environ.get("WATCHDOG_USEC", "0") or 0) / 1e6
@@ -418,15 +421,16 @@ class Agent:
             sd_notify("READY=1\nSTATUS=%s" % self.summary())
             if ready is not None:
                 ready(self)
-            due = time.time() + (self.sweep if self.last_ok else RETRY)
+            due = time.time() + self._next_gap()
             last_ping = 0.0
-            while not self.stop:
+            while not self.stop and not self.reload:
                 now = time.time()
                 timeout = max(0.0, due - now)
                 if self.kern.waiting:
                     timeout = min(timeout, BACKOFF_MIN)
                 if watchdog:
                     timeout = min(timeout, watchdog / 3)
+                timeout = min(timeout, 1.0)  # a new state file is noticed within a second
                 try:
                     ready_socks = select.select([events, arp], [], [], timeout)[0]
                 except (IOError, OSError) as exc:
@@ -440,8 +444,6 @@ class Agent:
                     wake = True
                 if arp in ready_socks and self._read_arp(arp):
                     wake = True
-                if self.reload:
-                    self.reload, self.state_sig, wake = False, None, True
                 if wake:
                     due = min(due, max(now + DEBOUNCE, self.last_reconcile + MIN_GAP))
                 self._probe(arp, now)
@@ -451,14 +453,21 @@ class Agent:
                 if now >= due:
                     self.reconcile()
                     sd_notify("STATUS=%s" % self.summary())
-                    due = time.time() + (self.sweep if self.last_ok else RETRY)
+                    due = time.time() + self._next_gap()
                 elif self._signature() != self.state_sig:
                     due = min(due, now + DEBOUNCE)
         finally:
-            write_health(self.health_path, False)
+            if not self.reload:
+                write_health(self.health_path, False)
             events.close()
             arp.close()
             self.kern.close()
+        return "reload" if self.reload else "stop"
+
+    def _next_gap(self):
+        """A sweep period when all is well; while failing or not yet healthy again, a check every RETRY s
+        (fall and rise count these)."""
+        return self.sweep if self.last_ok and self.healthy else RETRY
 
     def summary(self):
         rows = self.destinations()

@@ -31,7 +31,7 @@ def _kernel():
 
 
 def cmd_apply(args, out):
-    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import runner
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import lock, runner
     params = state_mod.load(args.state)
     if args.require_all:
         params["pending"] = "fail"
@@ -43,6 +43,8 @@ def cmd_apply(args, out):
                   "msg": "invalid replication state, nothing was changed: " + "; ".join(exc.problems)}
     except runner.RunError as exc:
         result = dict(exc.details, failed=True, changed=False, msg=str(exc))
+    except lock.Busy as exc:
+        result = {"failed": True, "changed": False, "msg": str(exc)}
     finally:
         kern.close()
     if not result.get("failed"):
@@ -169,7 +171,9 @@ def cmd_agent(args, out):
             metrics.serve(args.metrics_listen, running)
             _log("metrics: http://%s/metrics" % args.metrics_listen)
 
-    agent.run(ready=ready)
+    if agent.run(ready=ready) == "reload":
+        _log("SIGHUP: starting again with the installed code")
+        os.execv(sys.executable, [sys.executable] + sys.argv)
     return 0
 
 
