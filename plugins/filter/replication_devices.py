@@ -112,7 +112,7 @@ COLLECTOR_FIELDS = ("name", "mode", "address", "device", "protocols", "ports", "
 # syslog_format: how the TCP syslog bridge (plugins/filter/syslog_bridge.py) sends syslog to the collector
 SYSLOG_FORMATS = {"rfc5424": "RFC 5424 with the original HOSTNAME and the sender in [origin ip=...]",
                   "rfc3164": "RFC 3164 with the sender's address as HOSTNAME"}
-INGRESS_FIELDS = ("name", "address", "mtu", "virtual_address", "virtual_router_id")
+INGRESS_FIELDS = ("name", "address", "mtu", "virtual_address", "virtual_router_id", "exporter_networks")
 EGRESS_FIELDS = ("name", "address", "mtu", "routes")
 ROUTE_FIELDS = ("to", "via")
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # IFNAMSIZ - 1, and safe in file names
@@ -248,9 +248,40 @@ def _validate_virtual(where, item, iface, vrrp, problems, vrrp_seen):
                                             "or neither")
 
 
-def _validate_interfaces(ingress_interfaces, egress_interfaces, problems, vrrp=False):
+def _prefixes(value, where, problems):
+    nets = []
+    if value is None:
+        return nets
+    if not isinstance(value, list):
+        problems.add(where, "must be a list of IPv4 prefixes")
+        return nets
+    for i, prefix in enumerate(value):
+        try:
+            nets.append(ipaddress.IPv4Network(str(prefix), strict=True))
+        except ValueError as exc:
+            problems.add("%s[%d]" % (where, i), "%r is not an IPv4 prefix like 192.0.2.0/24 (%s)" % (prefix, exc))
+    return nets
+
+
+def _segment_scope(where, item, iface, exporter_networks, problems):
+    """What the segment's rules accept: packets sent to the replicator's own or virtual address, from the
+    segment's subnet or a declared exporter network (routed exporters)."""
+    addresses = [str(iface.ip)]
+    try:
+        if item.get("virtual_address") is not None:
+            addresses.append(str(ipaddress.IPv4Interface(str(item["virtual_address"])).ip))
+    except ValueError:
+        pass  # reported by _validate_virtual
+    nets = [iface.network] + list(exporter_networks or [])
+    nets += _prefixes(item.get("exporter_networks"), where + ".exporter_networks", problems)
+    return {"addresses": addresses, "sources": [str(n) for n in ipaddress.collapse_addresses(nets)]}
+
+
+def _validate_interfaces(ingress_interfaces, egress_interfaces, problems, vrrp=False, exporter_networks=None,
+                         scopes=None):
     """Interface names, ingress subnets, and the prefixes reachable through the egress interfaces."""
     seen = {}
+    scopes = {} if scopes is None else scopes
     vrrp_seen = {"addresses": {}, "vrids": {}}
     ingress, ingress_nets, reach = [], [], []
     entries = _items(ingress_interfaces, "logfwdr_ingress_interfaces", problems)
@@ -266,6 +297,8 @@ def _validate_interfaces(ingress_interfaces, egress_interfaces, problems, vrrp=F
             ingress.append(name)
         if iface:
             ingress_nets.append(iface.network)
+        if name and iface:
+            scopes[name] = _segment_scope(where, item, iface, exporter_networks, problems)
     egress = None
     if egress_interfaces is not None:
         egress = []
@@ -537,12 +570,25 @@ def _check_same_target(collectors, ports):
         raise AnsibleFilterError("invalid replication inventory, nothing was changed:\n- " + "\n- ".join(problems))
 
 
-def replication_devices(collectors, ingress_interfaces, protocols, egress_interfaces=None, vrrp=False):
+def replication_devices(collectors, ingress_interfaces, protocols, egress_interfaces=None, vrrp=False,
+                        exporter_networks=None, port_rate_limit=0, port_burst=0):
     collectors, ingress_interfaces, protocols, egress_interfaces = (
         plain(collectors), plain(ingress_interfaces), plain(protocols), plain(egress_interfaces))
     problems = Problems()
+    routed = _prefixes(plain(exporter_networks), "logfwdr_exporter_networks", problems)
+    scopes = {}
     ingress, ingress_nets, egress, reach = _validate_interfaces(ingress_interfaces, egress_interfaces, problems,
-                                                                vrrp=bool(vrrp))
+                                                                vrrp=bool(vrrp), exporter_networks=routed,
+                                                                scopes=scopes)
+    cap = {}
+    for field, value in (("logfwdr_port_rate_limit", port_rate_limit), ("logfwdr_port_burst", port_burst)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            problems.add(field, "%r; use a whole number of packets (0: %s)" % (
+                value, "no cap" if field == "logfwdr_port_rate_limit" else "a tenth of the rate"))
+        elif value:
+            cap[field.split("_", 2)[2]] = value
+    if "burst" in cap and "rate_limit" not in cap:
+        problems.add("logfwdr_port_burst", "only meaningful with logfwdr_port_rate_limit")
     ctx = {"protocols": _validate_protocols(protocols, problems), "ingress": ingress, "ingress_nets": ingress_nets,
            "egress": egress, "reach": reach, "names": {}}
     valid = [_validate_collector(i, raw, ctx, problems)
@@ -564,8 +610,9 @@ def replication_devices(collectors, ingress_interfaces, protocols, egress_interf
             names = json_query(valid, "[?contains(ports, `%d`) && contains(ingress, `%s`)].name"
                                % (port, json.dumps(ifname)))
             if names:
-                ports.append({"port": port, "destinations": [_destination(by_name[n], port) for n in names]})
-        devices.append({"name": ifname, "ports": ports})
+                ports.append(dict({"port": port, "destinations": [_destination(by_name[n], port) for n in names]},
+                                  **cap))
+        devices.append(dict({"name": ifname, "ports": ports}, **scopes.get(ifname, {})))
     return devices
 
 

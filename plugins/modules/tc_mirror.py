@@ -23,12 +23,22 @@ description:
   - Each destination is its own u32 node, so adding, changing or removing one destination touches only that
     destination's node; a change is an atomic replace, and traffic to the other destinations never stops.
     There is no limit of 7 destinations per port.
-  - The module owns one u32 classifier instance (O(priority) in O(chain)) on each ingress interface; filters
-    written by anything else are left alone. Devices not listed lose the module's rules (the list is the
-    whole desired state).
+  - Only packets addressed to the replicator are copied - frames sent to the ingress interface's own MAC address
+    (never broadcast, multicast or frames for other hosts), to one of O(devices[].addresses), from one of
+    O(devices[].sources) - so that a spoofed, broadcast or misaddressed packet is never multiplied. The kernel's
+    reverse-path filter does not protect here: tc ingress runs before it.
+  - Every object the module writes carries a mark (a cookie starting with byte 0xf1). Filters without the mark
+    are never changed or deleted; finding one at O(priority) and O(chain) of a listed interface is an error
+    that names it. Interfaces not listed are never read, except those the module itself wrote rules on
+    before (recorded in C(/run/logfwdr/devices.json)), which lose those rules (the list is the whole desired
+    state).
+  - One run at a time: the module, C(logfwdr apply) and the logfwdr agent take an exclusive lock
+    (C(/run/lock/logfwdr.lock)); a second run waits up to 30 seconds, then fails and changes nothing.
   - Everything is validated, and the egress interface and the next hop's MAC address are looked up in the
     kernel's route and neighbour tables (with an ARP request when the neighbour is not known yet), before the
-    kernel is changed. If the kernel refuses a change part-way, the changes already made are undone.
+    kernel is changed. If the kernel refuses a change part-way, the changes already made are undone, and the
+    interfaces' ingress filters are compared with what was there before the run (the error says whether they
+    are the same).
 author:
   - logfwdr developers (@netops)
 requirements:
@@ -55,12 +65,16 @@ options:
     choices: [present, absent]
     default: present
   priority:
-    description: The u32 filter priority the module owns on each ingress interface.
+    description:
+      - The u32 filter priority the module owns on each ingress interface, 1-65535.
+      - The default stays clear of 49152 and the priorities just below it, which the kernel gives filters
+        added without a priority.
     type: int
-    default: 49152
+    default: 5140
   chain:
     description:
-      - The tc chain the module's filters live in. Something else must jump to a chain other than 0.
+      - The tc chain the module's filters live in (0-4294967295). Something else must jump to a chain other
+        than 0.
     type: int
     default: 0
   pending:
@@ -82,6 +96,20 @@ options:
         description: The ingress interface (where the exporters' packets arrive).
         type: str
         required: true
+      addresses:
+        description:
+          - The IPv4 addresses exporters send to on this interface (the replicator's own and its virtual
+            address). Packets to any other destination address are not copied.
+          - When not set, packets to any destination address are copied (still only frames sent to the
+            interface's own MAC address), and the module warns.
+        type: list
+        elements: str
+      sources:
+        description:
+          - IPv4 prefixes of the exporters allowed on this interface; packets from other sources are not copied.
+          - Default the interface's own connected subnets (read from the kernel). C(0.0.0.0/0) accepts any source.
+        type: list
+        elements: str
       ports:
         description: UDP destination ports to replicate.
         type: list
@@ -102,7 +130,21 @@ options:
               - Default C(drop) when the port has a forward destination, C(pass) otherwise.
             type: str
             choices: [drop, pass]
+          rate_limit:
+            description:
+              - At most this many packets per second of this port, on this interface, are copied at all; the rest
+                are dropped before any copy is made (and counted), so a flood of N packets never becomes N copies
+                per destination. Needs act_police.
+            type: int
+          burst:
+            description: Packets allowed above O(devices[].ports[].rate_limit) in a burst (default a tenth of the
+              rate, at least 10).
+            type: int
           original_dropped:
+            description: Ignored. M(netops.logfwdr.tc_mirror_info) returns it; accepted so that output can be
+              given back as it is.
+            type: int
+          capped:
             description: Ignored. M(netops.logfwdr.tc_mirror_info) returns it; accepted so that output can be
               given back as it is.
             type: int
@@ -114,7 +156,8 @@ options:
             suboptions:
               name:
                 description:
-                  - Identifies the destination (at most 16 printable ASCII characters); stored with the rule.
+                  - Identifies the destination (at most 15 printable ASCII characters); stored with the rule, after
+                    the ownership mark.
                   - Defaults to O(devices[].ports[].destinations[].address) for forward destinations and to
                     O(devices[].ports[].destinations[].device) for mirror destinations.
                 type: str
@@ -154,6 +197,8 @@ options:
                   given back as it is.
                 type: dict
 notes:
+  - Rules written by version 0.1 (priority 49152, no mark) are not this module's; remove them with
+    C(tc filter del dev IFACE ingress prio 49152) before the first run of this version.
   - Only the first fragment of a fragmented datagram carries the UDP header, so only it is matched and copied.
   - Packets with IP options are not matched.
   - Counters restart when a destination's rule is replaced.
@@ -166,8 +211,11 @@ EXAMPLES = r"""
   netops.logfwdr.tc_mirror:
     devices:
       - name: ens1
+        addresses: [10.10.1.2, 10.10.1.1]
+        sources: [10.10.1.0/24, 172.16.0.0/12]
         ports:
           - port: syslog
+            rate_limit: 25000
             destinations:
               - name: splunk
                 address: 192.0.2.10
@@ -210,7 +258,12 @@ commands:
   returned: always
   type: list
   elements: str
-  sample: ["tc filter add dev ens1 ingress protocol ip prio 49152 handle 100: u32 divisor 1"]
+  sample: ["tc filter add dev ens1 ingress protocol ip prio 5140 handle 100: u32 divisor 1"]
+warnings:
+  description: Settings that leave the rules more open than they could be (no O(devices[].addresses)).
+  returned: always
+  type: list
+  elements: str
 devices:
   description:
     - The module-owned rules after the run (in check mode, the rules the run would leave), in the shape the
@@ -261,6 +314,8 @@ def main():
         module.warn(warning)
     if not module._diff:
         result.pop("diff")
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     module.exit_json(**result)
 
 

@@ -35,13 +35,15 @@ options:
   priority:
     description: The u32 filter priority M(netops.logfwdr.tc_mirror) was given.
     type: int
-    default: 49152
+    default: 5140
   chain:
     description: The tc chain M(netops.logfwdr.tc_mirror) was given.
     type: int
     default: 0
   devices:
-    description: Ingress interfaces to read; all interfaces holding the module's rules when empty.
+    description:
+      - Ingress interfaces to read; when empty, the interfaces M(netops.logfwdr.tc_mirror) wrote rules on
+        (recorded in C(/run/logfwdr/devices.json)).
     type: list
     elements: str
     default: []
@@ -81,6 +83,10 @@ devices:
           type: str
         original_dropped:
           description: Received packets consumed after replication.
+          type: int
+        capped:
+          description: Packets over the port's O(netops.logfwdr.tc_mirror#module:devices[].ports[].rate_limit),
+            dropped before any copy (only with a rate limit).
           type: int
         destinations:
           description: Destinations with a C(counters) dict (packets, bytes, drops, overlimits, rate_limited).

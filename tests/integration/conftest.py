@@ -161,6 +161,8 @@ class Rig(object):
     def __init__(self, lab, interp):
         self.lab = lab
         self.interp = interp
+        # the interpreter's paths, with this lab's own record of managed devices and lock
+        self.env = dict(interp.env, LOGFWDR_RUN_DIR=lab.env["LOGFWDR_RUN_DIR"], LOGFWDR_LOCK=lab.env["LOGFWDR_LOCK"])
 
     # -- modules --
     def run(self, args, module="tc_mirror", check_mode=False, diff=True, ns=None):
@@ -171,7 +173,7 @@ class Rig(object):
         try:
             proc = netlab.sh("ip", "netns", "exec", ns or self.lab.rep, self.interp.path,
                              os.path.join(netlab.REPO, "plugins", "modules", module + ".py"), handle.name,
-                             check=False, env=self.interp.env)
+                             check=False, env=self.env)
         finally:
             os.unlink(handle.name)
         try:
@@ -195,7 +197,7 @@ class Rig(object):
     def python(self, code, *argv, **kw):
         """Run Python code with the module's interpreter and environment (in the replicator ns)."""
         proc = netlab.sh("ip", "netns", "exec", kw.get("ns", self.lab.rep), self.interp.path, "-c", code,
-                         *argv, check=False, env=self.interp.env)
+                         *argv, check=False, env=self.env)
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
 
@@ -325,7 +327,9 @@ def parse_nodes(text):
             node["packets"] = int(m.group(2))
         m = re.search(r"cookie ([0-9a-f]+)", block)
         if m:
-            node["cookie"] = bytes.fromhex(m.group(1)).decode("ascii")
+            cookie = bytes.fromhex(m.group(1))
+            # the module's mark (0xf1) comes before the destination's name
+            node["cookie"] = cookie[1:].decode("ascii") if cookie[:1] == b"\xf1" else cookie.hex()
         nodes[fh] = node
     return nodes
 
@@ -333,7 +337,7 @@ def parse_nodes(text):
 def dest_nodes(text, port):
     """{destination name: [fh, ...]} of one port, from `tc -s filter show`."""
     nodes = parse_nodes(text)
-    links = [n["link"] for n in nodes.values() if n["port"] == port and n["link"]]
+    links = sorted(set(n["link"] for n in nodes.values() if n["port"] == port and n["link"]))
     assert len(links) == 1, (port, text)
     out = {}
     for fh, node in sorted(nodes.items()):

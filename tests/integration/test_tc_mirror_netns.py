@@ -22,7 +22,7 @@ from conftest import (EXPORTER_IP, Rig, Timer, blocks_at, command_handles, dest_
 
 pytestmark = pytest.mark.netns
 
-PRIO = 49152
+PRIO = 5140
 
 
 def mirror(name, device, **extra):
@@ -116,7 +116,7 @@ def test_check_mode_changes_nothing(rig):
     assert res.get("failed") is not True, res
     assert res["changed"] is True
     assert "tc qdisc add dev in0 ingress" in res["commands"]
-    assert any("cookie %s" % b"col2".hex() in c for c in res["commands"])
+    assert any("cookie %s" % b"\xf1col2".hex() in c for c in res["commands"])
     assert "col0" in res["diff"]["after"] and res["diff"]["before"] == ""
     assert info_names({"devices": res["devices"]}) == {514: ["col0", "col1"], 2055: ["col1", "col2"]}
     assert rig.snapshot() == before
@@ -293,7 +293,9 @@ def test_unlisted_devices_lose_rules(rig):
     netlab.sh("ip", "-n", rig.lab.rep, "link", "set", "in1", "up")
     netlab.sh("ip", "-n", rig.lab.rep, "link", "set", "in1p", "up")
     both = state(("syslog", [mirror("col0", "tool0")]))
-    both["devices"].append({"name": "in1", "ports": [{"port": 2055, "destinations": [mirror("col1", "tool1")]}]})
+    # in1 has no address to take the exporters' subnet from: any source
+    both["devices"].append({"name": "in1", "sources": ["0.0.0.0/0"],
+                            "ports": [{"port": 2055, "destinations": [mirror("col1", "tool1")]}]})
     rig.apply(both)
     assert sorted(d["name"] for d in rig.info()["devices"]) == ["in0", "in1"]
     in0 = rig.filters("in0")
@@ -573,7 +575,7 @@ def test_rollback_on_kernel_refusal(rig):
     rig.apply(old)
     # old -> new: node_add col2, node_add col3, node_replace col1, ht_add, node_add col4, node_add dispatch
     plan = rig.run(new, check_mode=True)["commands"]
-    assert [command_handles([c])[0] for c in plan] == ["100::3", "100::4", "100::2", "101:", "101::1", "800::2"], plan
+    assert [command_handles([c])[0] for c in plan] == ["100::4", "100::5", "100::3", "101:", "101::2", "800::2"], plan
     assert [c.split()[2] for c in plan] == ["add", "add", "replace", "add", "add", "add"], plan
     send_and_check(rig, {0: {514}, 1: {514}}, "r0")
     info_before = strip_counters(rig.info()["devices"])

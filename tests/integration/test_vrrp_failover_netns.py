@@ -36,7 +36,7 @@ pytestmark = pytest.mark.netns
 
 ROLE = os.path.join(netlab.REPO, "roles", "logfwdr")
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
-PRIO = 49152
+PRIO = 5140
 VIP = "10.77.1.1"
 OWN = {"rep1": "10.77.1.2", "rep2": "10.77.1.3"}
 PRIORITY = {"rep1": 150, "rep2": 100}

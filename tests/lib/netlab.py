@@ -15,6 +15,7 @@ All addresses live only inside namespaces this module creates.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,10 @@ class Lab:
         self.receivers = []
         self.namespaces = []
         self.procs = []
+        # network namespaces share /run: each lab gets its own record of managed devices and its own lock
+        self.run_dir = tempfile.mkdtemp(prefix="lf%s-run." % self.tag)
+        self.env = dict(os.environ, PYTHONPATH=COLLECTIONS, LOGFWDR_RUN_DIR=self.run_dir,
+                        LOGFWDR_LOCK=os.path.join(self.run_dir, "lock"))
 
     # ---- setup / teardown ----
     def __enter__(self):
@@ -89,6 +94,7 @@ class Lab:
         for name in reversed(self.namespaces):
             sh("ip", "netns", "del", name, check=False)
         self.namespaces = []
+        shutil.rmtree(self.run_dir, ignore_errors=True)
 
     @staticmethod
     def mac(ns, dev):
@@ -116,7 +122,7 @@ class Lab:
         payload = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
             json.dump({"ANSIBLE_MODULE_ARGS": payload}, handle)
-        env = dict(os.environ, PYTHONPATH=COLLECTIONS)
+        env = dict(self.env)
         try:
             proc = sh("ip", "netns", "exec", ns or self.rep, python or sys.executable,
                       os.path.join(REPO, "plugins", "modules", module + ".py"), handle.name, check=False, env=env)

@@ -41,7 +41,7 @@ SYSLOG_SPORT, TRAP_SPORT = 40514, 40162
 TRAP_REWRITE = 10162
 RATE, BURST = 10, 10  # packets/s and burst of collector A's trap destination
 N = 40  # datagrams per port
-PRIORITY = 49152
+PRIORITY = 5140
 
 
 # --------------------------------------------------------------------------- payload

@@ -81,9 +81,36 @@ def test_hash_table():
 
 @pytest.mark.parametrize("prefix,original", [("03", "pass"), ("04", "drop")])
 def test_dispatch_node(prefix, original):
-    spec = model.dispatch_node({"port": 514, "original": original})
-    spec["link"] = 0x00100000
+    specs = model.dispatch_nodes({}, {"port": 514, "original": original})
+    assert len(specs) == 1
+    spec = dict(specs[0], link=0x00100000)
     assert_same_filter(ours(node_msg(0x80000001, spec)), captured(prefix))
+
+
+def test_dispatch_node_scoped_to_the_segment():
+    """Own MAC, one accepted destination address, one exporter prefix: as `match ether dst`, `match ip dst`
+    and `match ip src` write them."""
+    scope = {"mac": "02:00:00:00:00:0a", "addresses": ["10.77.0.1"], "sources": ["10.77.0.0/24"]}
+    specs = model.dispatch_nodes(scope, {"port": 514, "original": "pass"})
+    assert len(specs) == 1
+    spec = dict(specs[0], link=0x00100000)
+    assert_same_filter(ours(node_msg(0x80000002, spec)), captured("15"))
+    assert model.mac_of_keys(spec["keys"]) == "02:00:00:00:00:0a"
+    assert model.address_of_keys(spec["keys"]) == "10.77.0.1"
+    assert model.source_of_keys(spec["keys"]) == "10.77.0.0/24"
+
+
+def test_dispatch_nodes_are_one_per_address_and_prefix():
+    scope = {"mac": "02:00:00:00:00:0a", "addresses": ["10.77.0.1", "10.77.0.9"],
+             "sources": ["10.77.0.0/24", "192.0.2.0/25", "198.51.100.0/24"]}
+    specs = model.dispatch_nodes(scope, {"port": 514, "original": "pass"})
+    pairs = set((model.address_of_keys(s["keys"]), model.source_of_keys(s["keys"])) for s in specs)
+    assert len(specs) == 6 and len(pairs) == 6
+
+
+def test_gate_node():
+    spec = model.gate_node({"rate_limit": 20000, "burst": 2000})
+    assert_same_filter(ours(node_msg(0x00100001, spec, ht=0x00100000)), captured("16"))
 
 
 def test_forward_destination():
@@ -172,7 +199,9 @@ ROUND_TRIP = [
     model.destination_nodes(dest(port=1514, sources=["10.1.0.0/16"], rate_limit=1000, burst=100))[0],
     model.destination_nodes(dest(mode="mirror", name="ids"))[0],
     {"keys": [(0, 0, 0)], "actions": [{"kind": "nat", "new": "192.0.2.9"}, MIRRED]},
-    dict(model.dispatch_node({"port": 6343, "original": "drop"}), link=0x00100000),
+    dict(model.dispatch_nodes({"mac": "02:00:00:00:00:0a", "addresses": ["10.77.0.1"], "sources": ["10.0.0.0/8"]},
+                              {"port": 6343, "original": "drop"})[0], link=0x00100000),
+    model.gate_node({"rate_limit": 500, "burst": 50}),
 ]
 
 

@@ -104,7 +104,39 @@ def test_ingress_restriction():
 
 def test_ingress_without_collectors_keeps_an_empty_entry():
     # tc_mirror then removes the role's rules there
-    assert build([]) == [{"name": "vec1", "ports": []}, {"name": "vec2", "ports": []}]
+    assert [(d["name"], d["ports"]) for d in build([])] == [("vec1", []), ("vec2", [])]
+
+
+def test_each_segment_accepts_its_own_and_virtual_address_from_its_subnet_and_declared_networks():
+    ingress = [dict(INGRESS[0], virtual_address="10.10.1.1/24", virtual_router_id=51,
+                    exporter_networks=["172.16.0.0/12"]),
+               INGRESS[1]]
+    devices = replication_devices([], ingress, PROTOCOLS, exporter_networks=["198.51.100.0/24", "10.10.1.128/25"])
+    first, second = devices
+    assert first["addresses"] == ["10.10.1.2", "10.10.1.1"]
+    # the segment's own subnet swallows the declared /25 inside it
+    assert first["sources"] == ["10.10.1.0/24", "172.16.0.0/12", "198.51.100.0/24"]
+    assert second["addresses"] == [INGRESS[1]["address"].split("/")[0]]
+    assert "172.16.0.0/12" not in second["sources"] and "198.51.100.0/24" in second["sources"]
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    ({"exporter_networks": ["10.0.0.1/8"]}, "logfwdr_exporter_networks[0]"),
+    ({"port_rate_limit": -1}, "logfwdr_port_rate_limit"),
+    ({"port_burst": 100}, "logfwdr_port_burst"),
+])
+def test_segment_scope_errors_name_the_variable(kwargs, field):
+    with pytest.raises(AnsibleFilterError) as info:
+        replication_devices([{"name": "c", "address": "10.20.1.31", "protocols": ["syslog"]}], INGRESS, PROTOCOLS,
+                            **kwargs)
+    assert "- %s: " % field in str(info.value)
+
+
+def test_the_port_cap_reaches_every_port():
+    devices = replication_devices([{"name": "c", "address": "10.20.1.31", "protocols": ["syslog", "snmptrap"]}],
+                                  INGRESS, PROTOCOLS, port_rate_limit=25000, port_burst=5000)
+    ports = [p for d in devices for p in d["ports"]]
+    assert ports and all((p["rate_limit"], p["burst"]) == (25000, 5000) for p in ports)
 
 
 def test_user_protocols_and_numeric_strings():
@@ -132,7 +164,7 @@ def test_unknown_protocol_names_field_and_fix():
     ({"name": "ok", "address": "10.20.1.40", "protocols": ["syslog"]},
      "logfwdr_collectors[1].name: 'ok' is already used by logfwdr_collectors[0]"),
     ({"name": "this-name-is-too-long", "address": "10.20.1.40", "protocols": ["syslog"]},
-     "logfwdr_collectors[1].name: 'this-name-is-too-long'; use at most 16 printable ASCII"),
+     "logfwdr_collectors[1].name: 'this-name-is-too-long'; use at most 15 printable ASCII"),
     ({"name": "has space", "address": "10.20.1.40", "protocols": ["syslog"]},
      "logfwdr_collectors[1].name: 'has space'"),
     ({"address": "10.20.1.40", "protocols": ["syslog"]}, "logfwdr_collectors[1].name: required"),

@@ -28,6 +28,9 @@ class FakeHost(model.Resolver):
         self.asked.append((device, address))
         return self.neighbours.get((device, address))
 
+    def subnets(self, name):
+        return ["10.1.0.0/24"] if name == "ens1" else []
+
 
 def state(*dests, **port):
     return {"devices": [{"name": "ens1", "ports": [dict({"port": "syslog", "destinations": list(dests)}, **port)]}]}
@@ -79,7 +82,7 @@ def test_ports(port, ok):
     ({"address": "192.0.2.10", "device": "eth9"}, "destinations[0].device", "no interface named 'eth9'"),
     ({"address": "10.9.9.9"}, "destinations[0].address", "no route to 10.9.9.9"),
     ({"address": "192.0.2.99"}, "destinations[0]", "did not answer ARP"),
-    ({"address": "192.0.2.10", "name": "a-very-long-collector"}, "destinations[0].name", "at most 16"),
+    ({"address": "192.0.2.10", "name": "a-very-long-collector"}, "destinations[0].name", "at most 15"),
     ({"address": "192.0.2.10", "next_hop_mac": "zz"}, "destinations[0].next_hop_mac", "not a MAC address"),
     ({"address": "192.0.2.10", "sources": ["10.0.0.1/8"]}, "destinations[0].sources[0]", "not an IPv4 prefix"),
     ({"address": "192.0.2.10", "rate_limit": 0}, "destinations[0].rate_limit", "above 0"),

@@ -47,7 +47,7 @@ def tc_gen(raw):
 
 
 def test_all_files_present():
-    assert len(FILES) == 14
+    assert len(FILES) == 16
 
 
 @pytest.mark.parametrize("path", FILES, ids=os.path.basename)
@@ -179,7 +179,7 @@ def test_07_08_add_vs_replace():
     assert add["nlmsg_flags"] == 0x605  # REQUEST|ACK|EXCL|CREATE
     assert rep["nlmsg_flags"] == 0x405  # REQUEST|ACK|CREATE (tc sets no NLM_F_REPLACE)
     assert add["attrs"] == rep["attrs"]
-    assert opts(add)["actions"][0]["cookie"] == b"tool"
+    assert opts(add)["actions"][0]["cookie"] == b"\xf1tool"
 
 
 def test_09_del_handle():

@@ -139,7 +139,7 @@ def test_original_change_replaces_only_the_dispatch_node():
     k.converge([port(514, mirror("ids", 9), original="pass")])
     ops = k.converge([port(514, mirror("ids", 9), original="drop")])
     assert summary(ops) == [("node_replace", None)]
-    assert ops[0]["spec"]["actions"] == [{"kind": "gact", "control": 2}]
+    assert ops[0]["spec"]["actions"] == [{"kind": "gact", "control": 2, "cookie": model.MARK}]
 
 
 def test_removing_a_port_unlinks_it_before_deleting():
@@ -172,13 +172,66 @@ def test_foreign_filters_are_not_touched_and_their_tables_not_reused():
     assert k.filters == foreign
 
 
-def test_unknown_nodes_in_our_priority_are_removed():
+def test_unmarked_nodes_in_our_priority_are_foreign_and_never_touched():
     k = FakeKernel()
     k.converge(BASE)
     ht = k.have()["ports"][514]["ht"]
-    k.filters.append(dict(kind="node", prio=PRIO, chain=CHAIN, handle=(ht << 20) | 0x3FE, keys=[(0, 0, 0)],
-                          link=None, actions=[]))
+    theirs = [dict(kind="node", prio=PRIO, chain=CHAIN, handle=(ht << 20) | 0x3FE, keys=[(0, 0, 0)],
+                   link=None, actions=[{"kind": "mirred", "eaction": 2, "ifindex": 7, "control": -1}]),
+              dict(kind="node", prio=PRIO, chain=CHAIN, handle=(0x800 << 20) | 0x7FF, keys=[(0, 0, 0)],
+                   link=None, actions=[{"kind": "mirred", "eaction": 2, "ifindex": 7, "control": -1,
+                                        "cookie": b"tool"}])]
+    k.filters.extend(copy.deepcopy(theirs))
+    have = k.have()
+    assert sorted(f["handle"] for f in have["foreign"]) == sorted(f["handle"] for f in theirs)
+    assert 514 in have["ports"]  # our table stays ours: it holds marked nodes
+    ops = k.plan([])
+    assert all(op.get("handle") not in [f["handle"] for f in theirs] for op in ops)
+    assert "tp_del" not in [op["op"] for op in ops]  # deleting the priority would take theirs too
+
+
+def test_marked_nodes_steering_nowhere_are_removed():
+    k = FakeKernel()
+    k.converge(BASE)
+    stray = dict(kind="node", prio=PRIO, chain=CHAIN, handle=(0x800 << 20) | 0x7FE, keys=[(0, 0, 0)], link=None,
+                 actions=[{"kind": "gact", "control": 2, "cookie": model.MARK}])
+    k.filters.append(stray)
     assert summary(k.converge(BASE)) == [("node_del", None)]
+    assert k.have()["foreign"] == []
+
+
+def test_a_changed_segment_scope_adds_the_new_dispatch_nodes_before_removing_the_old():
+    k = FakeKernel()
+    one = {"mac": "02:00:00:00:00:01", "addresses": ["10.1.0.1"], "sources": ["10.1.0.0/24"]}
+    two = dict(one, sources=["10.1.0.0/24", "10.9.0.0/16"])
+    k.apply(planner.plan_device("ens1", 1, BASE, k.have(), k.qdisc, one))
+    ops = planner.plan_device("ens1", 1, BASE, k.have(), k.qdisc, two)
+    # the 10.1.0.0/24 dispatch nodes stay; one new node per port for 10.9.0.0/16; no copy is touched
+    assert sorted(summary(ops)) == [("node_add", None)] * len(BASE)
+    k.apply(ops)
+    ops = planner.plan_device("ens1", 1, BASE, k.have(), k.qdisc, dict(one, sources=["10.9.0.0/16"]))
+    kinds = [op["op"] for op in ops]
+    assert kinds == ["node_del"] * len(BASE)
+    k.apply(ops)
+    assert planner.device_scope(k.have())["sources"] == ["10.9.0.0/16"]
+
+
+def test_the_gate_goes_in_first_and_out_last():
+    k = FakeKernel()
+    capped = [dict(BASE[0], rate_limit=2000, burst=200)]
+    ops = k.converge(capped)
+    adds = [op for op in ops if op["op"] == "node_add"]
+    assert adds[0]["spec"]["actions"][0]["cookie"] == model.GATE_COOKIE
+    assert planner.nodeid_of(adds[0]["handle"]) == 1
+    assert k.have()["ports"][BASE[0]["port"]]["gate"] is not None
+    ops = k.converge([dict(capped[0], rate_limit=None, burst=None)])
+    assert summary(ops) == [("node_del", None)]
+    ops = k.converge(capped)
+    ops = k.converge([])
+    gate_del = [i for i, op in enumerate(ops) if op["op"] == "node_del" and op.get("old", {}).get("actions", [{}])[0]
+                .get("cookie") == model.GATE_COOKIE]
+    dest_del = [i for i, op in enumerate(ops) if op["op"] == "node_del" and op["dest"]]
+    assert gate_del and dest_del and gate_del[0] > max(dest_del)
 
 
 def test_inverse_operations_undo():

@@ -27,15 +27,21 @@ def _destination():
 def tc_mirror_spec():
     return dict(
         state=dict(type="str", choices=["present", "absent"], default="present"),
-        priority=dict(type="int", default=49152),
+        priority=dict(type="int", default=5140),
         chain=dict(type="int", default=0),
         pending=dict(type="str", choices=["allow", "fail"], default="allow"),
         devices=dict(type="list", elements="dict", default=[], options=dict(
             name=dict(type="str", required=True),
+            addresses=dict(type="list", elements="str"),
+            sources=dict(type="list", elements="str"),
             ports=dict(type="list", elements="dict", default=[], options=dict(
                 port=dict(type="raw", required=True),
                 original=dict(type="str", choices=["drop", "pass"]),
+                rate_limit=dict(type="int"),
+                burst=dict(type="int"),
+                # tc_mirror_info adds these; accepted (and ignored) so its output can be fed back
                 original_dropped=dict(type="int"),
+                capped=dict(type="int"),
                 destinations=dict(type="list", elements="dict", default=[], options=_destination()),
             )),
         )),
@@ -44,7 +50,7 @@ def tc_mirror_spec():
 
 def tc_mirror_info_spec():
     return dict(
-        priority=dict(type="int", default=49152),
+        priority=dict(type="int", default=5140),
         chain=dict(type="int", default=0),
         devices=dict(type="list", elements="str", default=[]),
     )

@@ -48,7 +48,7 @@ def cmd_apply(args, out):
     finally:
         kern.close()
     if not result.get("failed"):
-        result["warnings"] = runner.pending_warnings(result["pending"])
+        result["warnings"] = runner.pending_warnings(result["pending"]) + result.get("warnings", [])
         for line in result["warnings"]:
             sys.stderr.write("warning: %s\n" % line)
     out.write(json.dumps(result, indent=2, sort_keys=True) + "\n")

@@ -447,8 +447,10 @@ def encode_action(action):
     elif kind == "csum":
         opts = [["TCA_CSUM_PARMS", pack_csum(control, action.get("update_flags", TCA_CSUM_UPDATE_FLAG_UDP))]]
     elif kind == "police":
-        opts = [["TCA_POLICE_TBF", pack_police(TC_ACT_UNSPEC)],
-                ["TCA_POLICE_RESULT", TC_ACT_PIPE],
+        # exceed verdict in the TBF struct, conform verdict in TCA_POLICE_RESULT (a destination's police
+        # skips its copy when exceeded; the port's gate drops the packet before every copy)
+        opts = [["TCA_POLICE_TBF", pack_police(action.get("control", TC_ACT_UNSPEC))],
+                ["TCA_POLICE_RESULT", action.get("conform", TC_ACT_PIPE)],
                 ["TCA_POLICE_PKTRATE64", action["rate"]],
                 ["TCA_POLICE_PKTBURST64", police_pkt_burst(action["rate"], action["burst"])]]
     else:
@@ -565,6 +567,9 @@ def decode_action(act):
         parms = unpack_police(attr("TCA_POLICE_TBF"))
         rate = attr("TCA_POLICE_PKTRATE64")
         burst = attr("TCA_POLICE_PKTBURST64")
+        result = attr("TCA_POLICE_RESULT")
+        if result is not None:
+            out["conform"] = result
         out.update(rate=rate, control=parms["action"],
                    burst=police_burst_packets(rate, burst) if rate and burst else None)
     elif kind == "gact":
@@ -573,9 +578,7 @@ def decode_action(act):
 
 
 def decode_filter(msg):
-    """A dumped RTM_NEWTFILTER -> dict, or None for messages that are not u32 nodes."""
-    if msg.get_attr("TCA_KIND") != "u32":
-        return None
+    """A dumped RTM_NEWTFILTER -> dict; filters of other classifiers come back as kind "other"."""
     info = msg["info"]
     out = {
         "ifindex": msg["index"],
@@ -584,6 +587,9 @@ def decode_filter(msg):
         "chain": msg.get_attr("TCA_CHAIN") or 0,
         "handle": msg["handle"],
     }
+    if msg.get_attr("TCA_KIND") != "u32":
+        out.update(kind="other", classifier=msg.get_attr("TCA_KIND"))
+        return out
     opts = msg.get_attr("TCA_OPTIONS")
     if opts is None or not hasattr(opts, "get_attr"):
         out["kind"] = "tp"  # the classifier instance itself, no node

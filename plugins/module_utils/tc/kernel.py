@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import ipaddress
 import gzip
 import os
 import select
@@ -125,6 +126,16 @@ class Kernel(model.Resolver):
         # unknown, failed, or STALE/DELAY/PROBE (not heard from lately: a replaced NIC keeps its old entry)
         return self.arp_resolve(device, address)
 
+    def subnets(self, name):
+        link = self.link(name)
+        if link is None:
+            return []
+        nets = []
+        for addr in self.ipr.get_addr(family=socket.AF_INET, index=link["ifindex"]):
+            net = "%s/%d" % (addr.get_attr("IFA_ADDRESS"), addr["prefixlen"])
+            nets.append(str(ipaddress.ip_network(u"%s" % net, strict=False)))
+        return sorted(set(nets), key=model.ip_sort_key)
+
     def _source_address(self, ifindex):
         for addr in self.ipr.get_addr(family=socket.AF_INET, index=ifindex):
             return addr.get_attr("IFA_ADDRESS")
@@ -226,14 +237,18 @@ class Kernel(model.Resolver):
     def owns(self, ifindex, priority, chain):
         return any(f["prio"] == priority and f["chain"] == chain for f in self.filters(ifindex))
 
-    def owners(self, priority, chain):
-        """Names of the devices holding filters at (chain, priority)."""
+    def snapshot(self, names):
+        """Everything on the devices' ingress hooks, without counters or action indexes: what a
+        rollback must give back, compared as a whole."""
         hooks = self.ingress_hooks()
-        found = []
-        for name, link in sorted(self.links().items()):
-            if link["ifindex"] in hooks and self.owns(link["ifindex"], priority, chain):
-                found.append(name)
-        return found
+        out = {}
+        for name in sorted(names):
+            link = self.link(name)
+            if link is None:
+                continue
+            filters = self.filters(link["ifindex"]) if link["ifindex"] in hooks else []
+            out[name] = (link["ifindex"] in hooks, sorted(_canon_filter(f) for f in filters))
+        return out
 
     # ---- writing ----
     def _root_ht(self, op, priority, chain):
@@ -330,6 +345,12 @@ class Kernel(model.Resolver):
                     rollback_errors.append("%s: %s" % (undo["op"], undo_exc))
             raise ApplyError(failed, exc, len(done), rollback_errors)
         return done
+
+
+def _canon_filter(f):
+    actions = tuple(planner.canon_action(a) for a in f.get("actions", []))
+    return repr((f["prio"], f["chain"], f["protocol"], f["kind"], f["handle"], f.get("classifier"),
+                 f.get("divisor"), tuple(f.get("keys", ())), f.get("link"), actions))
 
 
 class ApplyError(Exception):

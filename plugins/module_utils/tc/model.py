@@ -6,13 +6,22 @@
 Layout on each ingress device (one u32 classifier instance the module owns,
 at ``priority`` in ``chain``):
 
-* a dispatch node per port in the classifier's root hash table: matches
-  IPv4, UDP, first fragment, destination port; links to the port's table;
-  its own action (gact drop) decides what happens to the original packet;
-* a hash table per port holding one node per destination (one per source
-  prefix when the destination has an allow-list).  Every destination node
-  ends with ``mirred ... continue`` so the next node runs, and carries the
-  destination's name in the mirred action's cookie.
+* dispatch nodes per port in the classifier's root hash table: each matches
+  IPv4, UDP, first fragment, destination port, a frame sent to the ingress
+  device's own MAC (never broadcast, multicast or another host's frames), one
+  of the device's accepted destination addresses and one of its exporter
+  source prefixes (one node per address x prefix), and links to the port's
+  table; its own action (gact drop) decides what happens to the original;
+* a hash table per port holding an optional gate node first (police: packets
+  over the port's cap are dropped before any copy), then one node per
+  destination (one per source prefix when the destination has an allow-list).
+  Every destination node ends with ``mirred ... continue`` so the next node
+  runs, and carries the destination's name in the mirred action's cookie.
+
+Ownership: every action the module creates carries a cookie that starts with
+MARK.  A table is the module's when it holds a marked node; a dispatch node
+is the module's when it links to such a table.  Anything else at the
+module's priority and chain is foreign: never changed, never deleted.
 
 Nodes in a table run in node-id order.  Forward destinations rewrite the
 packet in place, so mirror destinations (which must see the original) get
@@ -39,13 +48,20 @@ PORT_NAMES = dict((v, k) for k, v in PRESETS.items())
 
 MODES = ("forward", "mirror")
 ORIGINAL = ("drop", "pass")
-NAME_MAX = 16  # TC_COOKIE_MAX_SIZE: the name lives in the mirred cookie
-DEFAULT_PRIORITY = 49152
+# The ownership mark: the first byte of every cookie the module writes (a byte no printable name starts with).
+MARK = b"\xf1"
+NAME_MAX = 16 - len(MARK)  # TC_COOKIE_MAX_SIZE: the mark and the name live in the mirred cookie
+GATE_COOKIE = MARK + b"\x00cap"  # the per-port cap (a name has no NUL)
+# The kernel gives a filter added without a priority 49152, then 49151, ...: stay clear of that range.
+DEFAULT_PRIORITY = 5140
+PRIORITY_RANGE = (1, 65535)
+CHAIN_RANGE = (0, 0xFFFFFFFF)
 
-# node-id ranges per destination class (see module docstring)
-CLASS_MIRROR, CLASS_FORWARD, CLASS_FORWARD_PORT = 0, 1, 2
+# node-id ranges per node class (see module docstring); nodes of a table run in id order
+CLASS_GATE, CLASS_MIRROR, CLASS_FORWARD, CLASS_FORWARD_PORT = 3, 0, 1, 2
 NODE_RANGES = {
-    CLASS_MIRROR: (0x001, 0x3FF),
+    CLASS_GATE: (0x001, 0x001),
+    CLASS_MIRROR: (0x002, 0x3FF),
     CLASS_FORWARD: (0x400, 0xBFF),
     CLASS_FORWARD_PORT: (0xC00, 0xFFF),
 }
@@ -66,7 +82,10 @@ KERNEL_NEEDS = {
 _MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 
 # u32 key offsets (bytes from the IPv4 header, IHL 5 assumed)
-OFF_VER_IHL, OFF_FRAG, OFF_PROTO, OFF_SRC, OFF_PORTS = 0, 4, 8, 12, 20
+OFF_VER_IHL, OFF_FRAG, OFF_PROTO, OFF_SRC, OFF_DST, OFF_PORTS = 0, 4, 8, 12, 16, 20
+# the Ethernet destination address, before the IPv4 header on ingress (as `tc ... match ether dst` writes it)
+OFF_ETH_DST_HI, OFF_ETH_DST_LO = -16, -12
+ANY_SOURCE = "0.0.0.0/0"
 
 
 class ValidationError(Exception):
@@ -109,6 +128,42 @@ def source_of_keys(keys):
     return None
 
 
+def mac_keys(mac):
+    """u32 keys matching frames whose Ethernet destination is `mac`."""
+    raw = bytearray(int(b, 16) for b in mac.split(":"))
+    return [(0x0000FFFF, (raw[0] << 8) | raw[1], OFF_ETH_DST_HI),
+            (0xFFFFFFFF, (raw[2] << 24) | (raw[3] << 16) | (raw[4] << 8) | raw[5], OFF_ETH_DST_LO)]
+
+
+def mac_of_keys(keys):
+    hi = [v for m, v, o in keys if o == OFF_ETH_DST_HI and m == 0x0000FFFF]
+    lo = [v for m, v, o in keys if o == OFF_ETH_DST_LO and m == 0xFFFFFFFF]
+    if not hi or not lo:
+        return None
+    raw = [(hi[0] >> 8) & 0xFF, hi[0] & 0xFF] + [(lo[0] >> s) & 0xFF for s in (24, 16, 8, 0)]
+    return ":".join("%02x" % b for b in raw)
+
+
+def address_of_keys(keys):
+    for mask, value, off in keys:
+        if off == OFF_DST and mask == 0xFFFFFFFF:
+            return str(ipaddress.IPv4Address(value))
+    return None
+
+
+def ip_sort_key(text):
+    net = ipaddress.ip_network(u"%s" % text, strict=False)
+    return (int(net.network_address), net.prefixlen)
+
+
+def mark_cookie(name):
+    return MARK + name.encode("ascii")
+
+
+def is_marked(node):
+    return any(bytes(a.get("cookie") or b"").startswith(MARK) for a in node.get("actions", []))
+
+
 def destination_class(dest):
     if dest["mode"] == "mirror":
         return CLASS_MIRROR
@@ -127,7 +182,7 @@ def destination_actions(dest):
         actions.append({"kind": "pedit", "address": dest["address"], "port": dest.get("port")})
         actions.append({"kind": "csum", "update_flags": 17})
     actions.append({"kind": "mirred", "eaction": 2, "ifindex": dest["ifindex"],
-                    "control": -1, "cookie": dest["name"].encode("ascii")})
+                    "control": -1, "cookie": mark_cookie(dest["name"])})
     return actions
 
 
@@ -137,9 +192,31 @@ def destination_nodes(dest):
     return [{"keys": source_keys(p), "actions": destination_actions(dest)} for p in prefixes]
 
 
-def dispatch_node(port):
-    actions = [{"kind": "gact", "control": 2}] if port["original"] == "drop" else []
-    return {"keys": port_keys(port["port"]), "actions": actions}
+def dispatch_nodes(dev, port):
+    """The root-table nodes steering `port` on `dev` into its table: one per accepted
+    destination address x exporter prefix, each for frames sent to the device's own MAC."""
+    actions = [{"kind": "gact", "control": 2, "cookie": MARK}] if port["original"] == "drop" else []
+    base = port_keys(port["port"])
+    if dev.get("mac"):
+        base = base + mac_keys(dev["mac"])
+    nodes = []
+    for address in dev.get("addresses") or [None]:
+        for prefix in dev.get("sources") or [ANY_SOURCE]:
+            keys = list(base)
+            if address is not None:
+                keys.append((0xFFFFFFFF, int(ipaddress.IPv4Address(address)), OFF_DST))
+            if prefix != ANY_SOURCE:
+                keys.extend(source_keys(prefix))
+            nodes.append({"keys": keys, "actions": list(actions)})
+    return nodes
+
+
+def gate_node(port):
+    """The node in front of every copy: packets over the port's cap end here (dropped, counted)."""
+    if not port.get("rate_limit"):
+        return None
+    return {"keys": [(0, 0, 0)], "actions": [{"kind": "police", "rate": port["rate_limit"], "burst": port["burst"],
+                                              "control": 2, "conform": -1, "cookie": GATE_COOKIE}]}
 
 
 def kernel_features(devices):
@@ -151,6 +228,8 @@ def kernel_features(devices):
         for port in dev["ports"]:
             if port["original"] == "drop":
                 kinds.add("gact")
+            if port.get("rate_limit"):
+                kinds.add("police")
             for dest in port["destinations"]:
                 for node in destination_nodes(dest)[:1]:
                     kinds.update(a["kind"] for a in node["actions"])
@@ -194,6 +273,55 @@ class Resolver:
     def neighbour(self, device, address):  # -> mac or None (resolves when unknown)
         raise NotImplementedError
 
+    def subnets(self, name):  # -> the device's connected IPv4 prefixes, as strings
+        raise NotImplementedError
+
+
+def validate_scope(params):
+    """Problems with the priority and chain the module owns (it writes nothing outside them)."""
+    problems = []
+    for field, (low, high) in (("priority", PRIORITY_RANGE), ("chain", CHAIN_RANGE)):
+        value = params.get(field)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            problems.append("%s: %r; use a whole number from %d to %d%s" % (
+                field, value, low, high,
+                " (the kernel would truncate it; 49152 and just below are what it gives filters added "
+                "without a priority, the default %d is clear of them)" % DEFAULT_PRIORITY
+                if field == "priority" else ""))
+    return problems
+
+
+def _device_scope(raw_dev, where, link, resolver, problems):
+    """The ingress device's own MAC, accepted destination addresses and exporter prefixes."""
+    scope = {"mac": None, "addresses": [], "sources": [], "warnings": []}
+    if link and link.get("mac") and link["mac"] != "00:00:00:00:00:00":
+        scope["mac"] = link["mac"].lower()
+    for ai, address in enumerate(raw_dev.get("addresses") or []):
+        parsed = _ipv4(address)
+        if parsed is None or parsed.is_multicast or parsed.is_unspecified or str(parsed) == "255.255.255.255":
+            problems.append("%s.addresses[%d]: %r is not a unicast IPv4 address (the replicator's own or virtual "
+                            "address that exporters send to)" % (where, ai, address))
+        elif str(parsed) not in scope["addresses"]:
+            scope["addresses"].append(str(parsed))
+    if raw_dev.get("addresses") is None and raw_dev.get("name"):
+        scope["warnings"].append(
+            "%s.addresses is not set: packets sent to %s's MAC are copied whatever their destination address; set "
+            "the addresses exporters send to (the segment's own and virtual addresses)" % (where, raw_dev["name"]))
+    raw_sources = raw_dev.get("sources")
+    if raw_sources is None:
+        raw_sources = resolver.subnets(raw_dev["name"]) if link else []
+        if link and not raw_sources:
+            problems.append("%s.sources: %s has no IPv4 address to take the exporters' subnet from; list the "
+                            "exporters' prefixes (%s accepts any source)" % (where, raw_dev["name"], ANY_SOURCE))
+    nets = []
+    for si, prefix in enumerate(raw_sources):
+        try:
+            nets.append(ipaddress.IPv4Network(u"%s" % prefix, strict=True))
+        except ValueError as exc:
+            problems.append("%s.sources[%d]: %r is not an IPv4 prefix (%s)" % (where, si, prefix, exc))
+    scope["sources"] = [str(n) for n in ipaddress.collapse_addresses(nets)]
+    return scope
+
 
 def validate(params, resolver, pending=None):
     """Raw module params -> list of resolved device dicts, or ValidationError.
@@ -218,6 +346,7 @@ def validate(params, resolver, pending=None):
             problems.append("%s.name: interface %r is listed twice; merge its ports" % (where, name))
         seen_devices.add(name)
         dev = {"name": name, "ifindex": link["ifindex"] if link else None, "ports": []}
+        dev.update(_device_scope(raw_dev, where, link, resolver, problems))
         seen_ports = {}
         for pi, raw_port in enumerate(raw_dev.get("ports") or []):
             pwhere = "%s.ports[%d]" % (where, pi)
@@ -251,14 +380,31 @@ def validate(params, resolver, pending=None):
             if not raw_port.get("destinations"):
                 problems.append("%s.destinations: at least one destination is needed; "
                                 "remove the port to stop replicating it" % pwhere)
+            cap, burst = _rate(raw_port, pwhere, problems)
             for item in waiting or []:
                 pending.append(dict(item, device=name, port=port_no))
             if dests or not waiting:  # a port whose destinations all wait gets no rule yet
-                dev["ports"].append({"port": port_no, "original": original, "destinations": dests})
+                dev["ports"].append({"port": port_no, "original": original, "destinations": dests,
+                                     "rate_limit": cap, "burst": burst})
         devices.append(dev)
     if problems:
         raise ValidationError(problems)
     return devices
+
+
+def _rate(raw, where, problems):
+    """(rate_limit, burst) in packets, the burst defaulting to a tenth of the rate (at least 10)."""
+    start = len(problems)
+    for field in ("rate_limit", "burst"):
+        value = raw.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            problems.append("%s.%s: %r; use a whole number of packets%s above 0"
+                            % (where, field, value, " per second" if field == "rate_limit" else ""))
+    if raw.get("burst") is not None and raw.get("rate_limit") is None:
+        problems.append("%s.burst: only meaningful with rate_limit" % where)
+    if len(problems) != start or not raw.get("rate_limit"):
+        return None, None
+    return raw["rate_limit"], raw.get("burst") or max(10, raw["rate_limit"] // 10)
 
 
 def _check_duplicates(dests, pwhere, problems):
@@ -316,15 +462,7 @@ def _validate_destination(raw, where, ingress, resolver, problems, waiting=None)
             problems.append("%s.sources[%d]: %r is not an IPv4 prefix (%s)" % (where, si, prefix, exc))
     # overlapping prefixes would send a packet twice; collapse them
     dest["sources"] = [str(n) for n in ipaddress.collapse_addresses(sources)]
-    for field in ("rate_limit", "burst"):
-        value = raw.get(field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            problems.append("%s.%s: %r; use a whole number of packets%s above 0"
-                            % (where, field, value, " per second" if field == "rate_limit" else ""))
-    if raw.get("burst") is not None and raw.get("rate_limit") is None:
-        problems.append("%s.burst: only meaningful with rate_limit" % where)
-    if dest["rate_limit"] and not dest["burst"] and len(problems) == start:
-        dest["burst"] = max(10, dest["rate_limit"] // 10)
+    dest["rate_limit"], dest["burst"] = _rate(raw, where, problems)
     mac = raw.get("next_hop_mac")
     if mac is not None and not _MAC_RE.match(u"%s" % mac):
         problems.append("%s.next_hop_mac: %r is not a MAC address like 52:54:00:12:34:56" % (where, mac))
@@ -350,7 +488,7 @@ def _validate_destination(raw, where, ingress, resolver, problems, waiting=None)
     if link is None:
         problems.append("%s.device: no interface named %r on this host" % (where, device))
         return None
-    if mode == "forward" and device == ingress:
+    if device == ingress:
         problems.append("%s.device: %s is the ingress interface; copies would return to the exporters' segment"
                         % (where, device))
         return None

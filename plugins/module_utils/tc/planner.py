@@ -37,6 +37,7 @@ def class_of_nodeid(nodeid):
 # ---- canonical forms: the same shape for decoded and desired objects -----
 
 _DEFAULT_CONTROL = {"gact": 2, "mirred": -1, "police": -1}
+_DEFAULT_CONFORM = 3  # pipe: a destination's police lets conforming packets on to its mirred
 
 
 def canon_action(action):
@@ -55,7 +56,10 @@ def canon_action(action):
     if kind == "csum":
         return (kind, control, action.get("update_flags", 16))
     if kind == "police":
-        return (kind, control, action.get("rate"), action.get("burst"))
+        return (kind, control, action.get("conform", _DEFAULT_CONFORM), action.get("rate"), action.get("burst"),
+                bytes(action.get("cookie") or b"") or None)
+    if kind == "gact":
+        return (kind, control, bytes(action.get("cookie") or b"") or None)
     return (kind, control)
 
 
@@ -65,10 +69,12 @@ def canon_node(node):
 
 
 def cookie_name(node):
+    """The destination name in a marked mirred cookie, or None."""
     for action in node.get("actions", []):
-        if action["kind"] == "mirred" and action.get("cookie"):
+        cookie = bytes(action.get("cookie") or b"")
+        if action["kind"] == "mirred" and cookie.startswith(model.MARK):
             try:
-                return action["cookie"].decode("ascii")
+                return cookie[len(model.MARK):].decode("ascii")
             except UnicodeDecodeError:
                 return None
     return None
@@ -80,45 +86,95 @@ def parse_have(filters, priority, chain):
     """Decoded filters of one device -> the module-owned structure.
 
     filters: codec.decode_filter() results for every filter on the device's
-    ingress (any priority, any chain).
+    ingress (any priority, any chain).  Only marked objects (see model) are
+    the module's; the rest at its priority and chain is listed in "foreign".
     """
     have = {"used_htids": set(), "root": None, "ports": {}, "stray_nodes": [], "stray_hts": [],
-            "tp": False}
-    owned = [f for f in filters if f and f["prio"] == priority and f["chain"] == chain]
+            "foreign": [], "unknown_hts": [], "tp": False, "root_ids": set()}
+    at = [f for f in filters if f and f["prio"] == priority and f["chain"] == chain]
     for f in filters:
         if f and f.get("kind") == "ht":
             have["used_htids"].add(htid_of(f["handle"]) & 0x7FF)
-    have["tp"] = bool(owned)
-    hts = [htid_of(f["handle"]) for f in owned if f["kind"] == "ht"]
+    have["tp"] = bool(at)
+    have["foreign"] = [f for f in at if f["kind"] == "other" and f["handle"]]
+    hts = [htid_of(f["handle"]) for f in at if f["kind"] == "ht"]
     roots = [h for h in hts if h & 0x800]
     have["root"] = roots[0] if roots else None
-    nodes = [f for f in owned if f["kind"] == "node"]
-    linked = {}
-    for node in nodes:
-        if htid_of(node["handle"]) == have["root"] and node.get("link"):
-            port = model.port_of_keys(node["keys"])
-            if port is None or port in have["ports"]:
-                have["stray_nodes"].append(node)
-                continue
-            original = "drop" if any(a["kind"] == "gact" for a in node["actions"]) else "pass"
-            have["ports"][port] = {"dispatch": node, "ht": htid_of(node["link"]), "original": original,
-                                   "dests": {}, "nodes": []}
-            linked[htid_of(node["link"])] = port
+    nodes = [f for f in at if f["kind"] == "node"]
+    tables = {}
     for node in nodes:
         ht = htid_of(node["handle"])
-        if ht == have["root"] and node.get("link") and node in [p["dispatch"] for p in have["ports"].values()]:
+        if ht == have["root"]:
+            have["root_ids"].add(nodeid_of(node["handle"]))
+        else:
+            tables.setdefault(ht, []).append(node)
+    ours = set(ht for ht, members in tables.items() if any(model.is_marked(n) for n in members))
+    for ht, members in sorted(tables.items()):
+        have["foreign"].extend(n for n in members if ht not in ours or not model.is_marked(n))
+    dispatch = {}
+    for node in nodes:
+        if htid_of(node["handle"]) != have["root"]:
             continue
-        if ht in linked:
-            port = have["ports"][linked[ht]]
-            port["nodes"].append(node)
+        target = htid_of(node["link"]) if node.get("link") else None
+        if target in ours:
+            dispatch.setdefault(target, []).append(node)
+        elif model.is_marked(node):
+            have["stray_nodes"].append(node)  # ours, but steering nowhere
+        else:
+            have["foreign"].append(node)
+    for ht in sorted(ours):
+        steering = dispatch.get(ht, [])
+        ports = set(model.port_of_keys(n["keys"]) for n in steering)
+        port = ports.pop() if len(ports) == 1 else None
+        if port is None or port in have["ports"]:
+            # unsteered (a run stopped half-way) or inconsistent: ours, to remove
+            have["stray_nodes"].extend(steering)
+            have["stray_nodes"].extend(n for n in tables[ht] if model.is_marked(n))
+            have["stray_hts"].append(ht)
+            continue
+        hp = {"dispatch": sorted(steering, key=lambda n: n["handle"]), "ht": ht,
+              "original": "drop" if any(a["kind"] == "gact" for a in steering[0]["actions"]) else "pass",
+              "dests": {}, "nodes": [], "gate": None}
+        for node in tables[ht]:
+            if not model.is_marked(node):
+                continue
+            if nodeid_of(node["handle"]) == model.NODE_RANGES[model.CLASS_GATE][0] and \
+                    any(bytes(a.get("cookie") or b"") == model.GATE_COOKIE for a in node["actions"]):
+                hp["gate"] = node
+                continue
+            hp["nodes"].append(node)
             name = cookie_name(node)
             if name is not None:
-                port["dests"].setdefault(name, []).append(node)
-            continue
-        if node not in have["stray_nodes"]:
-            have["stray_nodes"].append(node)
-    have["stray_hts"] = [h for h in hts if h not in linked and h != have["root"]]
+                hp["dests"].setdefault(name, []).append(node)
+        have["ports"][port] = hp
+    linked = set(htid_of(n["link"]) for n in nodes if n.get("link"))
+    have["unknown_hts"] = [h for h in hts if h != have["root"] and h not in tables and h not in linked]
     return have
+
+
+def device_scope(have):
+    """The accepted destination addresses, exporter prefixes and MAC read back from the dispatch nodes."""
+    addresses, sources, macs = set(), set(), set()
+    for hp in have["ports"].values():
+        for node in hp["dispatch"]:
+            address = model.address_of_keys(node["keys"])
+            if address:
+                addresses.add(address)
+            sources.add(model.source_of_keys(node["keys"]) or model.ANY_SOURCE)
+            macs.add(model.mac_of_keys(node["keys"]))
+    return {"addresses": sorted(addresses, key=model.ip_sort_key),
+            "sources": sorted(sources, key=model.ip_sort_key), "macs": macs}
+
+
+def describe_foreign(node):
+    """A foreign object, as a person finds it in `tc filter show`."""
+    if node["kind"] == "other":
+        return "%s filter handle %#x" % (node.get("classifier"), node["handle"])
+    words = ["u32 handle %x::%x" % (htid_of(node["handle"]), nodeid_of(node["handle"]))]
+    if node.get("link"):
+        words.append("link %x:" % htid_of(node["link"]))
+    words.extend("action %s" % a["kind"] for a in node.get("actions", []))
+    return " ".join(words)
 
 
 def have_destination(nodes, link_names):
@@ -154,14 +210,18 @@ def _alloc(used, low, high):
     raise model.ValidationError(["no free u32 id left in %#x-%#x" % (low, high)])
 
 
-def plan_device(dev_name, ifindex, want_ports, have, has_qdisc):
+def plan_device(dev_name, ifindex, want_ports, have, has_qdisc, scope=None):
     """Operations that turn `have` into `want_ports` on one device.
 
     want_ports: list of validated port dicts (model.validate), [] to remove all.
+    scope: the device's mac, addresses and sources (model.validate's device dict).
     Order: new things are complete before traffic is steered to them; things
-    are unlinked from traffic before they are deleted.
+    are unlinked from traffic before they are deleted.  Foreign objects
+    (have["foreign"]) are never touched: the caller refuses to plan for a
+    device that has any.
     """
     ops = []
+    scope = scope or {}
 
     def op(kind, **kw):
         kw.update(op=kind, dev=dev_name, ifindex=ifindex)
@@ -171,8 +231,7 @@ def plan_device(dev_name, ifindex, want_ports, have, has_qdisc):
         op("qdisc_add")
     used_hts = set(have["used_htids"])
     root = have["root"] if have["root"] is not None else ROOT
-    used_dispatch = set(nodeid_of(p["dispatch"]["handle"]) for p in have["ports"].values())
-    used_dispatch.update(nodeid_of(n["handle"]) for n in have["stray_nodes"] if htid_of(n["handle"]) == root)
+    used_dispatch = set(have.get("root_ids", ()))
     wanted = set(p["port"] for p in want_ports)
 
     for port in want_ports:
@@ -183,10 +242,20 @@ def plan_device(dev_name, ifindex, want_ports, have, has_qdisc):
             existing = []
         else:
             htid = hp["ht"]
-            existing = hp["nodes"]
+            existing = hp["nodes"] + ([hp["gate"]] if hp["gate"] else [])
         used_nodes = set(nodeid_of(n["handle"]) for n in existing)
         keep = set()
         adds, replaces, deletes = [], [], []
+        gate = model.gate_node(port)
+        old_gate = hp["gate"] if hp else None
+        if gate is not None:
+            gate_handle = node_handle(htid, model.NODE_RANGES[model.CLASS_GATE][0])
+            if old_gate is None:
+                adds.append(dict(handle=gate_handle, spec=gate, dest=None))
+            else:
+                keep.add(old_gate["handle"])
+                if canon_node(old_gate) != canon_node(gate):
+                    replaces.append(dict(handle=old_gate["handle"], spec=gate, old=old_gate, dest=None))
         for dest in port["destinations"]:
             specs = model.destination_nodes(dest)
             cls = model.destination_class(dest)
@@ -209,33 +278,47 @@ def plan_device(dev_name, ifindex, want_ports, have, has_qdisc):
         for node in existing:
             if node["handle"] not in keep:
                 deletes.append(dict(handle=node["handle"], old=node, dest=cookie_name(node)))
+        # the gate goes in before the copies it guards and out after them
+        adds.sort(key=lambda item: item["dest"] is not None)
+        deletes.sort(key=lambda item: item["dest"] is None)
         for item in adds:
             op("node_add", port=port["port"], **item)
         for item in replaces:
             op("node_replace", port=port["port"], **item)
         for item in deletes:
             op("node_del", port=port["port"], **item)
-        dispatch = model.dispatch_node(port)
-        dispatch["link"] = htid << 20
-        if hp is None:
-            nodeid = _alloc(used_dispatch, 1, 0xFFF)
-            op("node_add", port=port["port"], handle=(root, nodeid), spec=dispatch, dest=None)
-        elif canon_node(hp["dispatch"]) != canon_node(dispatch):
-            op("node_replace", port=port["port"], handle=hp["dispatch"]["handle"], spec=dispatch,
-               old=hp["dispatch"], dest=None)
+        # dispatch: a node's selector cannot change in place, so new selectors are added before old ones go
+        old_dispatch = dict((canon_node(n)[0], n) for n in (hp["dispatch"] if hp else []))
+        kept = set()
+        for spec in model.dispatch_nodes(scope, port):
+            spec["link"] = htid << 20
+            node = old_dispatch.get(canon_node(spec)[0])
+            if node is None:
+                nodeid = _alloc(used_dispatch, 1, 0xFFF)
+                op("node_add", port=port["port"], handle=(root, nodeid), spec=spec, dest=None)
+                continue
+            kept.add(node["handle"])
+            if canon_node(node) != canon_node(spec):
+                op("node_replace", port=port["port"], handle=node["handle"], spec=spec, old=node, dest=None)
+        for node in (hp["dispatch"] if hp else []):
+            if node["handle"] not in kept:
+                op("node_del", port=port["port"], handle=node["handle"], old=node, dest=None)
 
     for port_no, hp in sorted(have["ports"].items()):
         if port_no in wanted:
             continue
-        op("node_del", port=port_no, handle=hp["dispatch"]["handle"], old=hp["dispatch"], dest=None)
+        for node in hp["dispatch"]:
+            op("node_del", port=port_no, handle=node["handle"], old=node, dest=None)
         for node in hp["nodes"]:
             op("node_del", port=port_no, handle=node["handle"], old=node, dest=cookie_name(node))
+        if hp["gate"]:
+            op("node_del", port=port_no, handle=hp["gate"]["handle"], old=hp["gate"], dest=None)
         op("ht_del", htid=hp["ht"], port=port_no)
     for node in have["stray_nodes"]:
         op("node_del", port=None, handle=node["handle"], old=node, dest=None)
     for htid in have["stray_hts"]:
         op("ht_del", htid=htid, port=None)
-    if not want_ports and have["tp"]:
+    if not want_ports and have["tp"] and not have["foreign"] and not have["unknown_hts"]:
         op("tp_del")
     return ops
 

@@ -24,7 +24,12 @@ def _handle(handle):
 
 def _match(keys):
     words = []
+    mac = model.mac_of_keys(keys)
+    if mac:
+        words.append("match ether dst %s" % mac)
     for mask, value, off in keys:
+        if mac and off in (model.OFF_ETH_DST_HI, model.OFF_ETH_DST_LO):
+            continue
         words.append("match u32 0x%08x 0x%08x at %d" % (value & mask, mask, off))
     return " ".join(words)
 
@@ -32,6 +37,9 @@ def _match(keys):
 def _action(action, link_names):
     kind = action["kind"]
     if kind == "police":
+        if action.get("cookie") == model.GATE_COOKIE:
+            return "action police pkts_rate %d pkts_burst %d conform-exceed drop/continue cookie %s" % (
+                action["rate"], action["burst"], binascii.hexlify(model.GATE_COOKIE).decode())
         return "action police pkts_rate %d pkts_burst %d conform-exceed continue/pipe" % (
             action["rate"], action["burst"])
     if kind == "skbmod":
@@ -48,7 +56,8 @@ def _action(action, link_names):
     if kind == "csum":
         return "action csum %sudp pipe" % ("ip4h " if action.get("update_flags", 16) & 1 else "")
     if kind == "gact":
-        return "action drop"
+        return "action drop%s" % (" cookie %s" % binascii.hexlify(bytes(action["cookie"])).decode()
+                                  if action.get("cookie") else "")
     if kind == "mirred":
         cookie = action.get("cookie")
         return "action mirred egress mirror dev %s continue%s" % (
@@ -91,16 +100,33 @@ def public_have(name, have, link_names):
     for port_no, hp in sorted(have["ports"].items()):
         dests = [planner.have_destination(sorted(nodes, key=lambda n: n["handle"]), link_names)
                  for _name, nodes in sorted(hp["dests"].items())]
-        ports.append({"port": port_no, "original": hp["original"], "destinations": dests})
-    return {"name": name, "ports": ports}
+        port = {"port": port_no, "original": hp["original"], "destinations": dests}
+        if hp["gate"]:
+            police = hp["gate"]["actions"][0]
+            port.update(rate_limit=police.get("rate"), burst=police.get("burst"))
+        ports.append(port)
+    out = {"name": name, "ports": ports}
+    if ports:
+        scope = planner.device_scope(have)
+        out["addresses"] = scope["addresses"]
+        out["sources"] = scope["sources"]
+    return out
 
 
 def public_want(dev):
-    return {"name": dev["name"], "ports": [
-        {"port": p["port"], "original": p["original"],
-         "destinations": sorted((model.public_destination(d) for d in p["destinations"]),
-                                key=lambda d: d["name"])}
-        for p in sorted(dev["ports"], key=lambda p: p["port"])]}
+    ports = []
+    for p in sorted(dev["ports"], key=lambda p: p["port"]):
+        port = {"port": p["port"], "original": p["original"],
+                "destinations": sorted((model.public_destination(d) for d in p["destinations"]),
+                                       key=lambda d: d["name"])}
+        if p.get("rate_limit"):
+            port.update(rate_limit=p["rate_limit"], burst=p["burst"])
+        ports.append(port)
+    out = {"name": dev["name"], "ports": ports}
+    if ports:
+        out["addresses"] = list(dev.get("addresses") or [])
+        out["sources"] = list(dev.get("sources") or [model.ANY_SOURCE])
+    return out
 
 
 def describe(devices):
@@ -109,11 +135,14 @@ def describe(devices):
     for dev in sorted(devices, key=lambda d: d["name"]):
         if not dev["ports"]:
             continue
-        lines.append("%s:" % dev["name"])
+        lines.append("%s:  accepts to %s from %s" % (
+            dev["name"], ",".join(dev.get("addresses") or []) or "any address",
+            ",".join(dev.get("sources") or [model.ANY_SOURCE])))
         for port in dev["ports"]:
             label = model.PORT_NAMES.get(port["port"])
             suffix = " (%s)" % label if label else ""
-            lines.append("  udp/%d%s  original=%s" % (port["port"], suffix, port["original"]))
+            cap = "  cap=%d/s burst=%d" % (port["rate_limit"], port["burst"]) if port.get("rate_limit") else ""
+            lines.append("  udp/%d%s  original=%s%s" % (port["port"], suffix, port["original"], cap))
             for dest in port["destinations"]:
                 if dest["mode"] == "forward":
                     target = "forward %s%s via %s next-hop %s" % (

@@ -7,8 +7,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+import os
+
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc import kernel as kernel_mod
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc import model, planner, render
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import lock, model, planner, render
 
 
 class RunError(Exception):
@@ -17,22 +20,61 @@ class RunError(Exception):
         self.details = details
 
 
+# ---- the devices a run manages ----------------------------------------------
+# Devices that lost every port are found again through this record rather than by scanning every link
+# (a device the desired state does not name is never read).  It lives in /run like the rules themselves:
+# after a reboot there is nothing to remove.
+
+def _managed_path():
+    return os.path.join(os.environ.get("LOGFWDR_RUN_DIR") or "/run/logfwdr", "devices.json")
+
+
+def _scope_key(priority, chain):
+    return "%d/%d" % (priority, chain)
+
+
+def read_managed(priority, chain):
+    try:
+        with open(_managed_path()) as handle:
+            return list(json.load(handle).get(_scope_key(priority, chain), []))
+    except (IOError, OSError, ValueError, AttributeError):
+        return []
+
+
+def write_managed(priority, chain, names):
+    path = _managed_path()
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+        if not isinstance(record, dict):
+            record = {}
+    except (IOError, OSError, ValueError):
+        record = {}
+    record[_scope_key(priority, chain)] = sorted(names)
+    if not os.path.isdir(os.path.dirname(path)):
+        os.makedirs(os.path.dirname(path), 0o755)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as handle:
+        json.dump(record, handle, indent=1, sort_keys=True)
+    os.rename(tmp, path)
+
+
 def _targets(params, kern, want):
-    """Device name -> wanted ports, for every device the run must look at."""
-    priority, chain = params["priority"], params["chain"]
-    targets = dict((d["name"], d["ports"]) for d in want)
+    """Device name -> (wanted ports, scope), for every device the run must look at."""
+    targets = dict((d["name"], (d["ports"], d)) for d in want)
     if params["state"] == "absent" and params.get("devices"):
         problems = []
         for i, dev in enumerate(params["devices"]):
             if kern.link(dev.get("name")) is None:
                 problems.append("devices[%d].name: no interface named %r on this host" % (i, dev.get("name")))
-            targets[dev.get("name")] = []
+            targets[dev.get("name")] = ([], None)
         if problems:
             raise model.ValidationError(problems)
         return targets
-    # the whole desired state: owned filters on unlisted devices go too
-    for name in kern.owners(priority, chain):
-        targets.setdefault(name, [])
+    # the whole desired state: what earlier runs installed on devices no longer listed goes too
+    for name in read_managed(params["priority"], params["chain"]):
+        if kern.link(name) is not None:
+            targets.setdefault(name, ([], None))
     return targets
 
 
@@ -46,17 +88,44 @@ def _read(kern, targets, priority, chain):
     return haves
 
 
+def _refuse_foreign(haves, priority, chain):
+    problems = []
+    for name in sorted(haves):
+        foreign = haves[name][1]["foreign"]
+        if foreign:
+            problems.append(
+                "%s: priority %d chain %d holds filters logfwdr did not create (%s); logfwdr never changes or "
+                "deletes them: choose another priority (logfwdr_priority) or chain, or remove them" % (
+                    name, priority, chain, "; ".join(planner.describe_foreign(f) for f in foreign)))
+    if problems:
+        raise model.ValidationError(problems)
+
+
 def _plan(targets, haves):
     ops = []
     for name in sorted(targets):
         ifindex, have, hook = haves[name]
-        ops.extend(planner.plan_device(name, ifindex, targets[name], have, hook))
+        ports, scope = targets[name]
+        ops.extend(planner.plan_device(name, ifindex, ports, have, hook, scope))
     return ops
 
 
-def run(params, kern, check_mode=False):
+def run(params, kern, check_mode=False, lock_timeout=30.0):
+    """Make the kernel match params (tc_mirror's options); one writer at a time."""
+    problems = model.validate_scope(params)
+    if problems:
+        raise model.ValidationError(problems)
+    try:
+        with lock.writer(timeout=lock_timeout):
+            return _run(params, kern, check_mode)
+    except lock.Busy as exc:
+        raise RunError("nothing was changed: %s" % exc)
+
+
+def _run(params, kern, check_mode):
     priority, chain = params["priority"], params["chain"]
     pending = [] if params.get("pending", "allow") == "allow" else None
+    warnings = []
     if params["state"] == "present":
         want = model.validate(params, kern, pending)
         missing = kern.missing_features(model.kernel_features(want))
@@ -65,34 +134,26 @@ def run(params, kern, check_mode=False):
                 "this kernel has no %s (tc %s, kernel option %s); install a kernel that has it (Debian, Ubuntu "
                 "and RHEL stock kernels ship it as a module) or remove the destinations that need it"
                 % (module, kind, option) for kind, module, option in missing])
+        for dev in want:
+            warnings.extend(dev.get("warnings", []))
     else:
         want = []
     targets = _targets(params, kern, want)
     haves = _read(kern, targets, priority, chain)
+    _refuse_foreign(haves, priority, chain)
     link_names = kern.link_names()
     before = [render.public_have(name, haves[name][1], link_names) for name in sorted(haves)]
     ops = _plan(targets, haves)
-    result = {"changed": bool(ops), "commands": [render.command(op, priority, chain, link_names) for op in ops]}
+    result = {"changed": bool(ops), "commands": [render.command(op, priority, chain, link_names) for op in ops],
+              "warnings": warnings}
     if ops and not check_mode:
+        # recorded first, so that rules of a run that stops half-way are still found by the next one
+        write_managed(priority, chain, set(read_managed(priority, chain)) | set(targets))
+        snapshot = kern.snapshot(targets)
         try:
             done = kern.apply(ops, priority, chain)
         except kernel_mod.ApplyError as exc:
-            # undoing the first table of a new classifier leaves the kernel's root table behind
-            for name in sorted(targets):
-                ifindex, have = haves[name][:2]
-                if not have["tp"] and kern.owns(ifindex, priority, chain):
-                    try:
-                        kern.execute({"op": "tp_del", "dev": name, "ifindex": ifindex}, priority, chain)
-                    except (kernel_mod.NetlinkError, kernel_mod.KernelError, OSError) as cleanup_exc:
-                        exc.rollback_errors.append("tp_del on %s: %s" % (name, cleanup_exc))
-            if exc.rollback_errors:
-                undone = "undoing the %d applied operation(s) failed too: %s" % (
-                    exc.applied, "; ".join(exc.rollback_errors))
-            else:
-                undone = "the %d operation(s) applied before it were undone" % exc.applied
-            raise RunError("the kernel refused %r: %s; %s" % (
-                render.command(exc.op, priority, chain, link_names), exc.cause, undone),
-                commands=result["commands"])
+            _restore(kern, exc, targets, haves, priority, chain, snapshot, link_names, result)
         result["commands"] = [render.command(op, priority, chain, link_names) for op in done]
         haves = _read(kern, targets, priority, chain)
         leftover = _plan(targets, haves)
@@ -104,6 +165,10 @@ def run(params, kern, check_mode=False):
     else:
         after = [render.public_want(d) for d in want] + [
             {"name": name, "ports": []} for name in sorted(targets) if name not in [d["name"] for d in want]]
+    if not check_mode:
+        emptied = set(d["name"] for d in after if not d["ports"])
+        kept = set(read_managed(priority, chain)) | set(d["name"] for d in after if d["ports"])
+        write_managed(priority, chain, kept - emptied)
     result["diff"] = {"before": render.describe(before), "after": render.describe(after)}
     result["devices"] = [d for d in sorted(after, key=lambda d: d["name"]) if d["ports"]]
     result["pending"] = pending or []
@@ -120,6 +185,30 @@ def pending_warnings(pending):
         for name, items in sorted(seen.items())]
 
 
+def _restore(kern, exc, targets, haves, priority, chain, snapshot, link_names, result):
+    """After a refused change: undo (kernel.apply did, newest first), then prove the kernel is as before."""
+    # undoing the first table of a new classifier leaves the kernel's root table behind
+    for name in sorted(targets):
+        ifindex, have = haves[name][:2]
+        if not have["tp"] and kern.owns(ifindex, priority, chain):
+            try:
+                kern.execute({"op": "tp_del", "dev": name, "ifindex": ifindex}, priority, chain)
+            except (kernel_mod.NetlinkError, kernel_mod.KernelError, OSError) as cleanup_exc:
+                exc.rollback_errors.append("tp_del on %s: %s" % (name, cleanup_exc))
+    now = kern.snapshot(targets)
+    differs = sorted(name for name in snapshot if now.get(name) != snapshot[name])
+    if exc.rollback_errors or differs:
+        undone = "undoing the %d applied operation(s) left the kernel different from before on %s%s" % (
+            exc.applied, ", ".join(differs) or "(compare failed)",
+            ": " + "; ".join(exc.rollback_errors) if exc.rollback_errors else "")
+    else:
+        undone = ("the %d operation(s) applied before it were undone; the ingress filters of %s were compared "
+                  "with what was there before the run and are the same" % (exc.applied, ", ".join(sorted(snapshot))))
+    raise RunError("the kernel refused %r: %s; %s" % (
+        render.command(exc.op, priority, chain, link_names), exc.cause, undone),
+        commands=result["commands"], rollback_verified=not (exc.rollback_errors or differs))
+
+
 def _sum_stats(actions, kind):
     total = {"packets": 0, "bytes": 0, "drops": 0, "overlimits": 0}
     for action in actions:
@@ -131,8 +220,11 @@ def _sum_stats(actions, kind):
 
 def info(params, kern):
     """The module-owned rules in tc_mirror's shape, with counters per destination."""
+    problems = model.validate_scope(params)
+    if problems:
+        raise model.ValidationError(problems)
     priority, chain = params["priority"], params["chain"]
-    names = params.get("devices") or kern.owners(priority, chain)
+    names = params.get("devices") or [n for n in read_managed(priority, chain) if kern.link(n) is not None]
     link_names = kern.link_names()
     devices = []
     for name in names:
@@ -143,7 +235,9 @@ def info(params, kern):
         public = render.public_have(name, have, link_names)
         for port in public["ports"]:
             hp = have["ports"][port["port"]]
-            port["original_dropped"] = _sum_stats(hp["dispatch"]["actions"], "gact")["packets"]
+            port["original_dropped"] = _sum_stats([a for n in hp["dispatch"] for a in n["actions"]], "gact")["packets"]
+            if hp["gate"]:
+                port["capped"] = _sum_stats(hp["gate"]["actions"], "police")["overlimits"]
             for dest in port["destinations"]:
                 actions = [a for n in hp["dests"][dest["name"]] for a in n["actions"]]
                 mirred = _sum_stats(actions, "mirred")
@@ -155,5 +249,6 @@ def info(params, kern):
                     "overlimits": mirred["overlimits"],
                     "rate_limited": police["overlimits"],
                 }
-        devices.append(public)
+        if public["ports"] or params.get("devices"):
+            devices.append(public)
     return {"changed": False, "devices": devices}

@@ -84,16 +84,20 @@ SKBMOD="action skbmod set dmac 02:00:00:00:00:02 set smac 02:00:00:00:00:01 pipe
 capture 01_qdisc_ingress      "qdisc add dev in0 ingress"
 capture 02_ht_divisor         "filter add $U handle 1: u32 divisor 1"
 capture 03_root_link          "filter add $U handle 800::1 u32 $MATCH3 link 1:"
-capture 04_root_link_drop     "filter add $U handle 800::1 u32 $MATCH3 link 1: action drop"
+capture 04_root_link_drop     "filter add $U handle 800::1 u32 $MATCH3 link 1: action drop cookie f1"
 capture 05_skbmod_nat_mirred  "filter add $U handle 1::801 u32 ht 1: match u32 0 0 $SKBMOD action nat ingress 0.0.0.0/0 192.0.2.10 pipe action mirred egress mirror dev out0 continue cookie 73706c756e6b"
 capture 06_police_chain       "filter add $U handle 1::b01 u32 ht 1: match ip src 10.1.0.0/16 action police pkts_rate 1000 pkts_burst 100 conform-exceed continue/pipe $SKBMOD action nat ingress 0.0.0.0/0 192.0.2.11 pipe action pedit munge offset 22 u16 set 1514 pipe action csum udp pipe action mirred egress mirror dev out0 continue cookie 6e66636170"
-capture 07_mirred_add         "filter add $U handle 1::2 u32 ht 1: match u32 0 0 action mirred egress mirror dev out0 continue cookie 746f6f6c"
-capture 08_mirred_replace     "filter replace $U handle 1::2 u32 ht 1: match u32 0 0 action mirred egress mirror dev out0 continue cookie 746f6f6c"
+capture 07_mirred_add         "filter add $U handle 1::2 u32 ht 1: match u32 0 0 action mirred egress mirror dev out0 continue cookie f1746f6f6c"
+capture 08_mirred_replace     "filter replace $U handle 1::2 u32 ht 1: match u32 0 0 action mirred egress mirror dev out0 continue cookie f1746f6f6c"
 capture 09_filter_del_handle  "filter del $U handle 1::2 u32"
 capture 10_chain_divisor      "filter add dev in0 ingress chain 5 protocol ip prio 49152 handle 1: u32 divisor 1"
 capture 11_filter_del_prio    "filter del $U"
 capture 12_gact_drop          "filter add $U handle 1::3 u32 ht 1: match u32 0 0 action gact drop"
 # what tc_mirror writes for forward destinations: pedit sets the whole destination address (act_nat can
 # only rewrite an address it matches), csum fixes the IP header and UDP checksums
-capture 13_skbmod_pedit_csum    "filter add $U handle 1::401 u32 ht 1: match u32 0 0 $SKBMOD action pedit munge ip dst set 192.0.2.10 pipe action csum ip4h udp pipe action mirred egress mirror dev out0 continue cookie 73706c756e6b"
-capture 14_forward_every_option "filter add $U handle 1::c01 u32 ht 1: match ip src 10.1.0.0/16 action police pkts_rate 1000 pkts_burst 100 conform-exceed continue/pipe $SKBMOD action pedit munge ip dst set 192.0.2.11 munge offset 22 u16 set 1514 pipe action csum ip4h udp pipe action mirred egress mirror dev out0 continue cookie 6e66636170"
+capture 13_skbmod_pedit_csum    "filter add $U handle 1::401 u32 ht 1: match u32 0 0 $SKBMOD action pedit munge ip dst set 192.0.2.10 pipe action csum ip4h udp pipe action mirred egress mirror dev out0 continue cookie f173706c756e6b"
+capture 14_forward_every_option "filter add $U handle 1::c01 u32 ht 1: match ip src 10.1.0.0/16 action police pkts_rate 1000 pkts_burst 100 conform-exceed continue/pipe $SKBMOD action pedit munge ip dst set 192.0.2.11 munge offset 22 u16 set 1514 pipe action csum ip4h udp pipe action mirred egress mirror dev out0 continue cookie f16e66636170"
+# a dispatch node scoped to the segment: frames for in0's MAC, sent to one address, from one exporter prefix
+capture 15_root_link_scoped   "filter add $U handle 800::2 u32 $MATCH3 match ether dst 02:00:00:00:00:0a match ip dst 10.77.0.1/32 match ip src 10.77.0.0/24 link 1:"
+# the per-port cap in front of every copy: over the rate the packet is dropped, else the next node runs
+capture 16_gate_police        "filter add $U handle 1::1 u32 ht 1: match u32 0 0 action police pkts_rate 20000 pkts_burst 2000 conform-exceed drop/continue cookie f100636170"
