@@ -31,7 +31,7 @@ options:
         (protocol to the port the collector listens on), C(sources) (allow-list of exporter prefixes, for
         every protocol, or a dict of lists per protocol),
         C(rate_limit) and C(burst) (packets per second), C(ingress) (only these ingress interfaces),
-        C(next_hop_mac) (forward only: the MAC the copies are sent to, instead of looking it up).
+        C(next_hop_mac) (forward only - the MAC the copies are sent to, instead of looking it up).
       - C(syslog_format) (C(rfc5424), the default, or C(rfc3164)) is the format in which a forward collector that
         receives syslog gets the messages of the TCP syslog bridge (P(netops.logfwdr.syslog_bridge_targets#filter));
         the tc rules ignore it.
