@@ -87,8 +87,8 @@ def main():
             print("  %-6s n=%-3d median %.3f s  max %.3f s  min %.3f s" % (
                 how, len(values), statistics.median(values), max(values), min(values)))
     if everything:
-        print("  all    n=%-3d median %.3f s  max %.3f s" % (len(everything), statistics.median(everything),
-                                                           max(everything)))
+        print("  all    n=%-3d median %.3f s  max %.3f s"
+              % (len(everything), statistics.median(everything), max(everything)))
     print("collector B (untouched): received %d of %d, lost %d" % (len(b_seqs), sent, b_lost))
 
 

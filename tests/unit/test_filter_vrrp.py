@@ -223,5 +223,3 @@ def test_peer_problems():
 
 def test_registered_as_filters():
     assert vrrp_mod.FilterModule().filters() == {"vrrp_instances": vrrp_instances}
-
-

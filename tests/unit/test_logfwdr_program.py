@@ -160,8 +160,8 @@ def test_status_rows_active_stale_pending(monkeypatch):
 
 def test_status_without_a_state_file_shows_what_is_installed(monkeypatch):
     kern = StatusKernel({"ens1": 1, "tool0": 4}, {}, {})
-    monkeypatch.setattr(runner, "info", lambda params, k: installed({"name": "ids", "mode": "mirror",
-                                                                      "device": "tool0"}))
+    ids = {"name": "ids", "mode": "mirror", "device": "tool0"}
+    monkeypatch.setattr(runner, "info", lambda params, k: installed(ids))
     rows = cli.status_rows(kern, None)
     assert [(r["collector"], r["state"]) for r in rows] == [("ids", "active")]
 
@@ -234,7 +234,7 @@ def test_confirmed_neighbours_are_used_others_are_asked_silent_ones_waited_for(m
     assert r.neighbour("ens2", "10.0.0.3") is None and r.asked == ["10.0.0.2", "10.0.0.3"]
     now = r.waiting[("ens2", "10.0.0.3")][0]
     delays = []
-    for _ in range(5):
+    for _round in range(5):
         assert r.due_probes(now) == [("ens2", "10.0.0.3")]
         delays.append(r.waiting[("ens2", "10.0.0.3")][1])
         now = r.waiting[("ens2", "10.0.0.3")][0]
@@ -294,6 +294,8 @@ def test_health_follows_fall_and_rise(tmp_path, monkeypatch):
     for ok in (True, False, True, False, False, True, True, True):
         outcomes.append(ok)
         agent.reconcile()
+        if len(verdicts):  # the first comparison decides by itself; then one check per comparison here
+            agent.check()
         verdicts.append(health.read_text())
     # the first comparison decides at once; then 2 failures in a row make it 1, 3 successes 0 again
     assert verdicts == ["0\n", "0\n", "0\n", "0\n", "1\n", "1\n", "1\n", "0\n"]
@@ -316,7 +318,8 @@ def test_health_needs_the_syslog_bridge_listening(tmp_path, monkeypatch):
     assert any(line.startswith("warning: collector c1 is pending") for line in logged)
     srv.listen(1)
     agent.reconcile()
-    agent.reconcile()
+    agent.check()
+    agent.check()
     assert (tmp_path / "health").read_text() == "0\n"
     srv.close()
     # one warning per collector while it waits

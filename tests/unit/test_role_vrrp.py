@@ -147,7 +147,7 @@ def rendered():
         "logfwdr_collectors": LAB_GROUP["logfwdr_collectors"][:1],
         "logfwdr_vrrp": True, "logfwdr_vrrp_unicast": True, "logfwdr_vrrp_version": 2,
         "logfwdr_vrrp_advert_interval": 1, "logfwdr_vrrp_auth_pass": "s3cret", "logfwdr_vrrp_preempt": False,
-        "logfwdr_syslog_bridge": False, "logfwdr_vrrp_check_fall": 3,
+        "logfwdr_syslog_bridge": False, "logfwdr_vrrp_check_interval": 5,
     }
     inventory = {"all": {"children": {
         "replicators": {"hosts": {"rep1": host(2, logfwdr_vrrp_priority=150), "rep2": host(3)},
@@ -199,7 +199,7 @@ def test_lab_pair_instances_and_priorities(rendered):
         unit = open(os.path.join(rendered["dir"], name + "-agent.service")).read()
         execstart = re.search(r"^ExecStart=(.*)$", unit, re.M).group(1).split()
         assert execstart == ["/usr/local/sbin/logfwdr", "agent", "--state", "/etc/logfwdr/state.json",
-                             "--health-file", "%s/health" % rendered["dir"], "--fall", "2", "--rise", "2",
+                             "--health-file", "%s/health" % rendered["dir"], "--interval", "1", "--fall", "2", "--rise", "2",
                              "--metrics-listen", "127.0.0.1:9514", "--listen-port", "514"]
         # ready (Type=notify) before keepalived starts; stopped or killed: unhealthy
         for line in ("Type=notify", "Before=keepalived.service", "After=network-online.target "
@@ -223,7 +223,7 @@ def test_unicast_v2_pair(rendered):
         assert "syslog bridge" not in text
         assert re.search(r"track_interface \{\s+vec3\s+\}", body)
         unit = open(os.path.join(rendered["dir"], name + "-agent.service")).read()
-        assert "--fall 3 " in unit and "--listen-port" not in unit
+        assert "--interval 5 " in unit and "--listen-port" not in unit
 
 
 def test_network_files_keep_the_virtual_address(rendered):

@@ -180,10 +180,11 @@ class Resolver(kernel_mod.Kernel):
 
 class Agent:
     def __init__(self, state_path, health_path=None, sweep=5.0, fall=2, rise=2, listen_ports=(), log=None,
-                 resolver=None):
+                 resolver=None, interval=1.0):
         self.state_path = state_path
         self.health_path = health_path
         self.sweep = sweep
+        self.interval = interval
         self.fall, self.rise = max(1, fall), max(1, rise)
         self.listen_ports = list(listen_ports)
         self.log = log or (lambda line: sys.stderr.write(line + "\n"))
@@ -241,7 +242,7 @@ class Agent:
         self.counts["reconciles"] += 1
         if not self.load_state():
             self.last_ok = False
-            self._judge(False)
+            self._first_verdict()
             return False
         self.kern.links(refresh=True)
         try:
@@ -264,7 +265,7 @@ class Agent:
         self._note_pending(result["pending"])
         self._watch_sets(result)
         self.rows = self.destinations()
-        self._judge(True)
+        self._first_verdict()
         return True
 
     def _fail(self, why):
@@ -272,7 +273,7 @@ class Agent:
         self.last_ok = False
         self._say(why)
         self.rows = self.destinations()
-        self._judge(False)
+        self._first_verdict()
 
     def _note_pending(self, pending):
         names = set(p["name"] for p in pending)
@@ -307,6 +308,14 @@ class Agent:
             if not listening(port):
                 return "syslog bridge not listening on tcp/%d" % port
         return None
+
+    def _first_verdict(self):
+        if self.healthy is None:  # at start the first comparison decides at once
+            self._judge(self.last_ok)
+
+    def check(self):
+        """One health check (every `interval` s): the last comparison's result and the listeners."""
+        self._judge(self.last_ok)
 
     def _judge(self, ok):
         """fall failed checks in a row make the host unhealthy, rise good ones healthy again."""
@@ -422,6 +431,7 @@ class Agent:
             if ready is not None:
                 ready(self)
             due = time.time() + self._next_gap()
+            next_check = time.time() + self.interval
             last_ping = 0.0
             while not self.stop and not self.reload:
                 now = time.time()
@@ -430,7 +440,7 @@ class Agent:
                     timeout = min(timeout, BACKOFF_MIN)
                 if watchdog:
                     timeout = min(timeout, watchdog / 3)
-                timeout = min(timeout, 1.0)  # a new state file is noticed within a second
+                timeout = min(timeout, 1.0, max(0.0, next_check - now))  # a new state file: seen within 1 s
                 try:
                     ready_socks = select.select([events, arp], [], [], timeout)[0]
                 except (IOError, OSError) as exc:
@@ -450,6 +460,9 @@ class Agent:
                 if watchdog and now - last_ping >= watchdog / 3:
                     sd_notify("WATCHDOG=1")
                     last_ping = now
+                if now >= next_check:
+                    self.check()
+                    next_check = max(next_check + self.interval, now)
                 if now >= due:
                     self.reconcile()
                     sd_notify("STATUS=%s" % self.summary())
@@ -481,4 +494,3 @@ class Agent:
 
     def _on_hup(self, signum, frame):
         self.reload = True
-

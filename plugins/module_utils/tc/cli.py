@@ -163,7 +163,7 @@ def cmd_agent(args, out):
     _kernel().close()  # pyroute2 present, netlink usable: fail early and clearly
     from ansible_collections.netops.logfwdr.plugins.module_utils.tc import agent as agent_mod
     agent = agent_mod.Agent(args.state, health_path=args.health_file, sweep=args.sweep, fall=args.fall,
-                            rise=args.rise, listen_ports=args.listen_port or [], log=_log)
+                            rise=args.rise, listen_ports=args.listen_port or [], log=_log, interval=args.interval)
 
     def ready(running):
         if args.metrics_listen:
@@ -202,8 +202,10 @@ def parser():
     agent_p.add_argument("--metrics-listen", metavar="ADDR:PORT", help="serve Prometheus metrics there")
     agent_p.add_argument("--health-file", metavar="PATH", help="0 (healthy) or 1, for keepalived's track_file")
     agent_p.add_argument("--sweep", type=float, default=5.0, help="seconds between full comparisons (%(default)s)")
-    agent_p.add_argument("--fall", type=int, default=2, help="failed comparisons in a row before 1 (%(default)s)")
-    agent_p.add_argument("--rise", type=int, default=2, help="good comparisons in a row before 0 (%(default)s)")
+    agent_p.add_argument("--interval", type=float, default=1.0,
+                         help="seconds between health checks: the last comparison, the listeners (%(default)s)")
+    agent_p.add_argument("--fall", type=int, default=2, help="failed checks in a row before 1 (%(default)s)")
+    agent_p.add_argument("--rise", type=int, default=2, help="good checks in a row before 0 (%(default)s)")
     agent_p.add_argument("--listen-port", type=int, action="append", metavar="PORT",
                          help="healthy only while a TCP socket listens there (the syslog bridge); repeatable")
     agent_p.set_defaults(func=cmd_agent)
