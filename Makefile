@@ -8,7 +8,7 @@ VENV_OLD := .venv-pyroute2-0.7.2
 PY_OLD := $(CURDIR)/$(VENV_OLD)/bin/python
 COLL := $(CURDIR)/.build/collections
 COLL_LINK := $(COLL)/ansible_collections/netops/logfwdr
-APT_PACKAGES := iproute2 tcpdump strace socat user-mode-linux debootstrap e2fsprogs openssh-client
+APT_PACKAGES := iproute2 tcpdump strace socat user-mode-linux debootstrap e2fsprogs openssh-client shellcheck
 # Daemons the tests need installed but never running here (keepalived -t checks the role's keepalived.conf): a
 # policy-rc.d denies their start during the install and is removed after it, unless one was there before.
 APT_NOSTART_PACKAGES += keepalived
@@ -58,7 +58,7 @@ collection:
 	    || mv $(VENV)/bin/.logfwdr.new $(VENV)/bin/logfwdr; \
 	fi
 
-test: venv unit integration uml lint sanity molecule ## everything CI runs
+test: deps unit integration uml lint sanity molecule ## everything CI runs (installs what it needs)
 
 unit: collection
 	$(PY) -m pytest -q tests/unit
@@ -78,7 +78,7 @@ sanity: collection
 molecule: collection ## the lab scenario: create, converge, idempotence, verify with real traffic, destroy
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH molecule test -s default
 
-demo: venv collection ## lab up, site.yml, real traffic from every exporter, a table per collector
+demo: deps ## lab up, site.yml, real traffic from every exporter, a table per collector (installs what it needs)
 	lab/demo
 
 bench: venv

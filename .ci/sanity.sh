@@ -6,7 +6,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${VENV:-$repo/.venv}
 dest=$repo/.build/sanity/ansible_collections/netops/logfwdr
 rm -rf "$dest" && mkdir -p "$dest"
-(cd "$repo" && git ls-files -co --exclude-standard -z | xargs -0 -I{} cp --parents -P {} "$dest"/ 2>/dev/null || true)
+(cd "$repo" || exit 1; git ls-files -co --exclude-standard -z | { xargs -0 -I{} cp --parents -P {} "$dest"/ 2>/dev/null || true; })
 # ansible-test fetches a pip bootstrap script from outside the package registries; use ours
 cache=~/.ansible/test/cache
 mkdir -p "$cache"

@@ -11,9 +11,9 @@ ports, for each N it measures, `--cycles` times each:
 in-process (runner.run with a fresh kernel.Kernel, as in the module; Python
 start-up and imports excluded), and for N=64 (`--process-n`) also as the real
 module process (Lab.run_module: python start, AnsibleModule, imports, run).
-A breakdown shows where a run spends its time: owners (the scan of every
-link's ingress filters for rules the module owns), read (the ingress device's
-filters, before and after), apply (the netlink changes).
+A breakdown shows where a run spends its time: read (dumps of the ingress
+device's filters: before, and the read-back after a change), apply (the
+netlink changes).
 
 Exit status is non-zero only for setup errors.
 """
@@ -156,16 +156,14 @@ def main():
         print("%5d %6d %5d | %s %s | %s %s | %s %s" % (n, links, ops["first"], ms(med(first)), ms(min(first)),
                                                        ms(med(nochange)), ms(min(nochange)),
                                                        ms(med(addone)), ms(min(addone))))
-    print("\nwhere the time goes (medians, ms): owners = scan of every link's ingress filters; "
-          "read = in0's filters (before and after); apply = netlink changes; rest = validation, link dumps, "
-          "planning, Kernel() set-up")
-    print("%5s %-11s %8s %8s %8s %8s %8s" % ("N", "run", "total", "owners", "read", "apply", "rest"))
+    print("\nwhere the time goes (medians, ms): read = dumps of in0's filters (before, and the read-back after "
+          "a change); apply = netlink changes; rest = validation, link dumps, planning, Kernel() set-up")
+    print("%5s %-11s %8s %8s %8s %8s" % ("N", "run", "total", "read", "apply", "rest"))
     for n, _links, _ops, first, nochange, addone, parts in rows:
         for label, totals in (("first", first), ("nochange", nochange), ("addone", addone)):
             ps = parts[label]
-            o, r, a = (med([p[k] for p in ps]) for k in ("owners", "read", "apply"))
-            print("%5d %-11s %s %s %s %s %s" % (n, label, ms(med(totals)), ms(o), ms(r), ms(a),
-                                                ms(med(totals) - o - r - a)))
+            r, a = (med([p[k] for p in ps]) for k in ("read", "apply"))
+            print("%5d %-11s %s %s %s %s" % (n, label, ms(med(totals)), ms(r), ms(a), ms(med(totals) - r - a)))
     for n, pf, pn in proc_rows:
         print("\nwhole module process (Lab.run_module: ip netns exec + python + AnsibleModule + imports + run), "
               "N=%d, ms" % n)

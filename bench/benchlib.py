@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 
 import netlab  # noqa: E402  (tests/lib/netlab.py, reused, not copied)
 
-PRIORITY = 49152
+PRIORITY = 5140
 CHAIN = 0
 
 
@@ -36,8 +36,9 @@ def dest(device, name=None, sources=None):
 def params(ingress, port, dests, state="present"):
     """Module params exactly as AnsibleModule hands them to runner.run (defaults filled)."""
     return {"state": state, "priority": PRIORITY, "chain": CHAIN,
-            "devices": [{"name": ingress, "ports": [{"port": port, "original": None,
-                                                     "destinations": list(dests)}]}]}
+            "devices": [{"name": ingress, "addresses": [netlab.REPLICATOR_IP], "sources": None,
+                         "ports": [{"port": port, "original": None, "rate_limit": None, "burst": None,
+                                    "destinations": list(dests)}]}]}
 
 
 def module_args(p):
@@ -58,26 +59,15 @@ from ansible_collections.netops.logfwdr.plugins.module_utils.tc import kernel, m
 class TimedKernel(kernel.Kernel):
     # kernel.Kernel that adds up where a run spends its time
     def __init__(self, *a, **kw):
-        self.t = {"owners": 0.0, "read": 0.0, "apply": 0.0}
-        self._in_owners = False
+        self.t = {"read": 0.0, "apply": 0.0}
         kernel.Kernel.__init__(self, *a, **kw)
-
-    def owners(self, *a):
-        t0 = time.perf_counter()
-        self._in_owners = True
-        try:
-            return kernel.Kernel.owners(self, *a)
-        finally:
-            self._in_owners = False
-            self.t["owners"] += time.perf_counter() - t0
 
     def filters(self, *a):
         t0 = time.perf_counter()
         try:
             return kernel.Kernel.filters(self, *a)
         finally:
-            if not self._in_owners:
-                self.t["read"] += time.perf_counter() - t0
+            self.t["read"] += time.perf_counter() - t0
 
     def apply(self, *a):
         t0 = time.perf_counter()
@@ -158,7 +148,8 @@ class Driver:
     """The driver process inside namespace `ns`."""
 
     def __init__(self, lab, ns, python=None, pin=None):
-        env = dict(os.environ, PYTHONPATH=netlab.ensure_collection_path())
+        netlab.ensure_collection_path()
+        env = dict(lab.env)  # the lab's own record of managed devices and lock
         self.proc = subprocess.Popen((pin or []) + ["ip", "netns", "exec", ns, python or sys.executable, "-c", DRIVER],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
                                      universal_newlines=True)

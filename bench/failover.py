@@ -242,13 +242,23 @@ def print_table(results):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    ap.add_argument("--scenarios", default="poweroff,keepalived,linkdown")
-    ap.add_argument("--udp-rate", type=float, default=100)
-    ap.add_argument("--tcp-rate", type=float, default=20)
-    ap.add_argument("--settle", type=float, default=5)
-    ap.add_argument("--preempt-wait", type=float, default=120)
-    ap.add_argument("--out", default=os.path.join(REPO, ".build", "bench-failover.json"))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--scenarios", default="poweroff,keepalived,linkdown",
+                    help="faults to inject on the primary, comma-separated, in this order: poweroff (the UML "
+                         "process killed), keepalived (SIGKILL), linkdown (its ingress link down)")
+    ap.add_argument("--udp-rate", type=float, default=100,
+                    help="numbered syslog datagrams per second from each exporter (copied by tc)")
+    ap.add_argument("--tcp-rate", type=float, default=20,
+                    help="numbered syslog messages per second over TCP from each exporter (the bridge)")
+    ap.add_argument("--settle", type=float, default=5,
+                    help="seconds of traffic before the fault, between the takeover and the restore, and after "
+                         "the primary is back")
+    ap.add_argument("--preempt-wait", type=float, default=120,
+                    help="at most this many seconds for the primary to take its addresses back after it is "
+                         "restored")
+    ap.add_argument("--out", default=os.path.join(REPO, ".build", "bench-failover.json"),
+                    help="where the per-scenario details are written (JSON)")
     args = ap.parse_args()
     require_lab()
     results = []

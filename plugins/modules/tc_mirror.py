@@ -26,13 +26,13 @@ description:
   - Only packets addressed to the replicator are copied - frames sent to the ingress interface's own MAC address
     (never broadcast, multicast or frames for other hosts), to one of O(devices[].addresses), from one of
     O(devices[].sources) - so that a spoofed, broadcast or misaddressed packet is never multiplied. The kernel's
-    reverse-path filter does not protect here: tc ingress runs before it.
+    reverse-path filter does not protect here, because tc ingress runs before it.
   - Every object the module writes carries a mark (a cookie starting with byte 0xf1). Filters without the mark
     are never changed or deleted; finding one at O(priority) and O(chain) of a listed interface is an error
     that names it. Interfaces not listed are never read, except those the module itself wrote rules on
     before (recorded in C(/run/logfwdr/devices.json)), which lose those rules (the list is the whole desired
     state).
-  - One run at a time: the module, C(logfwdr apply) and the logfwdr agent take an exclusive lock
+  - One run at a time. The module, C(logfwdr apply) and the logfwdr agent take an exclusive lock
     (C(/run/lock/logfwdr.lock)); a second run waits up to 30 seconds, then fails and changes nothing.
   - Everything is validated, and the egress interface and the next hop's MAC address are looked up in the
     kernel's route and neighbour tables (with an ARP request when the neighbour is not known yet), before the
@@ -145,6 +145,10 @@ options:
               given back as it is.
             type: int
           capped:
+            description: Ignored. M(netops.logfwdr.tc_mirror_info) returns it; accepted so that output can be
+              given back as it is.
+            type: int
+          refused:
             description: Ignored. M(netops.logfwdr.tc_mirror_info) returns it; accepted so that output can be
               given back as it is.
             type: int

@@ -88,6 +88,13 @@ devices:
           description: Packets over the port's O(netops.logfwdr.tc_mirror#module:devices[].ports[].rate_limit),
             dropped before any copy (only with a rate limit).
           type: int
+        refused:
+          description:
+            - Packets to the port that were not copied because they were not addressed to the replicator by an
+              accepted exporter (another destination address or MAC, broadcast, multicast, a source outside
+              O(netops.logfwdr.tc_mirror#module:devices[].sources)).
+            - Only on kernels that keep u32 per-key counters (CONFIG_CLS_U32_PERF, as Debian's and Ubuntu's).
+          type: int
         destinations:
           description: Destinations with a C(counters) dict (packets, bytes, drops, overlimits, rate_limited).
           type: list

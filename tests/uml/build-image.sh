@@ -32,8 +32,10 @@ for tool in debootstrap mkfs.ext4 sha256sum flock; do
 done
 
 MODROOT=/usr/lib/uml/modules
-KVER=$(ls -1 "$MODROOT" 2>/dev/null | sort -V | tail -n1 || true)
-[ -n "$KVER" ] && [ -d "$MODROOT/$KVER" ] || die "no UML modules under $MODROOT (install user-mode-linux)"
+KVER=$(find "$MODROOT" -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -V | tail -n1)
+if [ -z "$KVER" ] || [ ! -d "$MODROOT/$KVER" ]; then
+    die "no UML modules under $MODROOT (install user-mode-linux)"
+fi
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 HASH=$( { cat "$SELF"; echo "kver=$KVER"; echo "suite=$SUITE"; printf '%s\n' "${PACKAGES[@]}"; } \
@@ -64,7 +66,7 @@ ROOT="$WORK/root"
 cleanup() {
     # never leave bind/proc mounts behind inside the build root
     for m in proc sys dev/pts dev; do
-        mountpoint -q "$ROOT/$m" 2>/dev/null && umount -l "$ROOT/$m" || true
+        if mountpoint -q "$ROOT/$m" 2>/dev/null; then umount -l "$ROOT/$m" || true; fi
     done
     rm -rf "$WORK"
 }

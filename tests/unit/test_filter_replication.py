@@ -116,7 +116,7 @@ def test_each_segment_accepts_its_own_and_virtual_address_from_its_subnet_and_de
     assert first["addresses"] == ["10.10.1.2", "10.10.1.1"]
     # the segment's own subnet swallows the declared /25 inside it
     assert first["sources"] == ["10.10.1.0/24", "172.16.0.0/12", "198.51.100.0/24"]
-    assert second["addresses"] == [INGRESS[1]["address"].split("/")[0]]
+    assert second["addresses"] == [str(ipaddress.ip_interface(INGRESS[1]["address"]).ip)]
     assert "172.16.0.0/12" not in second["sources"] and "198.51.100.0/24" in second["sources"]
 
 

@@ -42,6 +42,7 @@ def tc_mirror_spec():
                 # tc_mirror_info adds these; accepted (and ignored) so its output can be fed back
                 original_dropped=dict(type="int"),
                 capped=dict(type="int"),
+                refused=dict(type="int"),
                 destinations=dict(type="list", elements="dict", default=[], options=_destination()),
             )),
         )),

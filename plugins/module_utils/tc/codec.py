@@ -604,6 +604,12 @@ def decode_filter(msg):
     decoded = unpack_u32_sel(sel) if sel else {"flags": 0, "keys": []}
     out["keys"] = decoded["keys"]
     out["terminal"] = bool(decoded["flags"] & TC_U32_TERMINAL)
+    pcnt = opts.get_attr("TCA_U32_PCNT")
+    if pcnt:
+        # struct tc_u32_pcnt { u64 rcnt, rhit; u64 kcnts[nkeys]; }: kcnts[i] counts the packets that
+        # matched keys 0..i (kernels with CONFIG_CLS_U32_PERF, as Debian's)
+        counts = struct.unpack_from("=%dQ" % (2 + len(out["keys"])), bytes(pcnt))
+        out["pcnt"] = {"rcnt": counts[0], "rhit": counts[1], "kcnts": list(counts[2:])}
     actions = []
     prio = opts.get_attr("TCA_U32_ACT")
     if prio is not None:

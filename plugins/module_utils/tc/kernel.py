@@ -23,7 +23,7 @@ from ansible_collections.netops.logfwdr.plugins.module_utils.tc import codec, mo
 
 try:
     from pyroute2 import IPRoute
-    from pyroute2.netlink import (NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
+    from pyroute2.netlink import (NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL, NLM_F_REPLACE,
                                   NLM_F_REQUEST)
     from pyroute2.netlink.exceptions import NetlinkError
     from pyroute2.netlink.rtnl import (RTM_DELQDISC, RTM_DELTFILTER, RTM_GETQDISC, RTM_GETTFILTER,
@@ -56,6 +56,38 @@ class KernelError(Exception):
     pass
 
 
+class _Link(dict):
+    """name and ifindex at once; "mac" and "up" read with one RTM_GETLINK on first use (a run that
+    names 256 tool ports needs only their ifindexes, and decoding every link costs more than the run)."""
+
+    _LAZY = ("mac", "up")
+
+    def __init__(self, kern, name, ifindex):
+        dict.__init__(self, name=name, ifindex=ifindex)
+        self._kern = kern
+
+    def _load(self):
+        if "mac" in self:
+            return
+        mac, up = "", False
+        try:
+            for msg in self._kern.ipr.get_links(self["ifindex"]):
+                mac, up = msg.get_attr("IFLA_ADDRESS") or "", bool(msg["flags"] & 1)
+        except NetlinkError:
+            pass  # gone since the names were read: no MAC, down
+        dict.update(self, mac=mac, up=up)
+
+    def __getitem__(self, key):
+        if key in self._LAZY:
+            self._load()
+        return dict.__getitem__(self, key)
+
+    def get(self, key, default=None):
+        if key in self._LAZY:
+            self._load()
+        return dict.get(self, key, default)
+
+
 class Kernel(model.Resolver):
     def __init__(self, arp_timeout=1.0):
         codec.register()
@@ -82,12 +114,9 @@ class Kernel(model.Resolver):
 
     # ---- links, routes, neighbours (model.Resolver) ----
     def links(self, refresh=False):
+        """Every link's name and ifindex (one cheap call); a link's MAC address is read when asked for."""
         if self._links is None or refresh:
-            self._links = {}
-            for link in self.ipr.get_links():
-                name = link.get_attr("IFLA_IFNAME")
-                self._links[name] = {"ifindex": link["index"], "mac": link.get_attr("IFLA_ADDRESS") or "",
-                                     "up": bool(link["flags"] & 1), "name": name}
+            self._links = dict((name, _Link(self, name, index)) for index, name in socket.if_nameindex())
         return self._links
 
     def link(self, name):
@@ -234,6 +263,19 @@ class Kernel(model.Resolver):
             raise
         return [f for f in (codec.decode_filter(m) for m in dumped) if f]
 
+    def get_filter(self, ifindex, priority, chain, handle):
+        """One u32 node or table by its handle (RTM_GETTFILTER), or None when the kernel has none."""
+        msg = codec.build_filter_msg(ifindex, priority, handle, chain)
+        msg["parent"] = INGRESS_HOOK
+        try:
+            found = self.request(msg, RTM_GETTFILTER, NLM_F_REQUEST | NLM_F_ECHO)
+        except NetlinkError as exc:
+            if exc.code in (errno.ENOENT, errno.EINVAL):
+                return None
+            raise
+        decoded = [f for f in (codec.decode_filter(m) for m in found) if f and f["handle"] == handle]
+        return decoded[0] if decoded else None
+
     def owns(self, ifindex, priority, chain):
         return any(f["prio"] == priority and f["chain"] == chain for f in self.filters(ifindex))
 
@@ -247,7 +289,7 @@ class Kernel(model.Resolver):
             if link is None:
                 continue
             filters = self.filters(link["ifindex"]) if link["ifindex"] in hooks else []
-            out[name] = (link["ifindex"] in hooks, sorted(_canon_filter(f) for f in filters))
+            out[name] = canon_filters(link["ifindex"] in hooks, filters)
         return out
 
     # ---- writing ----
@@ -345,6 +387,10 @@ class Kernel(model.Resolver):
                     rollback_errors.append("%s: %s" % (undo["op"], undo_exc))
             raise ApplyError(failed, exc, len(done), rollback_errors)
         return done
+
+
+def canon_filters(hook, filters):
+    return (hook, sorted(_canon_filter(f) for f in filters))
 
 
 def _canon_filter(f):

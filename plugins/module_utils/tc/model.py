@@ -303,14 +303,14 @@ def _device_scope(raw_dev, where, link, resolver, problems):
                             "address that exporters send to)" % (where, ai, address))
         elif str(parsed) not in scope["addresses"]:
             scope["addresses"].append(str(parsed))
-    if raw_dev.get("addresses") is None and raw_dev.get("name"):
+    if raw_dev.get("addresses") is None and raw_dev.get("name") and raw_dev.get("ports"):
         scope["warnings"].append(
             "%s.addresses is not set: packets sent to %s's MAC are copied whatever their destination address; set "
             "the addresses exporters send to (the segment's own and virtual addresses)" % (where, raw_dev["name"]))
     raw_sources = raw_dev.get("sources")
     if raw_sources is None:
         raw_sources = resolver.subnets(raw_dev["name"]) if link else []
-        if link and not raw_sources:
+        if link and not raw_sources and raw_dev.get("ports"):
             problems.append("%s.sources: %s has no IPv4 address to take the exporters' subnet from; list the "
                             "exporters' prefixes (%s accepts any source)" % (where, raw_dev["name"], ANY_SOURCE))
     nets = []

@@ -166,6 +166,21 @@ def device_scope(have):
             "sources": sorted(sources, key=model.ip_sort_key), "macs": macs}
 
 
+def refused(hp):
+    """Packets to the port that the dispatch match refused (another address, source or MAC), from u32's
+    per-key counters; None when the kernel keeps none.  Every packet to the port passes the port key of the
+    port's first dispatch node; those that matched a dispatch node passed all of its keys."""
+    nodes = hp["dispatch"]
+    if not nodes or any("pcnt" not in n for n in nodes):
+        return None
+    first = nodes[0]
+    offsets = [off for _m, _v, off in first["keys"]]
+    if model.OFF_PORTS not in offsets:
+        return None
+    offered = first["pcnt"]["kcnts"][offsets.index(model.OFF_PORTS)]
+    return max(0, offered - sum(n["pcnt"]["kcnts"][-1] for n in nodes if n["pcnt"]["kcnts"]))
+
+
 def describe_foreign(node):
     """A foreign object, as a person finds it in `tc filter show`."""
     if node["kind"] == "other":

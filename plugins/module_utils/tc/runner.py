@@ -79,12 +79,13 @@ def _targets(params, kern, want):
 
 
 def _read(kern, targets, priority, chain):
+    """name -> (ifindex, have, has an ingress hook, every filter there)."""
     haves = {}
     hooks = kern.ingress_hooks()
     for name in sorted(targets):
         ifindex = kern.link(name)["ifindex"]
         filters = kern.filters(ifindex) if ifindex in hooks else []
-        haves[name] = (ifindex, planner.parse_have(filters, priority, chain), ifindex in hooks)
+        haves[name] = (ifindex, planner.parse_have(filters, priority, chain), ifindex in hooks, filters)
     return haves
 
 
@@ -104,7 +105,7 @@ def _refuse_foreign(haves, priority, chain):
 def _plan(targets, haves):
     ops = []
     for name in sorted(targets):
-        ifindex, have, hook = haves[name]
+        ifindex, have, hook = haves[name][:3]
         ports, scope = targets[name]
         ops.extend(planner.plan_device(name, ifindex, ports, have, hook, scope))
     return ops
@@ -149,22 +150,21 @@ def _run(params, kern, check_mode):
     if ops and not check_mode:
         # recorded first, so that rules of a run that stops half-way are still found by the next one
         write_managed(priority, chain, set(read_managed(priority, chain)) | set(targets))
-        snapshot = kern.snapshot(targets)
+        # what a rollback must give back, from the dump the plan was made from
+        snapshot = dict((name, kernel_mod.canon_filters(haves[name][2], haves[name][3])) for name in haves)
         try:
             done = kern.apply(ops, priority, chain)
         except kernel_mod.ApplyError as exc:
             _restore(kern, exc, targets, haves, priority, chain, snapshot, link_names, result)
         result["commands"] = [render.command(op, priority, chain, link_names) for op in done]
-        haves = _read(kern, targets, priority, chain)
-        leftover = _plan(targets, haves)
-        if leftover:
-            raise RunError("after applying, the kernel still differs from the desired state: %s"
-                           % "; ".join(render.command(op, priority, chain, link_names) for op in leftover),
-                           commands=result["commands"])
-        after = [render.public_have(name, haves[name][1], link_names) for name in sorted(haves)]
-    else:
-        after = [render.public_want(d) for d in want] + [
-            {"name": name, "ports": []} for name in sorted(targets) if name not in [d["name"] for d in want]]
+        wrong = _read_back(kern, done, priority, chain)
+        if wrong:
+            raise RunError("after applying, the kernel still differs from the desired state: %s" % "; ".join(
+                "%s (%s)" % (render.command(op, priority, chain, link_names), why) for op, why in wrong),
+                commands=result["commands"])
+    # the plan covered every difference and each change was read back: the kernel now holds `want`
+    after = [render.public_want(d) for d in want] + [
+        {"name": name, "ports": []} for name in sorted(targets) if name not in [d["name"] for d in want]]
     if not check_mode:
         emptied = set(d["name"] for d in after if not d["ports"])
         kept = set(read_managed(priority, chain)) | set(d["name"] for d in after if d["ports"])
@@ -183,6 +183,34 @@ def pending_warnings(pending):
     return ["collector %s is pending: %s; its rules are installed once it answers (%s)" % (
         name, items[0]["reason"], ", ".join("%s udp/%d" % (i["device"], i["port"]) for i in items))
         for name, items in sorted(seen.items())]
+
+
+def _read_back(kern, done, priority, chain):
+    """Each applied operation read back on its own (cost in proportion to the change, not to the state):
+    [(op, what is wrong)]."""
+    wrong = []
+    hooks = None
+    for op in done:
+        kind = op["op"]
+        if kind == "qdisc_add":
+            hooks = kern.ingress_hooks() if hooks is None else hooks
+            if op["ifindex"] not in hooks:
+                wrong.append((op, "no ingress qdisc"))
+        elif kind in ("ht_add", "ht_del"):
+            found = kern.get_filter(op["ifindex"], priority, chain, op["htid"] << 20)
+            if (found is not None) != (kind == "ht_add"):
+                wrong.append((op, "table %s" % ("missing" if kind == "ht_add" else "still there")))
+        elif kind in ("node_add", "node_replace"):
+            found = kern.get_filter(op["ifindex"], priority, chain, op["handle"])
+            if found is None or planner.canon_node(found) != planner.canon_node(op["spec"]):
+                wrong.append((op, "missing" if found is None else "the kernel holds something else"))
+        elif kind == "node_del":
+            if kern.get_filter(op["ifindex"], priority, chain, op["handle"]) is not None:
+                wrong.append((op, "still there"))
+        elif kind == "tp_del":
+            if kern.owns(op["ifindex"], priority, chain):
+                wrong.append((op, "the priority still holds filters"))
+    return wrong
 
 
 def _restore(kern, exc, targets, haves, priority, chain, snapshot, link_names, result):
@@ -238,6 +266,9 @@ def info(params, kern):
             port["original_dropped"] = _sum_stats([a for n in hp["dispatch"] for a in n["actions"]], "gact")["packets"]
             if hp["gate"]:
                 port["capped"] = _sum_stats(hp["gate"]["actions"], "police")["overlimits"]
+            refused = planner.refused(hp)
+            if refused is not None:
+                port["refused"] = refused
             for dest in port["destinations"]:
                 actions = [a for n in hp["dests"][dest["name"]] for a in n["actions"]]
                 mirred = _sum_stats(actions, "mirred")
