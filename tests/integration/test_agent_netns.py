@@ -9,6 +9,7 @@ deleted qdisc, a deleted destination node, an egress interface deleted and made 
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -215,3 +216,16 @@ def test_state_file_change_is_applied_and_health_follows(agent_rig, tmp_path):
     assert "no interface named 'nope0'" in agent.text()
     agent.write(state(tools[:2]))
     assert wait_for(agent.healthy, 5) is not None, agent.text()
+
+    # SIGHUP (systemctl reload, after the role installed new code): the same process runs the program again,
+    # the health file keeps its verdict throughout, and the new run repairs as the old one did
+    os.kill(agent.proc.pid, signal.SIGHUP)
+    seen = set()
+    deadline = time.time() + 5
+    while "SIGHUP: starting again" not in agent.text() or agent.text().count("health: healthy") < 2:
+        seen.add(open(agent.health).read())
+        assert time.time() < deadline and agent.proc.poll() is None, agent.text()
+        time.sleep(0.01)
+    assert seen == {"0\n"}, seen
+    rig.tc("qdisc", "del", "dev", "in0", "ingress")
+    assert wait_for(lambda: mirrors_to(rig, "tool1"), 2) is not None, agent.text()

@@ -173,7 +173,10 @@ def cmd_agent(args, out):
 
     if agent.run(ready=ready) == "reload":
         _log("SIGHUP: starting again with the installed code")
-        os.execv(sys.executable, [sys.executable] + sys.argv)
+        # the interpreter's own command line (sys.argv loses `python -c CODE`)
+        with open("/proc/self/cmdline", "rb") as handle:
+            argv = [a.decode() for a in handle.read().split(b"\0") if a]
+        os.execv(sys.executable, argv)
     return 0
 
 
