@@ -229,3 +229,26 @@ def test_state_file_change_is_applied_and_health_follows(agent_rig, tmp_path):
     assert seen == {"0\n"}, seen
     rig.tc("qdisc", "del", "dev", "in0", "ingress")
     assert wait_for(lambda: mirrors_to(rig, "tool1"), 2) is not None, agent.text()
+
+
+NEIGHBOUR = r"""
+import json, sys
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import kernel
+k = kernel.Kernel(arp_timeout=0.5)
+print(json.dumps([k.neighbour("in0", a) for a in sys.argv[1:]]))
+"""
+
+
+def test_unconfirmed_neighbours_are_asked_before_use(rig):
+    """A STALE entry with a wrong MAC (a replaced NIC) is not used as it is: an ARP request gets the real one;
+    a STALE entry nobody answers for gives no MAC (pending); a confirmed entry is used without asking."""
+    lab = rig.lab
+    real = netlab.Lab.mac(lab.exp, "exp0")
+    netlab.sh("ip", "-n", lab.rep, "neigh", "replace", netlab.EXPORTER_IP, "lladdr", "02:00:00:00:00:99",
+              "dev", "in0", "nud", "stale")
+    netlab.sh("ip", "-n", lab.rep, "neigh", "replace", "10.77.0.50", "lladdr", "02:00:00:00:00:50",
+              "dev", "in0", "nud", "stale")
+    netlab.sh("ip", "-n", lab.rep, "neigh", "replace", "10.77.0.60", "lladdr", "02:00:00:00:00:60",
+              "dev", "in0", "nud", "reachable")
+    got = json.loads(rig.python(NEIGHBOUR, netlab.EXPORTER_IP, "10.77.0.50", "10.77.0.60"))
+    assert got == [real, None, "02:00:00:00:00:60"]
