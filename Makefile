@@ -43,12 +43,20 @@ $(VENV)/.done: requirements.txt requirements-test.txt
 
 $(VENV_OLD)/.done: requirements.txt
 	$(PYTHON) -m venv $(VENV_OLD)
-	$(VENV_OLD)/bin/pip install -q pyroute2==0.7.2 pytest==9.2.0
+	$(VENV_OLD)/bin/pip install -q pyroute2==0.7.2 pytest==9.2.0 prometheus-client==0.16.0
 	touch $@
 
+# .venv/bin/logfwdr runs the host program (plugins/module_utils/tc/cli.py) from this checkout
 collection:
 	@mkdir -p $(dir $(COLL_LINK))
 	@ln -sfn $(CURDIR) $(COLL_LINK)
+	@if [ -d $(VENV)/bin ]; then \
+	  printf '#!%s\nimport sys\nsys.path.insert(0, "%s")\nfrom ansible_collections.netops.logfwdr.plugins.module_utils.tc import cli\nsys.exit(cli.main())\n' \
+	    "$(PY)" "$(COLL)" > $(VENV)/bin/.logfwdr.new; \
+	  chmod +x $(VENV)/bin/.logfwdr.new; \
+	  cmp -s $(VENV)/bin/.logfwdr.new $(VENV)/bin/logfwdr && rm -f $(VENV)/bin/.logfwdr.new \
+	    || mv $(VENV)/bin/.logfwdr.new $(VENV)/bin/logfwdr; \
+	fi
 
 test: deps unit integration uml lint sanity molecule ## everything CI runs (installs what it needs)
 

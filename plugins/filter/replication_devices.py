@@ -18,8 +18,9 @@ description:
   - Collectors are selected per protocol and ingress interface with JMESPath.
   - Checks the whole inventory first and fails with every problem found, each naming the variable, the list
     index and the field, and saying how to fix it - before anything on a host is changed.
-  - The next hop's MAC address and the egress interface of forward collectors are not in the result;
-    M(netops.logfwdr.tc_mirror) looks them up in the host's routes and neighbour table.
+  - The egress interface of forward collectors is not in the result, nor their next hop's MAC address unless the
+    collector sets C(next_hop_mac); M(netops.logfwdr.tc_mirror) looks them up in the host's routes and neighbour
+    table.
 positional: ingress_interfaces, protocols
 options:
   _input:
@@ -29,7 +30,8 @@ options:
         C(address) (C(mode=forward), the default) or C(device) (C(mode=mirror)). Optional C(ports)
         (protocol to the port the collector listens on), C(sources) (allow-list of exporter prefixes, for
         every protocol, or a dict of lists per protocol),
-        C(rate_limit) and C(burst) (packets per second), C(ingress) (only these ingress interfaces).
+        C(rate_limit) and C(burst) (packets per second), C(ingress) (only these ingress interfaces),
+        C(next_hop_mac) (forward only - the MAC the copies are sent to, instead of looking it up).
       - C(syslog_format) (C(rfc5424), the default, or C(rfc3164)) is the format in which a forward collector that
         receives syslog gets the messages of the TCP syslog bridge (P(netops.logfwdr.syslog_bridge_targets#filter));
         the tc rules ignore it.
@@ -95,6 +97,7 @@ _value:
 
 import difflib
 import ipaddress
+import re
 import json
 import re
 
@@ -103,8 +106,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import json_query, plain
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc.model import NAME_MAX
 
+MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 COLLECTOR_FIELDS = ("name", "mode", "address", "device", "protocols", "ports", "sources", "rate_limit", "burst",
-                    "ingress", "syslog_format")
+                    "ingress", "syslog_format", "next_hop_mac")
 # syslog_format: how the TCP syslog bridge (plugins/filter/syslog_bridge.py) sends syslog to the collector
 SYSLOG_FORMATS = {"rfc5424": "RFC 5424 with the original HOSTNAME and the sender in [origin ip=...]",
                   "rfc3164": "RFC 3164 with the sender's address as HOSTNAME"}
@@ -497,6 +501,10 @@ def _validate_forward(where, raw, c, ctx, problems):
                                          "out of a tool port use mode: mirror with device" % (address,))
         return
     c["address"] = str(ip)
+    mac = raw.get("next_hop_mac")
+    if mac is not None and not MAC_RE.match(str(mac)):
+        problems.add(where + ".next_hop_mac", "%r is not a MAC address like 52:54:00:12:34:56" % (mac,))
+    c["next_hop_mac"] = str(mac).lower() if mac is not None else None
     for net in ctx["ingress_nets"]:
         if ip in net:
             problems.add(where + ".address", "%s is on the ingress segment %s; copies must leave through an egress "
@@ -509,9 +517,10 @@ def _validate_forward(where, raw, c, ctx, problems):
 
 
 def _validate_mirror(where, raw, c, ctx, problems):
-    if raw.get("address") is not None:
-        problems.add(where + ".address", "a mirror collector gets the packets unchanged out of its device; remove "
-                                         "address or use mode: forward")
+    for field in ("address", "next_hop_mac"):
+        if raw.get(field) is not None:
+            problems.add("%s.%s" % (where, field), "a mirror collector gets the packets unchanged out of its device; "
+                                                   "remove %s or use mode: forward" % field)
     device = raw.get("device")
     if not device:
         problems.add(where + ".device", "required for mode: mirror: the tool port the copies go out of")
@@ -527,6 +536,8 @@ def _destination(c, port):
     dest = {"name": c["name"], "mode": c["mode"]}
     if c["mode"] == "forward":
         dest["address"] = c["address"]
+        if c.get("next_hop_mac"):
+            dest["next_hop_mac"] = c["next_hop_mac"]
         if port in c["rewrite"]:
             dest["port"] = c["rewrite"][port]
     else:

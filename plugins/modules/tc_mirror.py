@@ -80,6 +80,15 @@ options:
         than 0.
     type: int
     default: 0
+  pending:
+    description:
+      - What to do with a forward destination whose next hop does not answer ARP (a collector that is down).
+      - C(allow) leaves it out (no rule), lists it in RV(pending) and warns once per collector; the run succeeds and
+        the other destinations get their rules. The C(logfwdr agent) on the host installs it once it answers.
+      - C(fail) fails the run without changing anything.
+    type: str
+    choices: [allow, fail]
+    default: allow
   devices:
     description: Ingress interfaces and what to replicate from each.
     type: list
@@ -236,6 +245,21 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+pending:
+  description:
+    - Forward destinations left out because their next hop did not answer ARP (O(pending=allow)), one item per
+      ingress interface and port.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: splunk
+      device: ens1
+      port: 514
+      address: 192.0.2.10
+      next_hop: 192.0.2.10
+      egress_device: ens3
+      reason: next hop 192.0.2.10 on ens3 did not answer ARP
 commands:
   description: The equivalent C(tc) command lines of the changes (would be) made.
   returned: always
@@ -304,6 +328,8 @@ def main():
         module.fail_json(msg=str(exc), changed=False, **exc.details)
     finally:
         kern.close()
+    for warning in runner.pending_warnings(result["pending"]):
+        module.warn(warning)
     if not module._diff:
         result.pop("diff")
     for warning in result.pop("warnings", []):

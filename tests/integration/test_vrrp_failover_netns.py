@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""The role's keepalived.conf and replication check doing a real failover, in throwaway namespaces.
+"""The role's keepalived.conf and the logfwdr agent's health file doing a real failover, in throwaway namespaces.
 
     exporter ns  exp0 10.77.1.50 --+
     attacker ns  atk0 10.77.1.66 --+  seg ns: br0 (segment 1)
@@ -8,11 +8,12 @@
     rep1 ns      vec2 10.77.2.2  --+  seg ns: br1 (segment 2)
     rep2 ns      vec2 10.77.2.3  --+                      VIP 10.77.2.1/24, virtual_router_id 78
 
-Each replicator gets replication rules from the tc_mirror module (port 514 mirrored to its tool port), the
-expectation file from the replication_expected filter, and keepalived.conf from templates/keepalived.conf.j2 with
-the vrrp_instances filter's data - then keepalived runs in each namespace. rep1 must hold the VIP; when its rules
-break, its check fails, it goes to FAULT and rep2 takes the VIP, the exporter learning rep2's MAC from the
-gratuitous ARPs alone; when the rules are back, rep1 takes the VIP back after the preempt delay.
+Each replicator gets replication rules from the tc_mirror module (port 514 mirrored to its tool port), the state
+file the role writes, the logfwdr agent keeping the rules and the health file, and keepalived.conf from
+templates/keepalived.conf.j2 with the vrrp_instances filter's data - then keepalived runs in each namespace. rep1
+must hold the VIP; a deleted qdisc is put back by its agent before keepalived notices; when its agent stops, it goes
+to FAULT and rep2 takes the VIP, the exporter learning rep2's MAC from the gratuitous ARPs alone; when the agent runs
+again, rep1 takes the VIP back after the preempt delay.
 
 The attacker on segment 1 forges priority-255 VRRPv3 adverts (raw socket: multicast to 224.0.0.18 and unicast to
 both replicators, from its own address and from the peer's): with the role's defaults (unicast, source check, the
@@ -37,8 +38,6 @@ import pytest
 
 sys.path.insert(0, netlab.ensure_collection_path())
 from ansible.plugins.filter.core import FilterModule as CoreFilters  # noqa: E402
-from ansible_collections.netops.logfwdr.plugins.filter.replication_expected import (  # noqa: E402
-    replication_expected)
 from ansible_collections.netops.logfwdr.plugins.filter.vrrp_instances import DEFAULTS, vrrp_instances  # noqa: E402
 
 pytestmark = pytest.mark.netns
@@ -54,7 +53,7 @@ ATTACKER = "10.77.1.66"
 PRIORITY = {"rep1": 150, "rep2": 100}
 DEVICES = [{"name": "vec1", "ports": [{"port": 514, "destinations": [
     {"name": "col0", "mode": "mirror", "device": "tool0"}]}]}]
-# the interpreter the check runs with: Debian 12's pyroute2 when the venv is there
+# the interpreter the agent runs with: Debian 12's pyroute2 when the venv is there
 CHECK_PYTHON = next((p for p in (os.path.join(netlab.REPO, ".venv-pyroute2-0.7.2", "bin", "python"), sys.executable)
                      if os.path.exists(p)))
 
@@ -121,16 +120,11 @@ class Pair(object):
         assert not result.get("failed"), result
 
     def write_files(self, name):
-        """What the role installs: check, notify, expectation, keepalived.conf."""
+        """What the role installs: the agent's state file, notify, keepalived.conf."""
         libexec = os.path.join(self.tmp, name)
         os.makedirs(libexec, mode=0o755, exist_ok=True)
-        shutil.copy(os.path.join(ROLE, "files", "check_replication.py"), os.path.join(libexec, "check-replication.py"))
-        expected = os.path.join(libexec, "expected.json")
-        with open(expected, "w") as handle:
-            json.dump(replication_expected(DEVICES, PRIO), handle)
-        # the targets run it with /usr/bin/python3 and python3-pyroute2; here: a venv's python
-        self.script(os.path.join(libexec, "check-replication"), 'exec %s %s --expected %s "$@"' % (
-            CHECK_PYTHON, os.path.join(libexec, "check-replication.py"), expected))
+        with open(os.path.join(libexec, "state.json"), "w") as handle:
+            json.dump({"priority": PRIO, "devices": DEVICES}, handle)
         self.script(os.path.join(libexec, "vrrp-notify"), 'LOGFWDR_VRRP_STATE_DIR=%s exec %s "$@"' % (
             os.path.join(libexec, "state"), os.path.join(ROLE, "files", "vrrp-notify")))
 
@@ -161,10 +155,9 @@ class Pair(object):
             netlab.sh("ip", "netns", "exec", self.ns[name], "nft", "-f", os.path.join(libexec, "nftables.conf"))
         text = env.from_string(open(os.path.join(ROLE, "templates", "keepalived.conf.j2")).read()).render(
             __logfwdr_vrrp=data, logfwdr_syslog_bridge=False, ansible_managed="test", inventory_hostname=name,
-            __logfwdr_check_replication=os.path.join(libexec, "check-replication"),
-            __logfwdr_expected_file=expected, __logfwdr_vrrp_notify=os.path.join(libexec, "vrrp-notify"),
+            __logfwdr_vrrp_notify=os.path.join(libexec, "vrrp-notify"),
             __logfwdr_vrrp_state_dir=os.path.join(libexec, "state"),
-            __logfwdr_health_file=os.path.join(libexec, "health"), __logfwdr_health_service="logfwdr-health.service")
+            __logfwdr_health_file=os.path.join(libexec, "health"), __logfwdr_health_service="logfwdr-agent.service")
         with open(os.path.join(libexec, "keepalived.conf"), "w") as handle:
             handle.write(text)
 
@@ -179,17 +172,29 @@ class Pair(object):
         conf = os.path.join(libexec, "keepalived.conf")
         check = netlab.sh("ip", "netns", "exec", self.ns[name], KEEPALIVED, "-t", "-f", conf, check=False)
         assert check.returncode == 0, check.stderr + check.stdout
-        # the health watcher (logfwdr-health.service on a replicator), then keepalived following its file
-        watch_log = open(os.path.join(libexec, "health.log"), "w")
-        self.procs[name + "-health"] = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns[name], os.path.join(libexec, "check-replication"),
-             "--watch", os.path.join(libexec, "health"), "--interval", "1", "--fall", "2", "--rise", "2"],
-            stdout=watch_log, stderr=subprocess.STDOUT)
+        # the agent (logfwdr-agent.service on a replicator), then keepalived following its health file
+        self.start_agent(name)
         log = open(os.path.join(libexec, "keepalived.log"), "w")
         self.procs[name] = subprocess.Popen(
             ["ip", "netns", "exec", self.ns[name], KEEPALIVED, "--dont-fork", "--log-console", "--vrrp",
              "-f", conf, "-p", os.path.join(libexec, "keepalived.pid"), "-r", os.path.join(libexec, "vrrp.pid")],
             stdout=log, stderr=subprocess.STDOUT)
+
+    def start_agent(self, name):
+        libexec = os.path.join(self.tmp, name)
+        code = "import sys; from ansible_collections.netops.logfwdr.plugins.module_utils.tc import cli; " \
+               "sys.exit(cli.main(sys.argv[1:]))"
+        self.procs[name + "-agent"] = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns[name], CHECK_PYTHON, "-c", code, "agent",
+             "--state", os.path.join(libexec, "state.json"), "--health-file", os.path.join(libexec, "health"),
+             "--fall", "2", "--rise", "2"],
+            stdout=open(os.path.join(libexec, "health.log"), "a"), stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONPATH=netlab.COLLECTIONS, LOGFWDR_LOCK=os.path.join(libexec, "lock")))
+
+    def stop_agent(self, name):
+        proc = self.procs.pop(name + "-agent")
+        proc.terminate()
+        proc.wait(timeout=10)
 
     def close(self):
         for proc in self.procs.values():
@@ -256,7 +261,7 @@ def pair():
         pair.close()
 
 
-def test_failover_on_a_failed_replication_check_and_back(pair):
+def test_agent_repairs_without_failover_and_a_stopped_agent_fails_over(pair):
     pair.start("rep1")
     pair.start("rep2")
     pair.wait("rep1 master with the VIP", lambda: pair.holders() == ["rep1"] and pair.state("rep1") == "MASTER"
@@ -264,24 +269,35 @@ def test_failover_on_a_failed_replication_check_and_back(pair):
     pair.exporter_sends()  # the exporter resolves the VIP: rep1's MAC
     pair.wait("exporter sends to rep1", lambda: pair.exporter_sees() == pair.mac("rep1"), 5)
 
-    # rep1's replication rules break: its check fails twice (1 s apart), rep1 goes to FAULT, rep2 takes the VIP
-    broke = time.time()
+    # rep1's rules are deleted: its agent puts them back before keepalived notices, nothing moves
     netlab.sh("ip", "netns", "exec", pair.ns["rep1"], "tc", "qdisc", "del", "dev", "vec1", "ingress")
+    repaired = netlab.sh("ip", "netns", "exec", pair.ns["rep1"], "tc", "filter", "show", "dev", "vec1", "ingress")
+    deadline = time.time() + 2
+    while "tool0" not in repaired.stdout and time.time() < deadline:
+        time.sleep(0.05)
+        repaired = netlab.sh("ip", "netns", "exec", pair.ns["rep1"], "tc", "filter", "show", "dev", "vec1", "ingress")
+    assert "tool0" in repaired.stdout, repaired.stdout
+    time.sleep(3)
+    assert pair.holders() == ["rep1"] and pair.state("rep1") == "MASTER"
+
+    # rep1's agent stops (nothing keeps its rules): it writes 1, rep1 goes to FAULT, rep2 takes the VIP
+    broke = time.time()
+    pair.stop_agent("rep1")
     moved = pair.wait("rep2 takes the VIP", lambda: pair.holders() == ["rep2"], 10)
     pair.wait("rep1 in FAULT", lambda: pair.state("rep1") == "FAULT" and pair.state("rep2") == "MASTER", 5)
     assert moved - broke < 6, moved - broke
     # the exporter learns rep2's MAC from the gratuitous ARPs alone: it sends nothing here
     pair.wait("exporter sends to rep2", lambda: pair.exporter_sees() == pair.mac("rep2"), 3)
 
-    # the role's next run puts the rules back: rep1 is healthy again and, after the preempt delay, master again
+    # the agent runs again (systemd restarts it): rep1 is healthy again and, after the preempt delay, master again
     restored = time.time()
-    pair.apply_rules("rep1")
+    pair.start_agent("rep1")
     pair.wait("rep1 healthy again, waiting as BACKUP", lambda: pair.state("rep1") == "BACKUP", 10)
     assert pair.holders() == ["rep2"]
     back = pair.wait("rep1 takes the VIP back", lambda: pair.holders() == ["rep1"], 20)
-    # rise (2 checks, 1 s apart) and then the preempt delay (2 s): no flapping back at once
-    assert back - restored > 2.5, back - restored
-    print("moved to rep2 after %.1f s; back to rep1 %.1f s after the rules were" % (moved - broke, back - restored))
+    # the preempt delay (2 s): no flapping back at once
+    assert back - restored > 1.5, back - restored
+    print("moved to rep2 after %.1f s; back to rep1 %.1f s after the agent started" % (moved - broke, back - restored))
     pair.wait("states after preempting", lambda: pair.state("rep1") == "MASTER" and pair.state("rep2") == "BACKUP",
               5)
     pair.wait("exporter sends to rep1 again", lambda: pair.exporter_sees() == pair.mac("rep1"), 3)

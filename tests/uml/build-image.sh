@@ -18,7 +18,7 @@ MIRROR=${LOGFWDR_UML_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 IMG_SIZE=2G
 PACKAGES=(
-    systemd-sysv udev kmod iproute2 openssh-server python3 python3-pyroute2
+    systemd-sysv udev kmod iproute2 openssh-server python3 python3-pyroute2 python3-prometheus-client
     rsyslog keepalived tcpdump netbase iputils-ping procps snmp snmptrapd
     nfdump softflowd pmacct socat ca-certificates python3-apt dbus rsyslog-gnutls nftables
 )

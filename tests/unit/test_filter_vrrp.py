@@ -1,22 +1,17 @@
 # -*- coding: utf-8 -*-
-"""VRRP inventory checks (replication_devices, vrrp_instances) and the replication check's expectation
-(replication_expected): the errors an operator sees, and the data keepalived.conf is rendered from."""
+"""VRRP inventory checks (replication_devices, vrrp_instances): the errors an operator sees, and the data
+keepalived.conf is rendered from."""
 
 import copy
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.netops.logfwdr.plugins.filter import replication_expected as expected_mod
 from ansible_collections.netops.logfwdr.plugins.filter import vrrp_instances as vrrp_mod
 from ansible_collections.netops.logfwdr.plugins.filter.replication_devices import replication_devices
-from ansible_collections.netops.logfwdr.plugins.filter.replication_expected import replication_expected
 from ansible_collections.netops.logfwdr.plugins.filter.vrrp_instances import vrrp_instances
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc import model
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc.argspec import tc_mirror_spec
 
-from test_filter_replication import EGRESS, PROTOCOLS, InventoryHost
+from test_filter_replication import EGRESS, PROTOCOLS
 
 INGRESS = [{"name": "vec1", "address": "10.10.1.2/24", "virtual_address": "10.10.1.1/24", "virtual_router_id": 11},
            {"name": "vec2", "address": "10.10.2.2/24", "virtual_address": "10.10.2.1/24", "virtual_router_id": 12}]
@@ -272,61 +267,3 @@ def test_peer_problems():
 
 def test_registered_as_filters():
     assert vrrp_mod.FilterModule().filters() == {"vrrp_instances": vrrp_instances}
-    assert expected_mod.FilterModule().filters() == {"replication_expected": replication_expected}
-
-
-# ---- replication_expected --------------------------------------------------------------------------------------
-
-COLLECTORS = [
-    {"name": "c1", "address": "10.20.1.31", "protocols": ["syslog", "snmptrap"]},
-    # adjacent prefixes: tc_mirror merges them into one node
-    {"name": "c2", "address": "10.20.1.32", "protocols": ["syslog"], "sources": ["10.10.0.0/24", "10.10.1.0/24"]},
-    {"name": "c3", "address": "10.30.0.5", "protocols": ["syslog", "netflow"],
-     "sources": {"syslog": ["10.10.1.0/24", "10.10.4.0/24", "192.0.2.0/24"]}},
-    {"name": "ids", "mode": "mirror", "device": "tool0", "protocols": ["netflow"], "ingress": ["vec2"]},
-]
-
-
-def test_expected_counts_match_the_nodes_tc_mirror_builds():
-    devices = replication_devices(COLLECTORS, INGRESS, PROTOCOLS, egress_interfaces=EGRESS, vrrp=True)
-    expected = replication_expected(devices, 49152)
-    assert expected["priority"] == 49152 and expected["chain"] == 0
-    assert [(d["name"], d["mirred"], [(p["port"], p["mirred"]) for p in d["ports"]]) for d in expected["devices"]] \
-        == [("vec1", 7, [(162, 1), (514, 5), (2055, 1)]), ("vec2", 8, [(162, 1), (514, 5), (2055, 2)])]
-    # the same numbers from the module's own model: one node (one mirred) per destination and merged prefix
-    params = ArgumentSpecValidator(tc_mirror_spec()).validate({"devices": devices}).validated_parameters
-    resolved = model.validate(params, InventoryHost(INGRESS, EGRESS))
-    for dev, want in zip(resolved, expected["devices"]):
-        got = [(p["port"], sum(len(model.destination_nodes(d)) for d in p["destinations"])) for p in dev["ports"]]
-        assert got == [(p["port"], p["mirred"]) for p in want["ports"]]
-        for port in dev["ports"]:
-            for dest in port["destinations"]:
-                for node in model.destination_nodes(dest):
-                    assert [a["kind"] for a in node["actions"]].count("mirred") == 1
-
-
-def test_expectation_is_lowered_before_a_change():
-    old = replication_expected([{"name": "vec1", "ports": [
-        {"port": 514, "destinations": [{"name": "a"}, {"name": "b"}]},
-        {"port": 162, "destinations": [{"name": "a"}]}]}, {"name": "vec9", "ports": []}], 49152)
-    new = [{"name": "vec1", "ports": [
-        {"port": 514, "destinations": [{"name": "a"}, {"name": "b", "sources": ["10.0.0.0/24", "10.9.0.0/24"]}]},
-        {"port": 2055, "destinations": [{"name": "c"}]}]}, {"name": "vec2", "ports": []}]
-    # 514: min(2, 3); 162 is going away, 2055 not there yet, vec2 new, vec9 going away: none of them expected
-    assert replication_expected(new, 49152, previous=old) == {"priority": 49152, "chain": 0, "devices": [
-        {"name": "vec1", "mirred": 2, "ports": [{"port": 514, "mirred": 2}]}]}
-    # the file's text works as well; an unreadable or missing file means nothing is expected
-    import json
-    assert replication_expected(new, 49152, previous=json.dumps(old)) == replication_expected(new, 49152, previous=old)
-    for nothing in ("", "not json", "[]", {"devices": "x"}):
-        assert replication_expected(new, 49152, previous=nothing) == {"priority": 49152, "chain": 0, "devices": []}
-    # the old priority stays until the rules have moved
-    assert replication_expected(new, 40000, previous=old)["priority"] == 49152
-    # nothing changes: the lowered expectation is the full one (the role then rewrites nothing)
-    assert replication_expected(new, 49152, previous=replication_expected(new, 49152)) == \
-        replication_expected(new, 49152)
-
-
-def test_expected_rejects_what_is_not_a_devices_list():
-    with pytest.raises(AnsibleFilterError):
-        replication_expected([{"ports": []}], 49152)

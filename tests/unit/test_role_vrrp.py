@@ -47,10 +47,10 @@ PLAYBOOK = """
         dest: "{{{{ __logfwdr_keepalived_auth_file }}}}"
         mode: "0600"
       when: logfwdr_vrrp | bool and __logfwdr_vrrp.auth
-    - name: Render the health watcher's unit
+    - name: Render the agent's unit (it writes the health file keepalived follows)
       ansible.builtin.template:
-        src: {role}/templates/logfwdr-health.service.j2
-        dest: "{{{{ outdir }}}}/{{{{ inventory_hostname }}}}-health.service"
+        src: {role}/templates/logfwdr-agent.service.j2
+        dest: "{{{{ outdir }}}}/{{{{ inventory_hostname }}}}-agent.service"
         mode: "0600"
       when: logfwdr_vrrp | bool
     - name: Render the network files
@@ -110,10 +110,10 @@ def run_playbook(tmpdir, inventory, extra_vars=None):
 
 
 def install_scripts(tmpdir):
-    """The role's check and notify scripts where the rendered file points (keepalived -t checks them)."""
+    """The role's notify script where the rendered file points (keepalived -t checks it)."""
     libexec = os.path.join(tmpdir, "libexec")
     os.makedirs(libexec, mode=0o755, exist_ok=True)
-    for name, source in (("check-replication", "check_replication.py"), ("vrrp-notify", "vrrp-notify")):
+    for name, source in (("vrrp-notify", "vrrp-notify"),):
         shutil.copy(os.path.join(ROLE, "files", source), os.path.join(libexec, name))
         os.chmod(os.path.join(libexec, name), 0o755)
     os.chmod(tmpdir, 0o755)
@@ -208,12 +208,16 @@ def test_lab_pair_instances_and_priorities(rendered):
         tracked = blocks(text, "vrrp_track_file")
         assert list(tracked) == ["logfwdr_health"]
         assert lines(tracked["logfwdr_health"]) == ['file "%s/health"' % rendered["dir"], "weight 0", "init_file 1"]
-        # the watcher keepalived follows: the role's check, its settings, the bridge's port
-        unit = open(os.path.join(rendered["dir"], name + "-health.service")).read()
+        # the agent writes the file keepalived follows: its settings, the bridge's port, the metrics address
+        unit = open(os.path.join(rendered["dir"], name + "-agent.service")).read()
         execstart = re.search(r"^ExecStart=(.*)$", unit, re.M).group(1).split()
-        assert execstart == ["%s/libexec/check-replication" % rendered["dir"], "--watch", "%s/health" % rendered["dir"],
-                             "--expected", "/etc/logfwdr/replication-expected.json", "--interval", "1",
-                             "--fall", "2", "--rise", "2", "--listen-port", "514"]
+        assert execstart == ["/usr/local/sbin/logfwdr", "agent", "--state", "/etc/logfwdr/state.json",
+                             "--health-file", "%s/health" % rendered["dir"], "--interval", "1", "--fall", "2", "--rise", "2",
+                             "--metrics-listen", "127.0.0.1:9514", "--listen-port", "514"]
+        # ready (Type=notify) before keepalived starts; stopped or killed: unhealthy
+        for line in ("Type=notify", "Before=keepalived.service", "After=network-online.target "
+                     "systemd-modules-load.service", "ExecStopPost=/bin/sh -c 'echo 1 > %s/health'" % rendered["dir"]):
+            assert line in unit.splitlines(), (line, unit)
 
 
 def test_unicast_v2_pair(rendered):
@@ -234,7 +238,7 @@ def test_unicast_v2_pair(rendered):
         assert "vrrp_sync_group" not in text
         assert "syslog bridge" not in text
         assert re.search(r"track_interface \{\s+vec3\s+\}", body)
-        unit = open(os.path.join(rendered["dir"], name + "-health.service")).read()
+        unit = open(os.path.join(rendered["dir"], name + "-agent.service")).read()
         assert "--interval 5 " in unit and "--listen-port" not in unit
 
 

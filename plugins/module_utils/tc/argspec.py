@@ -29,6 +29,7 @@ def tc_mirror_spec():
         state=dict(type="str", choices=["present", "absent"], default="present"),
         priority=dict(type="int", default=5140),
         chain=dict(type="int", default=0),
+        pending=dict(type="str", choices=["allow", "fail"], default="allow"),
         devices=dict(type="list", elements="dict", default=[], options=dict(
             name=dict(type="str", required=True),
             addresses=dict(type="list", elements="str"),

@@ -35,7 +35,21 @@ except ImportError:  # reported by the module through codec.HAS_PYROUTE2
 # has an `ingress` or a `clsact` qdisc.
 INGRESS_HOOK = 0xFFFFFFF2
 
-NUD_USABLE = 0x02 | 0x04 | 0x08 | 0x10 | 0x80  # REACHABLE STALE DELAY PROBE PERMANENT
+# neighbour states: confirmed ones are used as they are; unconfirmed ones (the MAC may have changed since the
+# kernel last heard from the host) are confirmed with an ARP request first
+NUD_REACHABLE, NUD_STALE, NUD_DELAY, NUD_PROBE, NUD_NOARP, NUD_PERMANENT = 0x02, 0x04, 0x08, 0x10, 0x40, 0x80
+NUD_CONFIRMED = NUD_REACHABLE | NUD_NOARP | NUD_PERMANENT
+NUD_UNCONFIRMED = NUD_STALE | NUD_DELAY | NUD_PROBE
+
+ETH_P_ARP = 0x0806
+
+
+def parse_arp(data):
+    """An Ethernet ARP frame -> (op, sender MAC, sender IPv4, target IPv4), or None."""
+    if len(data) < 42 or data[12:14] != b"\x08\x06" or data[14:20] != b"\x00\x01\x08\x00\x06\x04":
+        return None
+    op = struct.unpack("!H", data[20:22])[0]
+    return (op, codec.mac_str(data[22:28]), socket.inet_ntoa(data[28:32]), socket.inet_ntoa(data[38:42]))
 
 
 class KernelError(Exception):
@@ -125,15 +139,21 @@ class Kernel(model.Resolver):
             return {"device": name, "gateway": route.get_attr("RTA_GATEWAY")}
         return None
 
-    def neighbour(self, device, address):
+    def neighbour_entry(self, device, address):
+        """(state, MAC) of the kernel's neighbour entry for `address` on `device`, or None."""
         link = self.link(device)
         if link is None:
             return None
         for neigh in self.ipr.get_neighbours(ifindex=link["ifindex"]):
-            if neigh.get_attr("NDA_DST") == address and neigh["state"] & NUD_USABLE:
-                mac = neigh.get_attr("NDA_LLADDR")
-                if mac:
-                    return mac
+            if neigh.get_attr("NDA_DST") == address and neigh["ifindex"] == link["ifindex"]:
+                return (neigh["state"], neigh.get_attr("NDA_LLADDR"))
+        return None
+
+    def neighbour(self, device, address):
+        entry = self.neighbour_entry(device, address)
+        if entry is not None and entry[0] & NUD_CONFIRMED and entry[1]:
+            return entry[1]
+        # unknown, failed, or STALE/DELAY/PROBE (not heard from lately: a replaced NIC keeps its old entry)
         return self.arp_resolve(device, address)
 
     def subnets(self, name):
@@ -151,34 +171,39 @@ class Kernel(model.Resolver):
             return addr.get_attr("IFA_ADDRESS")
         return "0.0.0.0"
 
-    def arp_resolve(self, device, address, tries=3):
-        """Ask for `address` on `device` with ARP requests and read the reply.
-
-        Only ARP leaves the host: no datagram is sent to the collector.
-        """
+    def arp_request(self, device, address):
+        """A broadcast ARP request frame for `address` from `device`, or None without such a device."""
         link = self.link(device)
         if link is None or not link["mac"]:
             return None
         src_mac = codec.mac_bytes(link["mac"])
         src_ip = socket.inet_aton(self._source_address(link["ifindex"]))
-        dst_ip = socket.inet_aton(address)
-        frame = (b"\xff" * 6 + src_mac + b"\x08\x06"
-                 + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
-                 + src_mac + src_ip + b"\0" * 6 + dst_ip)
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+        return (b"\xff" * 6 + src_mac + b"\x08\x06"
+                + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
+                + src_mac + src_ip + b"\0" * 6 + socket.inet_aton(address))
+
+    def arp_resolve(self, device, address, tries=3, timeout=None):
+        """Ask for `address` on `device` with ARP requests and read the reply.
+
+        Only ARP leaves the host: no datagram is sent to the collector.
+        """
+        frame = self.arp_request(device, address)
+        if frame is None:
+            return None
+        timeout = self.arp_timeout if timeout is None else timeout
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
         try:
-            sock.bind((device, 0x0806))
+            sock.bind((device, ETH_P_ARP))
             for dummy in range(tries):
                 sock.send(frame)
-                deadline = time.time() + self.arp_timeout / tries
+                deadline = time.time() + timeout / tries
                 while time.time() < deadline:
                     ready = select.select([sock], [], [], max(0.0, deadline - time.time()))[0]
                     if not ready:
                         break
-                    data = sock.recv(128)
-                    if len(data) >= 42 and data[12:14] == b"\x08\x06" and data[20:22] == b"\x00\x02" \
-                            and data[28:32] == dst_ip:
-                        return codec.mac_str(data[22:28])
+                    arp = parse_arp(sock.recv(128))
+                    if arp is not None and arp[0] == 2 and arp[2] == address:
+                        return arp[1]
         finally:
             sock.close()
         return None

@@ -323,11 +323,13 @@ def _device_scope(raw_dev, where, link, resolver, problems):
     return scope
 
 
-def validate(params, resolver):
+def validate(params, resolver, pending=None):
     """Raw module params -> list of resolved device dicts, or ValidationError.
 
     Every field is checked and every problem reported before anything is
     returned, so the caller touches the kernel only with a whole valid state.
+    With a `pending` list, a forward destination whose next hop does not
+    answer is appended there (and left out) instead of being a problem.
     """
     problems = []
     devices = []
@@ -358,12 +360,15 @@ def validate(params, resolver):
                                 % (pwhere, port_no, seen_ports[port_no]))
             else:
                 seen_ports[port_no] = pwhere
-            dests = [_validate_destination(raw, "%s.destinations[%d]" % (pwhere, i), name, resolver, problems)
+            waiting = [] if pending is not None else None
+            dests = [_validate_destination(raw, "%s.destinations[%d]" % (pwhere, i), name, resolver, problems,
+                                           waiting)
                      for i, raw in enumerate(raw_port.get("destinations") or [])]
             dests = [d for d in dests if d is not None]
             _check_duplicates(dests, pwhere, problems)
             original = raw_port.get("original")
-            has_forward = any(d["mode"] == "forward" for d in dests)
+            # a pending forward destination still decides the original's fate: it is only waiting
+            has_forward = any(d["mode"] == "forward" for d in dests) or bool(waiting)
             if original is None:
                 original = "drop" if has_forward else "pass"
             elif original not in ORIGINAL:
@@ -376,8 +381,11 @@ def validate(params, resolver):
                 problems.append("%s.destinations: at least one destination is needed; "
                                 "remove the port to stop replicating it" % pwhere)
             cap, burst = _rate(raw_port, pwhere, problems)
-            dev["ports"].append({"port": port_no, "original": original, "destinations": dests,
-                                 "rate_limit": cap, "burst": burst})
+            for item in waiting or []:
+                pending.append(dict(item, device=name, port=port_no))
+            if dests or not waiting:  # a port whose destinations all wait gets no rule yet
+                dev["ports"].append({"port": port_no, "original": original, "destinations": dests,
+                                     "rate_limit": cap, "burst": burst})
         devices.append(dev)
     if problems:
         raise ValidationError(problems)
@@ -414,7 +422,7 @@ def _check_duplicates(dests, pwhere, problems):
         targets.setdefault(target, dest["index"])
 
 
-def _validate_destination(raw, where, ingress, resolver, problems):
+def _validate_destination(raw, where, ingress, resolver, problems, waiting=None):
     start = len(problems)
     idx = int(where.rsplit("[", 1)[1].rstrip("]"))
     mode = raw.get("mode") or "forward"
@@ -488,8 +496,12 @@ def _validate_destination(raw, where, ingress, resolver, problems):
         hop = route["gateway"] if route and route["device"] == device and route["gateway"] else dest["address"]
         mac = resolver.neighbour(device, hop)
         if mac is None:
-            problems.append("%s: next hop %s on %s did not answer ARP; check the collector is up or set "
-                            "next_hop_mac" % (where, hop, device))
+            reason = "next hop %s on %s did not answer ARP" % (hop, device)
+            if waiting is not None:
+                waiting.append({"name": name, "address": dest["address"], "next_hop": hop, "egress_device": device,
+                                "reason": reason})
+            else:
+                problems.append("%s: %s; check the collector is up or set next_hop_mac" % (where, reason))
             return None
     dest["device"] = device
     dest["ifindex"] = link["ifindex"]

@@ -125,9 +125,10 @@ def run(params, kern, check_mode=False, lock_timeout=30.0):
 
 def _run(params, kern, check_mode):
     priority, chain = params["priority"], params["chain"]
+    pending = [] if params.get("pending", "allow") == "allow" else None
     warnings = []
     if params["state"] == "present":
-        want = model.validate(params, kern)
+        want = model.validate(params, kern, pending)
         missing = kern.missing_features(model.kernel_features(want))
         if missing:
             raise model.ValidationError([
@@ -170,7 +171,18 @@ def _run(params, kern, check_mode):
         write_managed(priority, chain, kept - emptied)
     result["diff"] = {"before": render.describe(before), "after": render.describe(after)}
     result["devices"] = [d for d in sorted(after, key=lambda d: d["name"]) if d["ports"]]
+    result["pending"] = pending or []
     return result
+
+
+def pending_warnings(pending):
+    """One line per collector that waits for its next hop (not one per port and ingress device)."""
+    seen = {}
+    for item in pending:
+        seen.setdefault(item["name"], []).append(item)
+    return ["collector %s is pending: %s; its rules are installed once it answers (%s)" % (
+        name, items[0]["reason"], ", ".join("%s udp/%d" % (i["device"], i["port"]) for i in items))
+        for name, items in sorted(seen.items())]
 
 
 def _read_back(kern, done, priority, chain):
