@@ -380,3 +380,42 @@ class Timer(object):
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+# A run whose fail_at-th kernel operation the kernel itself refuses (whatever the operation), for the
+# rollback tests: prints {raised, msg, verified, calls}.
+SPOILING_DRIVER = r"""
+import json, sys
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import kernel, runner
+
+params = json.load(open(sys.argv[1]))
+fail_at = int(sys.argv[2])
+calls = []
+real_execute = kernel.Kernel.execute
+
+
+def execute(self, op, priority, chain):
+    calls.append(op["op"])
+    if len(calls) == fail_at:
+        # make the kernel itself refuse the operation, whatever it is
+        spec = op.get("spec") or {}
+        if op["op"] == "ht_add":
+            op = dict(op, htid=0x800)  # the classifier's root table exists: EEXIST
+        elif spec.get("link"):
+            op = dict(op, spec=dict(spec, link=0xFFE << 20))  # no such table: EINVAL
+        else:
+            op = dict(op, spec=dict(spec, actions=[dict(a, ifindex=0x7FFFFFF0) if a["kind"] == "mirred" else a
+                                                   for a in spec.get("actions", [])]))  # no such device
+    return real_execute(self, op, priority, chain)
+
+
+kernel.Kernel.execute = execute
+kern = kernel.Kernel()
+try:
+    runner.run(params, kern)
+    out = {"raised": None}
+except runner.RunError as exc:
+    out = {"raised": "RunError", "msg": str(exc), "verified": exc.details.get("rollback_verified")}
+out["calls"] = calls
+print(json.dumps(out))
+"""

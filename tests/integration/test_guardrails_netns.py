@@ -18,7 +18,7 @@ import time
 import netlab
 import pytest
 
-from conftest import EXPORTER_IP, filter_blocks
+from conftest import EXPORTER_IP, SPOILING_DRIVER, filter_blocks
 
 pytestmark = pytest.mark.netns
 
@@ -206,41 +206,6 @@ def test_two_runs_at_once_end_in_one_desired_state_and_each_reports_its_own(rig)
 
 # ---- a refusal at every step -----------------------------------------------------------------------------
 
-SPOILING_DRIVER = r"""
-import json, sys
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc import kernel, runner
-
-params = json.load(open(sys.argv[1]))
-fail_at = int(sys.argv[2])
-calls = []
-real_execute = kernel.Kernel.execute
-
-
-def execute(self, op, priority, chain):
-    calls.append(op["op"])
-    if len(calls) == fail_at:
-        # make the kernel itself refuse the operation, whatever it is
-        spec = op.get("spec") or {}
-        if op["op"] == "ht_add":
-            op = dict(op, htid=0x800)  # the classifier's root table exists: EEXIST
-        elif spec.get("link"):
-            op = dict(op, spec=dict(spec, link=0xFFE << 20))  # no such table: EINVAL
-        else:
-            op = dict(op, spec=dict(spec, actions=[dict(a, ifindex=0x7FFFFFF0) if a["kind"] == "mirred" else a
-                                                   for a in spec.get("actions", [])]))  # no such device
-    return real_execute(self, op, priority, chain)
-
-
-kernel.Kernel.execute = execute
-kern = kernel.Kernel()
-try:
-    runner.run(params, kern)
-    out = {"raised": None}
-except runner.RunError as exc:
-    out = {"raised": "RunError", "msg": str(exc), "verified": exc.details.get("rollback_verified")}
-out["calls"] = calls
-print(json.dumps(out))
-"""
 
 
 def test_a_refusal_at_any_step_leaves_the_kernel_as_it_was(rig):

@@ -17,8 +17,8 @@ import tempfile
 import netlab
 import pytest
 
-from conftest import (EXPORTER_IP, Rig, Timer, blocks_at, command_handles, dest_nodes, filter_blocks,
-                      new_lab, parse_nodes, strip_counters)
+from conftest import (EXPORTER_IP, SPOILING_DRIVER, Rig, Timer, blocks_at, command_handles, dest_nodes,
+                      filter_blocks, new_lab, parse_nodes, strip_counters)
 
 pytestmark = pytest.mark.netns
 
@@ -522,41 +522,6 @@ def test_bad_input_all_at_once(rig):
 
 # ---- 12: rollback ---------------------------------------------------------------
 
-ROLLBACK_DRIVER = r"""
-import json, sys
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc import kernel, runner
-
-params = json.load(open(sys.argv[1]))
-fail_at = int(sys.argv[2])
-calls = []
-real_execute = kernel.Kernel.execute
-
-
-def execute(self, op, priority, chain):
-    calls.append(op["op"])
-    if len(calls) == fail_at:
-        # make the kernel itself refuse: mirred to an ifindex that does not exist -> ENODEV
-        spec = op.get("spec") or {}
-        actions = spec.get("actions") or []
-        if not any(a["kind"] == "mirred" for a in actions):
-            raise SystemExit("operation %d (%s) has no mirred action to spoil" % (fail_at, op["op"]))
-        spoiled = [dict(a, ifindex=0x7FFFFFF0) if a["kind"] == "mirred" else a for a in actions]
-        op = dict(op, spec=dict(spec, actions=spoiled))
-    return real_execute(self, op, priority, chain)
-
-
-kernel.Kernel.execute = execute
-kern = kernel.Kernel()
-out = {"raised": None}
-try:
-    runner.run(params, kern)
-except runner.RunError as exc:
-    out = {"raised": "RunError", "msg": str(exc)}
-finally:
-    kern.close()
-out["calls"] = calls
-print(json.dumps(out))
-"""
 
 
 def _params(args):
@@ -588,7 +553,7 @@ def test_rollback_on_kernel_refusal(rig):
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
             json.dump(_params(new), handle)
         try:
-            out = json.loads(rig.python(ROLLBACK_DRIVER, handle.name, str(fail_at)))
+            out = json.loads(rig.python(SPOILING_DRIVER, handle.name, str(fail_at)))
         finally:
             os.unlink(handle.name)
         assert out["raised"] == "RunError", out
@@ -616,7 +581,7 @@ def test_rollback_removes_the_instance_it_created(rig):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(_params(state(("syslog", [mirror("col0", "tool0"), mirror("col1", "tool1")]))), handle)
     try:
-        out = json.loads(rig.python(ROLLBACK_DRIVER, handle.name, "3"))
+        out = json.loads(rig.python(SPOILING_DRIVER, handle.name, "3"))
     finally:
         os.unlink(handle.name)
     assert out["raised"] == "RunError" and "undone" in out["msg"], out
