@@ -207,7 +207,6 @@ def test_two_runs_at_once_end_in_one_desired_state_and_each_reports_its_own(rig)
 # ---- a refusal at every step -----------------------------------------------------------------------------
 
 
-
 def test_a_refusal_at_any_step_leaves_the_kernel_as_it_was(rig):
     tools = rig.lab.add_receivers(5)
     old = state(tools[:2], addresses=[REPLICATOR_IP])

@@ -523,7 +523,6 @@ def test_bad_input_all_at_once(rig):
 # ---- 12: rollback ---------------------------------------------------------------
 
 
-
 def _params(args):
     return dict({"state": "present", "priority": PRIO, "chain": 0}, **args)
 
