@@ -70,7 +70,7 @@ uml: collection
 	$(PY) -m pytest -q tests/uml -m uml
 
 lint: collection
-	cd $(COLL_LINK) && $(CURDIR)/$(VENV)/bin/ansible-lint --profile production
+	cd $(COLL_LINK) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH ansible-lint --profile production
 
 sanity: collection
 	VENV=$(CURDIR)/$(VENV) .ci/sanity.sh
