@@ -69,14 +69,14 @@ def main():
     missing = 0
     for n, (how, when) in enumerate(changes):
         end = changes[n + 1][1] if n + 1 < len(changes) else when + args.gap
-        first = [t for t, _seq in got["A"] if when <= t < end]
+        first = [t for t, _seq, _ifname in got["A"] if when <= t < end]
         if first:
             latencies[how].append(min(first) - when)
         else:
             missing += 1
             print("  change %d (%s) at +%.2f s: A received nothing before the next change" % (
                 n, how, when - lab.start))
-    b_seqs = set(seq for _t, seq in got["B"])
+    b_seqs = set(seq for _t, seq, _ifname in got["B"])
     b_lost = len(set(range(sent)) - b_seqs)
     everything = latencies["garp"] + latencies["neigh"]
     print("next-hop MAC changes: %d (%d never corrected within %.1f s); datagrams sent %d at %.0f/s"

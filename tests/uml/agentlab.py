@@ -7,11 +7,14 @@ Topology (namespaces the harness creates)::
                                                  vec1 198.51.100.1/24
     collector A eth0 198.51.100.10/24 --[egress]--+
     collector B eth0 198.51.100.11/24 --[egress]--+   (no address at first: silent at deploy)
+    collector A eth1 198.51.101.10/24 --[egress2]---- vec2 198.51.101.1/24  (A's second NIC, a second egress)
 
 The guest runs `logfwdr apply` and then `logfwdr agent` from this checkout (mounted at /repo) with Debian's
 python3-pyroute2 0.7.2.  The host sends numbered syslog datagrams at a steady rate and records, per collector,
 when each number arrived at its UDP socket; a collector that changes its MAC receives nothing until the rule
-carries the new MAC (its NIC drops frames for the old one).
+carries the new MAC (its NIC drops frames for the old one).  Each arrival also records the collector's interface
+that received it, so a route to A moved onto the second egress (`ip route replace 198.51.100.10/32 via
+198.51.101.10 dev vec2` in the guest) shows up as copies arriving on A's eth1.
 """
 
 import json
@@ -20,9 +23,10 @@ import sys
 import time
 
 EXPORTER_IP = "192.0.2.20"
-REPLICATOR_IN, REPLICATOR_OUT = "192.0.2.1", "198.51.100.1"
+REPLICATOR_IN, REPLICATOR_OUT, REPLICATOR_OUT2 = "192.0.2.1", "198.51.100.1", "198.51.101.1"
 COL_IP = {"A": "198.51.100.10", "B": "198.51.100.11"}
 COL_MAC = {"A": "02:cc:00:00:00:0a", "B": "02:cc:00:00:00:0b"}
+A_SECOND_IP, A_SECOND_MAC = "198.51.101.10", "02:cc:00:00:00:1a"
 PRIORITY = 5140
 STATE = {"priority": PRIORITY, "devices": [{"name": "vec0", "addresses": [REPLICATOR_IN],
                                             "sources": ["192.0.2.0/24"], "ports": [
@@ -35,8 +39,10 @@ GUEST = r"""
 set -u
 ip link set vec0 up
 ip link set vec1 up
+ip link set vec2 up
 ip addr add {rin}/24 dev vec0
 ip addr add {rout}/24 dev vec1
+ip addr add {rout2}/24 dev vec2
 mkdir -p /tmp/lib/ansible_collections/netops /tmp/run
 ln -s /repo /tmp/lib/ansible_collections/netops/logfwdr
 export PYTHONPATH=/tmp/lib PYTHONDONTWRITEBYTECODE=1 LOGFWDR_LOCK=/tmp/lock LOGFWDR_RUN_DIR=/tmp/run
@@ -51,13 +57,14 @@ python3 -c "$CLI" agent --state /tmp/state.json --health-file /share/health {age
 AGENT=$!
 for i in $(seq 200); do [ -e /share/health ] && break; sleep 0.1; done
 lf_ready
-# the host asks for neighbour table changes by writing /share/neigh-req ("ADDRESS MAC")
+# the host asks for neighbour table and route changes by writing /share/ip-req (the arguments of one ip command)
 while [ ! -e /share/stop ]; do
-    if [ -e /share/neigh-req ]; then
-        set -- $(cat /share/neigh-req)
-        rm -f /share/neigh-req
-        ip neigh replace "$1" lladdr "$2" dev vec1 nud permanent
-        : >/share/neigh-done
+    if [ -e /share/ip-req ]; then
+        set -- $(cat /share/ip-req)
+        rm -f /share/ip-req
+        ip "$@" >/share/ip-out 2>&1
+        echo "rc=$?" >>/share/ip-out
+        : >/share/ip-done
     fi
     sleep 0.02
 done
@@ -72,9 +79,10 @@ tc -s filter show dev vec0 ingress
 """
 
 LISTENER = r"""
-import json, select, socket, sys, time
+import json, select, socket, struct, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+s.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_PKTINFO", 8), 1)
 s.bind(("0.0.0.0", 514))
 print("ready", flush=True)
 got = []
@@ -83,10 +91,14 @@ while True:
     if s in r:
         while True:
             try:
-                data = s.recv(65535, socket.MSG_DONTWAIT)
+                data, anc, _flags, _addr = s.recvmsg(65535, 64, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 break
-            got.append([time.time(), int(data.split()[-1])])
+            ifname = "?"
+            for level, kind, raw in anc:  # struct in_pktinfo: the receiving ifindex first
+                if level == socket.IPPROTO_IP and kind == getattr(socket, "IP_PKTINFO", 8):
+                    ifname = socket.if_indextoname(struct.unpack("i", raw[:4])[0])
+            got.append([time.time(), int(data.split()[-1]), ifname])
     if sys.stdin in r:
         break
 print(json.dumps(got), flush=True)
@@ -122,7 +134,7 @@ for op in (1, 2):  # a gratuitous request and reply, as arping -U / -A send
 
 
 def guest_script(agent_args="--metrics-listen 127.0.0.1:9514"):
-    return GUEST.format(rin=REPLICATOR_IN, rout=REPLICATOR_OUT, cli=CLI, state=json.dumps(STATE, indent=1),
+    return GUEST.format(rin=REPLICATOR_IN, rout=REPLICATOR_OUT, rout2=REPLICATOR_OUT2, cli=CLI, state=json.dumps(STATE, indent=1),
                         agent_args=agent_args)
 
 
@@ -133,16 +145,20 @@ class Scenario(object):
         self.wire = wire
         wire.bridge("ingress")
         wire.bridge("egress")
+        wire.bridge("egress2")
         self.ns = {"exp": wire.name + "-exp", "A": wire.name + "-ca", "B": wire.name + "-cb"}
         wire.attach_netns("ingress", self.ns["exp"], "eth0", cidr=EXPORTER_IP + "/24")
         for name in ("A", "B"):
             up = name == "A" or collector_b_up
             wire.attach_netns("egress", self.ns[name], "eth0", cidr=COL_IP[name] + "/24" if up else None,
                               mac=COL_MAC[name])
+            if name == "A":
+                wire.attach_netns("egress2", self.ns[name], "eth1", cidr=A_SECOND_IP + "/24", mac=A_SECOND_MAC)
             # no route back to the exporters' subnet: keep rp_filter out of the way
             wire.exec(self.ns[name], ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0",
-                                      "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"])
-        self.guest = wire.start_guest("replicator", bridges=["ingress", "egress"], script=guest_script(agent_args),
+                                      "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"]
+                      + (["net.ipv4.conf.eth1.rp_filter=0"] if name == "A" else []))
+        self.guest = wire.start_guest("replicator", bridges=["ingress", "egress", "egress2"], script=guest_script(agent_args),
                                       timeout=timeout)
         wire.exec(self.ns["exp"], ["ip", "neigh", "replace", REPLICATOR_IN, "lladdr", self.guest.macs[0],
                                    "dev", "eth0"])
@@ -190,22 +206,33 @@ class Scenario(object):
             self.wire.exec(self.ns[name], [sys.executable, "-c", GARP, "eth0", COL_IP[name], mac])
         return when
 
-    def neigh_replace(self, name, mac, timeout=10):
-        """`ip neigh replace ... nud permanent` in the guest; returns when the host asked for it."""
+    def guest_ip(self, *args, timeout=10):
+        """`ip ARGS` in the guest; returns when the host asked for it."""
         share = self.guest.share
         when = time.time()
-        (share / "neigh-req.tmp").write_text("%s %s\n" % (COL_IP[name], mac))
-        (share / "neigh-req.tmp").rename(share / "neigh-req")
+        (share / "ip-req.tmp").write_text(" ".join(args) + "\n")
+        (share / "ip-req.tmp").rename(share / "ip-req")
         deadline = time.time() + timeout
-        while not (share / "neigh-done").exists():
-            assert time.time() < deadline, "the guest did not change its neighbour table"
+        while not (share / "ip-done").exists():
+            assert time.time() < deadline, "the guest did not run ip %s" % " ".join(args)
             time.sleep(0.02)
-        (share / "neigh-done").unlink()
+        (share / "ip-done").unlink()
+        out = (share / "ip-out").read_text()
+        assert out.rstrip().endswith("rc=0"), "ip %s in the guest: %s" % (" ".join(args), out)
         return when
 
-    def first_after(self, got, when):
-        """The first arrival at or after `when` (None if nothing came)."""
-        later = [t for t, _seq in got if t >= when]
+    def neigh_replace(self, name, mac, timeout=10):
+        """`ip neigh replace ... nud permanent` in the guest; returns when the host asked for it."""
+        return self.guest_ip("neigh", "replace", COL_IP[name], "lladdr", mac, "dev", "vec1", "nud", "permanent",
+                             timeout=timeout)
+
+    def move_route(self, name):
+        """The route to collector NAME moved onto the second egress, through A's second NIC."""
+        return self.guest_ip("route", "replace", COL_IP[name] + "/32", "via", A_SECOND_IP, "dev", "vec2")
+
+    def first_after(self, got, when, via=None):
+        """The first arrival at or after `when`, on the collector's interface `via` if given (None if nothing came)."""
+        later = [t for t, _seq, ifname in got if t >= when and (via is None or ifname == via)]
         return min(later) if later else None
 
     def seqs_between(self, t0, t1):
