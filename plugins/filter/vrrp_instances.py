@@ -39,7 +39,10 @@ options:
         C(logfwdr_vrrp_advert_interval), C(logfwdr_vrrp_unicast), C(logfwdr_vrrp_auth_pass),
         C(logfwdr_vrrp_preempt), C(logfwdr_vrrp_preempt_delay), C(logfwdr_vrrp_check_interval),
         C(logfwdr_vrrp_check_fall), C(logfwdr_vrrp_check_rise), C(logfwdr_vrrp_garp_repeat),
-        C(logfwdr_vrrp_garp_delay), C(logfwdr_vrrp_macs).
+        C(logfwdr_vrrp_garp_delay), C(logfwdr_vrrp_macs), C(logfwdr_vrrp_pair_link).
+      - With C(logfwdr_vrrp_pair_link) (C(name) and C(address) of a link that joins the two replicators only),
+        every instance sends and receives its adverts there, unicast to the peer's pair-link address, and keeps its
+        virtual address on its ingress interface, which it tracks; no advert is taken from an exporter segment.
     type: dict
     required: true
   hostname:
@@ -70,13 +73,15 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - C(instances) (C(name), C(interface), C(virtual_router_id), C(virtual_address), C(track_interfaces),
+    - C(instances) (C(name), C(interface) - where the adverts go, C(vip_interface) - where the virtual address
+      lives, the ingress interface, C(virtual_router_id), C(virtual_address), C(track_interfaces),
       C(vrrp_sources) - the peers' C(address) and C(mac) (or none) on that interface, the only senders the host
       firewall admits VRRP from - and with unicast C(unicast_src_ip) and C(unicast_peers)), and the checked
       settings C(router_id), C(priority), C(version), C(advert_int) (text, as keepalived reads it), C(unicast),
       C(auth) (true when a password is set; the password itself is never in the result, which C(-v) would print),
       C(preempt), C(preempt_delay), C(check_interval), C(check_fall), C(check_rise), C(garp_repeat),
-      C(garp_delay), C(macs) (this host's own MACs by interface), C(peers).
+      C(garp_delay), C(macs) (this host's own MACs by interface), C(peers), C(pair_link) (C(name), C(address), or
+      none), and C(vrrp_rules), the host firewall's VRRP rules (C(interface), C(address), C(mac)), one per sender.
   type: dict
 """
 
@@ -102,11 +107,13 @@ DEFAULTS = {
     "logfwdr_vrrp_garp_repeat": 5,
     "logfwdr_vrrp_garp_delay": 1,
     "logfwdr_vrrp_macs": {},
+    "logfwdr_vrrp_pair_link": {},
 }
 AUTH_RE = re.compile(r"^[A-Za-z0-9_.:@%+=-]{1,8}$")  # VRRPv2 simple text: 8 bytes; nothing keepalived would parse
 # keepalived.conf has no quoting: a name with a space, a newline, a brace or a quote would start a new keyword
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # IFNAMSIZ, and nothing keepalived.conf or nft would parse
 
 
 class Problems(list):
@@ -202,7 +209,28 @@ def _settings(raw, problems):
     out["garp_delay"] = _ranged(s, "logfwdr_vrrp_garp_delay", 0, 1000, problems,
                                 "use 0-1000 seconds (0: no second batch)")
     out["macs"] = _macs(s["logfwdr_vrrp_macs"], "logfwdr_vrrp_macs", problems)
+    out["pair_link"] = _pair_link(s["logfwdr_vrrp_pair_link"], "logfwdr_vrrp_pair_link", problems)
     return out
+
+
+def _pair_link(value, where, problems):
+    """{name, address} of the link between the two replicators, checked; None when there is none."""
+    if value in (None, "", {}):
+        return None
+    hint = "like {name: eth9, address: 10.255.255.1/30} (an interface that joins the two replicators only)"
+    if not isinstance(value, dict) or set(value) - {"name", "address"}:
+        problems.add(where, "must be a dict with name and address, %s" % hint)
+        return None
+    name, address = value.get("name"), _iface(value.get("address"))
+    ok = True
+    if not isinstance(name, str) or not IFNAME_RE.match(name):
+        problems.add(where + ".name", "%r is not an interface name (1-15 of A-Z a-z 0-9 _ . -); %s"
+                     % (value.get("name"), hint))
+        ok = False
+    if address is None or address.network.prefixlen == 32:
+        problems.add(where + ".address", "%r is not an IPv4 address with its prefix; %s" % (value.get("address"), hint))
+        ok = False
+    return {"name": name, "address": str(address)} if ok else None
 
 
 def _mac(value):
@@ -261,6 +289,27 @@ def _peer_macs(peer, hostvars):
     return _macs(value, "", Problems())
 
 
+def _peer_pair_link(peer, hostvars):
+    """The peer's logfwdr_vrrp_pair_link (None when unknown or unusable: its own run reports a bad one)."""
+    try:
+        host = hostvars[peer]
+        value = plain(host.get("logfwdr_vrrp_pair_link")) if hasattr(host, "get") else None
+    except Exception:  # an undefined or broken variable of the peer
+        return None
+    return _pair_link(value, "", Problems())
+
+
+def _vrrp_rules(instances):
+    """The host firewall's VRRP rules: one per interface and sender, in order, none twice."""
+    rules = []
+    for inst in instances:
+        for source in inst["vrrp_sources"] or [{"address": None, "mac": None}]:
+            rule = {"interface": inst["interface"], "address": source["address"], "mac": source["mac"]}
+            if rule not in rules:
+                rules.append(rule)
+    return rules
+
+
 def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, hostvars=None, hostname=None):
     ingress_interfaces, egress_interfaces, settings = plain(ingress_interfaces), plain(egress_interfaces), plain(settings)
     peers = plain(peers) or []
@@ -293,6 +342,36 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
     for name in sorted(set(out["macs"]) - set(ingress_names)):
         problems.add("logfwdr_vrrp_macs.%s" % name, "is no ingress interface; list the MACs of %s only"
                      % ", ".join(str(n) for n in ingress_names))
+    pair = out["pair_link"]
+    pair_peers = []
+    if pair is not None:
+        own_pair = ipaddress.IPv4Interface(pair["address"])
+        if pair["name"] in all_names:
+            problems.add("logfwdr_vrrp_pair_link.name", "%s is also an ingress or egress interface; the pair link "
+                                                        "is a link of its own between the replicators" % pair["name"])
+        for peer in peers:
+            if hostvars is None or peer not in hostvars:
+                continue
+            theirs = _peer_pair_link(peer, hostvars)
+            if theirs is None:
+                problems.add("logfwdr_vrrp_pair_link", "%s has no (valid) logfwdr_vrrp_pair_link; set it on both "
+                                                       "replicators" % peer)
+                continue
+            their_ip = ipaddress.IPv4Interface(theirs["address"]).ip
+            if their_ip == own_pair.ip:
+                problems.add("logfwdr_vrrp_pair_link.address", "%s is also %s's pair-link address"
+                             % (own_pair.ip, peer))
+            elif their_ip not in own_pair.network:
+                problems.add("logfwdr_vrrp_pair_link.address", "%s's pair-link address, %s, is not in %s; give both "
+                                                               "ends addresses in one subnet" % (peer, their_ip,
+                                                                                                 own_pair.network))
+            else:
+                pair_peers.append(str(their_ip))
+        vrids = [_int(i.get("virtual_router_id")) for i in (ingress_interfaces or []) if isinstance(i, dict)]
+        for vrid in sorted(set(v for v in vrids if v is not None and vrids.count(v) > 1)):
+            problems.add("logfwdr_ingress_interfaces", "virtual_router_id %d is used on more than one ingress "
+                                                       "interface; with logfwdr_vrrp_pair_link all instances share "
+                                                       "one link, so give each its own id" % vrid)
     instances = []
     for i, item in enumerate(ingress_interfaces or []):
         where = "logfwdr_ingress_interfaces[%d]" % i
@@ -303,8 +382,10 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
         if virtual is None or vrid is None or own is None:
             problems.add(where, "needs address, virtual_address and virtual_router_id for logfwdr_vrrp")
             continue
-        inst = {"name": "logfwdr_%s" % name, "interface": name, "virtual_router_id": vrid,
-                "virtual_address": str(virtual), "track_interfaces": [n for n in all_names if n != name]}
+        # with a pair link the adverts go there and the ingress interface, now not keepalived's own, is tracked
+        advert_if = pair["name"] if pair is not None else name
+        inst = {"name": "logfwdr_%s" % name, "interface": advert_if, "vip_interface": name, "virtual_router_id": vrid,
+                "virtual_address": str(virtual), "track_interfaces": [n for n in all_names if n != advert_if]}
         unicast_peers = []
         sources = []
         for peer in peers:
@@ -342,9 +423,12 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
                 unicast_peers.append(str(peer_addr.ip))
                 sources.append({"address": str(peer_addr.ip),
                                 "mac": _peer_macs(peer, hostvars).get(name) if hostvars is not None else None})
+        if pair is not None:
+            sources = [{"address": a, "mac": None} for a in pair_peers]
+            unicast_peers = list(pair_peers)
         inst["vrrp_sources"] = sources
         if out["unicast"]:
-            inst["unicast_src_ip"] = str(own.ip)
+            inst["unicast_src_ip"] = str(ipaddress.IPv4Interface(pair["address"]).ip if pair is not None else own.ip)
             inst["unicast_peers"] = unicast_peers
         instances.append(inst)
     if not instances and not problems:
@@ -352,6 +436,7 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
     if problems:
         raise AnsibleFilterError("invalid VRRP settings, nothing was changed:\n- " + "\n- ".join(problems))
     out["instances"] = instances
+    out["vrrp_rules"] = _vrrp_rules(instances)
     return out
 
 

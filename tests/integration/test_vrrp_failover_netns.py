@@ -15,6 +15,10 @@ must hold the VIP; a deleted qdisc is put back by its agent before keepalived no
 to FAULT and rep2 takes the VIP, the exporter learning rep2's MAC from the gratuitous ARPs alone; when the agent runs
 again, rep1 takes the VIP back after the preempt delay.
 
+With logfwdr_vrrp_pair_link (a veth pair0 between rep1 and rep2, 10.77.9.1/30 and 10.77.9.2/30) the adverts of
+both instances go there; the addresses stay on the segments, failover still moves them (and the exporter follows
+the gratuitous ARPs), and the same forged adverts on segment 1 reach no keepalived at all.
+
 The attacker on segment 1 forges priority-255 VRRPv3 adverts (raw socket: multicast to 224.0.0.18 and unicast to
 both replicators, from its own address and from the peer's): with the role's defaults (unicast, source check, the
 role's nftables table with the peer's MAC) every VIP stays with rep1; with the old defaults (multicast, no filter)
@@ -51,6 +55,7 @@ OWN = {"rep1": "10.77.1.2", "rep2": "10.77.1.3"}
 OWN2 = {"rep1": "10.77.2.2", "rep2": "10.77.2.3"}
 ATTACKER = "10.77.1.66"
 PRIORITY = {"rep1": 150, "rep2": 100}
+PAIR_LINK = {"rep1": "10.77.9.1/30", "rep2": "10.77.9.2/30"}
 DEVICES = [{"name": "vec1", "ports": [{"port": 514, "destinations": [
     {"name": "col0", "mode": "mirror", "device": "tool0"}]}]}]
 # the interpreter the agent runs with: Debian 12's pyroute2 when the venv is there
@@ -67,6 +72,7 @@ class Pair(object):
         self.tag = "v%d" % (os.getpid() % 100000)
         self.ns = dict((name, "lf%s%s" % (self.tag, name)) for name in ("seg", "exp", "atk", "rep1", "rep2"))
         self.hardened = True  # the role's defaults; False: multicast, no source check, no nftables table
+        self.pair_link = False  # True: logfwdr_vrrp_pair_link on pair0
         self.tmp = tempfile.mkdtemp(prefix="logfwdr-vrrp-")
         os.chmod(self.tmp, 0o755)
         self.procs = {}
@@ -93,6 +99,11 @@ class Pair(object):
             ip("-n", seg, "link", "set", "s%d" % n, "up")
             ip("-n", ns, "addr", "add", addr + "/24", "dev", dev)
             ip("-n", ns, "link", "set", dev, "up")
+        ip("-n", self.ns["rep1"], "link", "add", "pair0", "type", "veth", "peer", "name", "pair0", "netns",
+           self.ns["rep2"])
+        for name in ("rep1", "rep2"):
+            ip("-n", self.ns[name], "addr", "add", PAIR_LINK[name], "dev", "pair0")
+            ip("-n", self.ns[name], "link", "set", "pair0", "up")
         for name in ("rep1", "rep2"):
             ns = self.ns[name]
             # the role's ARP settings on a replicator
@@ -103,9 +114,10 @@ class Pair(object):
             ip("-n", ns, "link", "set", "sink0", "up")
             self.apply_rules(name)
 
-    def configure(self, hardened=True):
+    def configure(self, hardened=True, pair_link=False):
         """The role's files for both replicators: the defaults (hardened) or the old multicast ones."""
         self.hardened = hardened
+        self.pair_link = pair_link
         for name in ("rep1", "rep2"):
             self.write_files(name)
 
@@ -138,9 +150,11 @@ class Pair(object):
         # each host's MACs in its inventory (logfwdr_vrrp_macs): the peer's table admits VRRP only from them
         hostvars = {peer: {"logfwdr_ingress_interfaces": ingress(peer),
                            "logfwdr_vrrp_macs": {"vec1": netlab.Lab.mac(self.ns[peer], "vec1"),
-                                                 "vec2": netlab.Lab.mac(self.ns[peer], "vec2")}}}
+                                                 "vec2": netlab.Lab.mac(self.ns[peer], "vec2")},
+                           "logfwdr_vrrp_pair_link": {"name": "pair0", "address": PAIR_LINK[peer]}}}
         settings = dict(DEFAULTS, logfwdr_vrrp_priority=PRIORITY[name], logfwdr_vrrp_preempt_delay=2,
-                        logfwdr_vrrp_unicast=self.hardened)
+                        logfwdr_vrrp_unicast=self.hardened,
+                        logfwdr_vrrp_pair_link={"name": "pair0", "address": PAIR_LINK[name]} if self.pair_link else {})
         data = vrrp_instances(ingress(name), [{"name": "tool0"}], settings, peers=[peer], hostvars=hostvars,
                               hostname=name)
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
@@ -414,3 +428,50 @@ def test_old_defaults_let_the_same_adverts_take_the_address(pair):
     assert [s for s in samples if "rep1" not in s[0]], samples
     # without a sync group, segment 2 is not touched even then
     assert all(s[1] == ("rep1",) for s in samples), samples
+
+
+def test_pair_link_carries_the_adverts_and_forged_ones_reach_nobody(pair):
+    pair.configure(hardened=True, pair_link=True)
+    conf = open(os.path.join(pair.tmp, "rep1", "keepalived.conf")).read()
+    assert conf.count("interface pair0") == 2 and "10.77.1.1/24 dev vec1" in conf
+    pair.start("rep1")
+    pair.start("rep2")
+    pair.wait("rep1 master of both VIPs", lambda: pair.holders("vec1") == ["rep1"] and pair.holders("vec2") == ["rep1"]
+              and pair.state("rep2") == "BACKUP", 20)
+    # the adverts really go over the pair link, none on the segments
+    seen = netlab.sh("ip", "netns", "exec", pair.ns["rep2"], "timeout", "2", "tcpdump", "-l", "--immediate-mode", "-c", "3", "-ni", "pair0",
+                     "ip proto 112", check=False)
+    assert "VRRPv3, Advertisement" in seen.stdout, seen.stdout + seen.stderr
+    seen = netlab.sh("ip", "netns", "exec", pair.ns["exp"], "timeout", "2", "tcpdump", "-l", "--immediate-mode", "-c", "1", "-ni", "exp0",
+                     "ip proto 112", check=False)
+    assert "VRRP" not in seen.stdout, seen.stdout
+    pair.exporter_sends()
+    pair.wait("exporter sends to rep1", lambda: pair.exporter_sees() == pair.mac("rep1"), 5)
+
+    samples = attack(pair, 4)
+    moved = [s for s in samples if s != (("rep1",), ("rep1",))]
+    assert not moved, (len(moved), len(samples), moved[:5])
+    # dropped on the segment by both hosts' tables: no accept rule for VRRP on vec1 with a pair link
+    assert vrrp_dropped(pair, "rep1") > 50 and vrrp_dropped(pair, "rep2") > 50
+
+    # failover over the pair link: rep1's agent stops, rep2 takes both VIPs, the exporter follows its ARPs
+    broke = time.time()
+    pair.stop_agent("rep1")
+    moved_at = pair.wait("rep2 takes both VIPs", lambda: pair.holders("vec1") == ["rep2"]
+                         and pair.holders("vec2") == ["rep2"], 10)
+    pair.wait("exporter sends to rep2", lambda: pair.exporter_sees() == pair.mac("rep2"), 3)
+    print("pair link: both VIPs on rep2 %.1f s after rep1's agent stopped" % (moved_at - broke))
+    pair.start_agent("rep1")
+    pair.wait("rep1 takes both VIPs back", lambda: pair.holders("vec1") == ["rep1"]
+              and pair.holders("vec2") == ["rep1"], 20)
+    # the pair link cut (no carrier at either end): neither host goes to FAULT, so every VIP stays held (both
+    # masters until the link is back, each copying what reaches it), and the pair agrees again once it is back
+    ip("-n", pair.ns["rep1"], "link", "set", "pair0", "down")
+    time.sleep(2)
+    for _ in range(10):
+        assert "rep1" in pair.holders("vec1") and "rep1" in pair.holders("vec2"), pair.holders()
+        time.sleep(0.2)
+    assert pair.state("rep1") == "MASTER" and pair.state("rep2") == "MASTER"
+    ip("-n", pair.ns["rep1"], "link", "set", "pair0", "up")
+    pair.wait("one master again after the link is back", lambda: pair.holders("vec1") == ["rep1"]
+              and pair.holders("vec2") == ["rep1"] and pair.state("rep2") == "BACKUP", 10)

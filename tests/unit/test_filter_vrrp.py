@@ -108,10 +108,13 @@ def test_virtual_router_ids_are_unique_per_host():
 def test_instances_from_the_defaults():
     out = vrrp_instances(INGRESS, EGRESS, SETTINGS)
     assert out["instances"] == [
-        {"name": "logfwdr_vec1", "interface": "vec1", "virtual_router_id": 11, "virtual_address": "10.10.1.1/24",
-         "track_interfaces": ["vec2", "vec3", "vec4", "tool0"], "vrrp_sources": []},
-        {"name": "logfwdr_vec2", "interface": "vec2", "virtual_router_id": 12, "virtual_address": "10.10.2.1/24",
-         "track_interfaces": ["vec1", "vec3", "vec4", "tool0"], "vrrp_sources": []}]
+        {"name": "logfwdr_vec1", "interface": "vec1", "vip_interface": "vec1", "virtual_router_id": 11,
+         "virtual_address": "10.10.1.1/24", "track_interfaces": ["vec2", "vec3", "vec4", "tool0"], "vrrp_sources": []},
+        {"name": "logfwdr_vec2", "interface": "vec2", "vip_interface": "vec2", "virtual_router_id": 12,
+         "virtual_address": "10.10.2.1/24", "track_interfaces": ["vec1", "vec3", "vec4", "tool0"], "vrrp_sources": []}]
+    assert out["pair_link"] is None
+    assert out["vrrp_rules"] == [{"interface": "vec1", "address": None, "mac": None},
+                                 {"interface": "vec2", "address": None, "mac": None}]
     assert (out["priority"], out["version"], out["advert_int"], out["preempt"], out["preempt_delay"]) == \
         (100, 3, "0.2", True, 30)
     assert (out["unicast"], out["auth"], out["check_interval"], out["check_fall"], out["check_rise"]) == \
@@ -122,7 +125,8 @@ def test_instances_from_the_defaults():
 
 def test_values_from_templating_are_accepted():
     """ansible-core < 2.19 hands the filter strings for "{{ var }}"."""
-    out = vrrp_instances(INGRESS, EGRESS, dict((k, str(v)) for k, v in SETTINGS.items() if k != "logfwdr_vrrp_macs"))
+    out = vrrp_instances(INGRESS, EGRESS, dict((k, str(v)) for k, v in SETTINGS.items()
+                                             if k not in ("logfwdr_vrrp_macs", "logfwdr_vrrp_pair_link")))
     assert (out["priority"], out["advert_int"], out["preempt"], out["unicast"]) == (100, "0.2", True, False)
 
 
@@ -263,6 +267,49 @@ def test_peer_problems():
         "(unicast_peer) is too; define them in the inventory"]
     # multicast: a peer whose variables are unknown is not compared, and not an error
     vrrp_instances(INGRESS, EGRESS, SETTINGS, peers=["rep2"], hostvars={"rep2": {}})
+
+
+# ---- vrrp_instances: a link of the pair's own -------------------------------------------------------------------
+
+PAIR = {"name": "pair0", "address": "10.255.255.1/30"}
+
+
+def test_pair_link_carries_every_advert_and_the_addresses_stay_on_the_segments():
+    hostvars = {"rep2": {"logfwdr_ingress_interfaces": PEER_INGRESS,
+                         "logfwdr_vrrp_pair_link": {"name": "pair0", "address": "10.255.255.2/30"},
+                         "logfwdr_vrrp_macs": {"vec1": "52:54:00:aa:00:01"}}}
+    out = vrrp_instances(INGRESS, EGRESS, dict(SETTINGS, logfwdr_vrrp_unicast=True, logfwdr_vrrp_pair_link=PAIR),
+                         peers=["rep2"], hostvars=hostvars)
+    assert out["pair_link"] == PAIR
+    assert [(i["interface"], i["vip_interface"], i["virtual_address"], i["unicast_src_ip"], i["unicast_peers"])
+            for i in out["instances"]] == [("pair0", "vec1", "10.10.1.1/24", "10.255.255.1", ["10.255.255.2"]),
+                                           ("pair0", "vec2", "10.10.2.1/24", "10.255.255.1", ["10.255.255.2"])]
+    # the ingress interfaces are tracked now (keepalived's own interface is the pair link)
+    assert out["instances"][0]["track_interfaces"] == ["vec1", "vec2", "vec3", "vec4", "tool0"]
+    # VRRP admitted from the peer's pair-link address on the pair link only: one rule, not one per instance
+    assert out["vrrp_rules"] == [{"interface": "pair0", "address": "10.255.255.2", "mac": None}]
+
+
+def test_pair_link_problems():
+    assert vrrp_problems(settings={"logfwdr_vrrp_pair_link": {"name": "pair 0", "address": "10.255.255.1"}}) == [
+        "logfwdr_vrrp_pair_link.name: 'pair 0' is not an interface name (1-15 of A-Z a-z 0-9 _ . -); like {name: "
+        "eth9, address: 10.255.255.1/30} (an interface that joins the two replicators only)",
+        "logfwdr_vrrp_pair_link.address: '10.255.255.1' is not an IPv4 address with its prefix; like {name: eth9, "
+        "address: 10.255.255.1/30} (an interface that joins the two replicators only)"]
+    assert vrrp_problems(settings={"logfwdr_vrrp_pair_link": {"name": "vec2", "address": "10.255.255.1/30"}}) == [
+        "logfwdr_vrrp_pair_link.name: vec2 is also an ingress or egress interface; the pair link is a link of its "
+        "own between the replicators"]
+    same_vrid = changed(1, virtual_router_id=11)
+    assert vrrp_problems(ingress=same_vrid, settings={"logfwdr_vrrp_pair_link": PAIR}) == [
+        "logfwdr_ingress_interfaces: virtual_router_id 11 is used on more than one ingress interface; with "
+        "logfwdr_vrrp_pair_link all instances share one link, so give each its own id"]
+    peer = {"logfwdr_ingress_interfaces": PEER_INGRESS}
+    assert vrrp_problems(settings={"logfwdr_vrrp_pair_link": PAIR}, peers=["rep2"], hostvars={"rep2": peer}) == [
+        "logfwdr_vrrp_pair_link: rep2 has no (valid) logfwdr_vrrp_pair_link; set it on both replicators"]
+    far = dict(peer, logfwdr_vrrp_pair_link={"name": "pair0", "address": "10.255.254.2/30"})
+    assert vrrp_problems(settings={"logfwdr_vrrp_pair_link": PAIR}, peers=["rep2"], hostvars={"rep2": far}) == [
+        "logfwdr_vrrp_pair_link.address: rep2's pair-link address, 10.255.254.2, is not in 10.255.255.0/30; give "
+        "both ends addresses in one subnet"]
 
 
 def test_registered_as_filters():

@@ -54,3 +54,18 @@ def test_choices_contain_the_default():
     for name, option in walk(SPEC):
         if "choices" in option and "default" in option:
             assert option["default"] in option["choices"], name
+
+
+def test_the_defaults_pass_the_spec_as_ansible_checks_it():
+    """What the role's validate_argument_spec does at the start of a run, with the defaults and a minimal inventory
+    (a default that its own spec refuses, like {} for a dict with required sub-options, fails every run)."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    params = dict(DEFAULTS)
+    for name, option in SPEC.items():
+        if option.get("required"):
+            params[name] = [] if option.get("type") == "list" else "x"
+    result = ArgumentSpecValidator(SPEC).validate(params)
+    assert not result.error_messages, result.error_messages
+    pair = dict(params, logfwdr_vrrp_pair_link={"name": "eth9", "address": "10.255.255.1/30"})
+    assert not ArgumentSpecValidator(SPEC).validate(pair).error_messages

@@ -26,14 +26,15 @@ EGRESS = [{"name": "vec3", "address": "10.20.1.2/24"}]
 COLLECTORS = [{"name": "c1", "address": "10.20.1.31", "protocols": ["syslog", "snmptrap"]}]
 
 
-def render(vrrp=True, firewall=True, bridge=True, management=("192.0.2.0/24",)):
+def render(vrrp=True, firewall=True, bridge=True, management=("192.0.2.0/24",), pair=None, peer_pair=None):
     v = dict(bridgeconf.DEFAULTS, logfwdr_ingress_interfaces=INGRESS, logfwdr_egress_interfaces=EGRESS,
              logfwdr_collectors=COLLECTORS, logfwdr_vrrp=vrrp, logfwdr_firewall=firewall,
              logfwdr_syslog_bridge=bridge, ansible_managed="test", __logfwdr_nftables_service="logfwdr-nftables.service")
     devices = replication_devices(COLLECTORS, INGRESS, v["logfwdr_protocols"], egress_interfaces=EGRESS, vrrp=vrrp)
     if vrrp:
-        v["__logfwdr_vrrp"] = vrrp_instances(INGRESS, EGRESS, dict(VRRP_DEFAULTS), peers=["rep2"], hostvars=PEER,
-                                             hostname="rep1")
+        hostvars = {"rep2": dict(PEER["rep2"], logfwdr_vrrp_pair_link=peer_pair)} if pair else PEER
+        v["__logfwdr_vrrp"] = vrrp_instances(INGRESS, EGRESS, dict(VRRP_DEFAULTS, logfwdr_vrrp_pair_link=pair or {}),
+                                             peers=["rep2"], hostvars=hostvars, hostname="rep1")
     bridge_inputs = bridgeconf.role_vars(v, "/w", "/s")["__logfwdr_syslog_bridge_inputs"] if bridge else {}
     v["__logfwdr_syslog_bridge_inputs"] = bridge_inputs
     if firewall:
@@ -69,6 +70,20 @@ def test_vrrp_only_from_the_peer_address_and_mac(tmp_path):
         "tcp dport 514 ct state new ct count over 200 counter drop"]
     assert got.index("ip protocol vrrp jump vrrp") < got.index(
         "tcp dport 514 ct state new ct count over 200 counter drop")
+    proc = nft_check(text, tmp_path)
+    assert proc.returncode == 0, proc.stdout + text
+
+
+def test_vrrp_only_on_the_pair_link_when_there_is_one(tmp_path):
+    text = render(firewall=False, bridge=False, pair={"name": "pair0", "address": "10.255.255.1/30"},
+                  peer_pair={"name": "pair0", "address": "10.255.255.2/30"})
+    got = rules(text)
+    vrrp = got[got.index("chain vrrp {") + 1:]
+    vrrp = vrrp[:vrrp.index("}")]
+    # from the peer's pair-link address on the pair link; VRRP on the exporter segments reaches no accept rule
+    assert vrrp == ['iifname "pair0" ip saddr 10.255.255.2 accept', "counter drop"]
+    assert 'iifname "pair0" ip protocol vrrp jump vrrp' in got
+    assert 'iifname { "vec1", "vec2" } jump exporter_segments' in got and "ip protocol vrrp jump vrrp" in got
     proc = nft_check(text, tmp_path)
     assert proc.returncode == 0, proc.stdout + text
 

@@ -161,12 +161,18 @@ def rendered():
                         "vars": LAB_GROUP},
         "unicast": {"hosts": {"uni1": host(2, logfwdr_vrrp_priority=200, logfwdr_vrrp_peers=["uni2"]),
                               "uni2": host(3, logfwdr_vrrp_priority=50, logfwdr_vrrp_peers=["uni1"])},
-                    "vars": uni_group}}}}
+                    "vars": uni_group},
+        # the lab pair with a link of its own (vec5) for the adverts
+        "paired": {"hosts": {"pair1": host(2, logfwdr_vrrp_priority=150, logfwdr_vrrp_peers=["pair2"],
+                                           logfwdr_vrrp_pair_link={"name": "vec5", "address": "10.255.255.1/30"}),
+                             "pair2": host(3, logfwdr_vrrp_peers=["pair1"],
+                                           logfwdr_vrrp_pair_link={"name": "vec5", "address": "10.255.255.2/30"})},
+                   "vars": LAB_GROUP}}}}
     try:
         proc = run_playbook(tmpdir, inventory)
         assert proc.returncode == 0, proc.stdout
         out = {"dir": tmpdir}
-        for name in ("rep1", "rep2", "uni1", "uni2"):
+        for name in ("rep1", "rep2", "uni1", "uni2", "pair1", "pair2"):
             with open(os.path.join(tmpdir, name + ".conf")) as handle:
                 out[name] = handle.read()
         yield out
@@ -242,6 +248,22 @@ def test_unicast_v2_pair(rendered):
         assert "--interval 5 " in unit and "--listen-port" not in unit
 
 
+def test_pair_link_carries_the_adverts(rendered):
+    for name, src, peer in (("pair1", "10.255.255.1", "10.255.255.2"), ("pair2", "10.255.255.2", "10.255.255.1")):
+        instances = blocks(rendered[name], "vrrp_instance")
+        for inst, vip, others in (("logfwdr_vec1", "10.10.1.1/24 dev vec1", r"vec1\s+vec2\s+vec3\s+vec4"),
+                                  ("logfwdr_vec2", "10.10.2.1/24 dev vec2", r"vec1\s+vec2\s+vec3\s+vec4")):
+            body = instances[inst]
+            for line in ("interface vec5", "unicast_src_ip " + src, vip, "dont_track_primary"):
+                assert line in lines(body), (name, inst, line)
+            assert re.search(r"unicast_peer \{\s+%s\s+\}" % re.escape(peer), body)
+            # the segments are not keepalived's interfaces now: both are tracked (a dead segment moves them all)
+            assert re.search(r"track_interface \{\s+%s\s+\}" % others, body), body
+        # the pair link gets its address like the other interfaces
+        network = open(os.path.join(rendered["dir"], "%s-vec5.network" % name)).read()
+        assert "Address=%s/30" % src in network.splitlines() and "pair link" in network
+
+
 def test_network_files_keep_the_virtual_address(rendered):
     for name in ("rep1", "uni1"):
         ingress = open(os.path.join(rendered["dir"], "%s-vec1.network" % name)).read()
@@ -252,10 +274,10 @@ def test_network_files_keep_the_virtual_address(rendered):
 
 # ---- keepalived -t -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["rep1", "rep2", "uni1", "uni2"])
+@pytest.mark.parametrize("name", ["rep1", "rep2", "uni1", "uni2", "pair1", "pair2"])
 def test_keepalived_accepts_the_rendered_file(rendered, name):
     path = os.path.join(rendered["dir"], name + ".conf")
-    rc, out = keepalived_test(path)
+    rc, out = keepalived_test(path, INTERFACES + (("vec5",) if name.startswith("pair") else ()))
     assert (rc, out) == (0, ""), out
 
 
