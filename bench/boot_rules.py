@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from failover import BACKUP, PRIMARY, VIPS, vip_holders, wait_holder
+from failover import BACKUP, PRIMARY, VIPS, log, vip_holders, wait_holder
 from lablib import LABCTL, require_lab, ssh
 
 UNITS = ("network-online.target", "logfwdr-agent.service", "keepalived.service")
@@ -51,6 +51,7 @@ def boot_report(host):
 
 
 def power_cycle(hosts):
+    log("power off %s, boot again (about 30 s until SSH answers), no playbook run" % " and ".join(hosts))
     for host in hosts:
         subprocess.run([LABCTL, "poweroff", host], check=True, capture_output=True)
     t0 = time.time()

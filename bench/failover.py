@@ -55,12 +55,19 @@ def vip_holders():
     return out
 
 
-def wait_holder(host, timeout):
+def wait_holder(host, timeout, every=10.0):
+    """Seconds until HOST alone holds every virtual address (None after TIMEOUT); says where it is every EVERY s."""
     t0 = time.time()
+    said = t0
     while time.time() - t0 < timeout:
         holders = vip_holders()
         if all(holders[v] == [host] for v in VIPS):
             return round(time.time() - t0, 1)
+        if time.time() - said >= every:
+            said = time.time()
+            log("waiting for %s to hold the addresses: %.0f s of at most %.0f; now %s"
+                % (host, said - t0, timeout, ", ".join("%s on %s" % (v, "+".join(h) or "nobody")
+                                                        for v, h in holders.items())))
         time.sleep(0.5)
     return None
 
@@ -170,8 +177,11 @@ def restore(scenario):
     notes = {}
     if scenario == "poweroff":
         t0 = time.time()
+        log("poweroff: booting %s again (no playbook run; about 30 s until SSH answers)" % PRIMARY)
         subprocess.run([LABCTL, "start", PRIMARY], check=True, capture_output=True)
         notes["boot_s"] = round(time.time() - t0, 1)
+        log("poweroff: %s answers SSH after %.1f s; the preempt delay runs before it takes the addresses back"
+            % (PRIMARY, notes["boot_s"]))
         # no playbook run: the agent puts the rules back at boot, before keepalived starts
         holders = vip_holders()
         notes["primary_holds_vip_at_boot"] = any(PRIMARY in h for h in holders.values())

@@ -87,7 +87,14 @@ else
     INCLUDE=$(IFS=,; echo "${PACKAGES[*]}")
     log "debootstrap $SUITE (minbase + ${#PACKAGES[@]} packages) from $MIRROR"
     debootstrap --variant=minbase --cache-dir="$CACHE/debs" --include="$INCLUDE" \
-        "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || {
+        "$SUITE" "$ROOT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 &
+    DB_PID=$!
+    # about 2 minutes: say what it is doing every 15 s (its own "I: ..." lines, from the log)
+    while kill -0 "$DB_PID" 2>/dev/null; do
+        for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do kill -0 "$DB_PID" 2>/dev/null && sleep 1; done
+        kill -0 "$DB_PID" 2>/dev/null && log "debootstrap, $(elapsed)s: $(grep '^I: ' "$WORK/debootstrap.log" | tail -n1 | cut -c4-90)"
+    done
+    wait "$DB_PID" || {
         tail -n 40 "$WORK/debootstrap.log" >&2
         die "debootstrap failed (full log was $WORK/debootstrap.log)"
     }
