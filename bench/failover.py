@@ -65,9 +65,8 @@ def wait_holder(host, timeout, every=10.0):
             return round(time.time() - t0, 1)
         if time.time() - said >= every:
             said = time.time()
-            log("waiting for %s to hold the addresses: %.0f s of at most %.0f; now %s"
-                % (host, said - t0, timeout, ", ".join("%s on %s" % (v, "+".join(h) or "nobody")
-                                                        for v, h in holders.items())))
+            now = ", ".join("%s on %s" % (v, "+".join(h) or "nobody") for v, h in holders.items())
+            log("waiting for %s to hold the addresses: %.0f s of at most %.0f; now %s" % (host, said - t0, timeout, now))
         time.sleep(0.5)
     return None
 

@@ -468,7 +468,7 @@ def test_pair_link_carries_the_adverts_and_forged_ones_reach_nobody(pair):
     # masters until the link is back, each copying what reaches it), and the pair agrees again once it is back
     ip("-n", pair.ns["rep1"], "link", "set", "pair0", "down")
     time.sleep(2)
-    for _ in range(10):
+    for _sample in range(10):
         assert "rep1" in pair.holders("vec1") and "rep1" in pair.holders("vec2"), pair.holders()
         time.sleep(0.2)
     assert pair.state("rep1") == "MASTER" and pair.state("rep2") == "MASTER"

@@ -125,8 +125,8 @@ def test_instances_from_the_defaults():
 
 def test_values_from_templating_are_accepted():
     """ansible-core < 2.19 hands the filter strings for "{{ var }}"."""
-    out = vrrp_instances(INGRESS, EGRESS, dict((k, str(v)) for k, v in SETTINGS.items()
-                                             if k not in ("logfwdr_vrrp_macs", "logfwdr_vrrp_pair_link")))
+    templated = dict((k, str(v)) for k, v in SETTINGS.items() if k not in ("logfwdr_vrrp_macs", "logfwdr_vrrp_pair_link"))
+    out = vrrp_instances(INGRESS, EGRESS, templated)
     assert (out["priority"], out["advert_int"], out["preempt"], out["unicast"]) == (100, "0.2", True, False)
 
 
