@@ -6,6 +6,9 @@ PY := $(CURDIR)/$(VENV)/bin/python
 # pyroute2 as Debian 12 ships it, to run the module against the oldest supported release
 VENV_OLD := .venv-pyroute2-0.7.2
 PY_OLD := $(CURDIR)/$(VENV_OLD)/bin/python
+# the oldest ansible-core release the collection claims (meta/runtime.yml): unit tests and sanity run there too
+VENV_218 := .venv-ansible-2.18
+PY_218 := $(CURDIR)/$(VENV_218)/bin/python
 COLL := $(CURDIR)/.build/collections
 COLL_LINK := $(COLL)/ansible_collections/netops/logfwdr
 APT_PACKAGES := iproute2 tcpdump strace socat user-mode-linux debootstrap e2fsprogs openssh-client shellcheck nftables
@@ -34,11 +37,16 @@ deps: ## system packages and the pinned Python environments
 	fi
 	$(MAKE) venv
 
-venv: $(VENV)/.done $(VENV_OLD)/.done collection
+venv: $(VENV)/.done $(VENV_OLD)/.done $(VENV_218)/.done collection
 
-$(VENV)/.done: requirements.txt requirements-test.txt
+$(VENV)/.done: requirements-ci.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r requirements-test.txt
+	touch $@
+
+$(VENV_218)/.done: requirements-ansible-2.18.txt
+	$(PYTHON) -m venv $(VENV_218)
+	$(VENV_218)/bin/pip install -q -r requirements-ansible-2.18.txt
 	touch $@
 
 $(VENV_OLD)/.done: requirements.txt
@@ -62,6 +70,8 @@ test: deps unit integration uml lint sanity molecule ## everything CI runs (inst
 
 unit: collection
 	$(PY) -m pytest -q tests/unit
+	@echo "== the unit tests again on $$($(VENV_218)/bin/ansible --version | head -n1)"
+	$(PY_218) -m pytest -q -p no:cacheprovider tests/unit
 
 integration: collection
 	LOGFWDR_TEST_PYTHONS=$(PY):$(PY_OLD) $(PY) -m pytest -q tests/integration -m netns
@@ -74,6 +84,8 @@ lint: collection
 
 sanity: collection
 	VENV=$(CURDIR)/$(VENV) .ci/sanity.sh
+	@echo "== ansible-test sanity again on $$($(VENV_218)/bin/ansible --version | head -n1)"
+	VENV=$(CURDIR)/$(VENV_218) .ci/sanity.sh
 
 molecule: collection ## the lab scenario: create, converge, idempotence, verify with real traffic, destroy
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH molecule test -s default

@@ -19,7 +19,16 @@ if netlab.COLLECTIONS not in sys.path:
     sys.path.insert(0, netlab.ensure_collection_path())
 
 from ansible.parsing.dataloader import DataLoader  # noqa: E402
-from ansible.template import Templar, trust_as_template  # noqa: E402
+from ansible.template import Templar  # noqa: E402
+
+try:  # ansible-core 2.19+: only trusted strings are templated
+    from ansible.template import trust_as_template  # noqa: E402
+    TRUST = True
+except ImportError:  # 2.18: every string is
+    TRUST = False
+
+    def trust_as_template(value):
+        return value
 
 from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_inputs import (  # noqa: E402
     syslog_bridge_inputs)
@@ -57,7 +66,11 @@ def role_vars(inventory, work_dir, stats_file, credentials_dir="/run/credentials
 def render(name, variables):
     """One of the role's templates, rendered by Ansible's Templar (as the template module does)."""
     source = open(os.path.join(ROLE, "templates", name)).read()
-    return Templar(loader=DataLoader(), variables=variables).template(trust_as_template(source))
+    templar = Templar(loader=DataLoader(), variables=variables)
+    if TRUST:
+        return templar.template(trust_as_template(source))
+    # 2.18: as its template action does, no conversion of the text to data (`{ "a", "b" }` would become a set)
+    return templar.template(source, convert_data=False, preserve_trailing_newlines=True, escape_backslashes=False)
 
 
 def render_conf(inventory, directory):

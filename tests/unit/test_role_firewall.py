@@ -140,7 +140,8 @@ def test_nftables_modules_are_loaded_with_the_table(vrrp, bridge, firewall, load
     """Kernels that load no module on demand (the UML lab's) need nf_tables before `nft -c` runs."""
     import yaml
     from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar, trust_as_template
+    from ansible.template import Templar
+    trust_as_template = bridgeconf.trust_as_template
     role_vars = yaml.safe_load(open(os.path.join(bridgeconf.ROLE, "vars", "main.yml")))
     variables = dict(bridgeconf.DEFAULTS, logfwdr_vrrp=vrrp, logfwdr_syslog_bridge=bridge, logfwdr_firewall=firewall)
     variables.update((k, trust_as_template(v) if isinstance(v, str) else v) for k, v in role_vars.items()

@@ -279,7 +279,8 @@ def test_packages_include_what_the_bridge_needs(bridge, tls, extra):
     variables = dict(bridgeconf.DEFAULTS, logfwdr_syslog_bridge=bridge, logfwdr_syslog_bridge_tls=tls,
                      logfwdr_packages=["python3-pyroute2", "kmod"])
     from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar, trust_as_template
+    from ansible.template import Templar
+    trust_as_template = bridgeconf.trust_as_template
     variables.update((k, trust_as_template(v) if isinstance(v, str) else v) for k, v in role_vars.items()
                      if "packages" in k or "nftables" in k)
     templar = Templar(loader=DataLoader(), variables=variables)
