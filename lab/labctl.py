@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -105,9 +107,27 @@ def read_state():
 
 def write_state(state):
     STATE_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = STATE_FILE.with_suffix(".tmp")
+    tmp = STATE_FILE.with_name(f"state.{os.getpid()}.tmp")  # two labctl at once must not share one
     tmp.write_text(json.dumps(state, indent=2) + "\n")
     tmp.replace(STATE_FILE)
+
+
+@contextlib.contextmanager
+def state_lock():
+    """Serialise read-modify-write of the state file (`labctl start A & labctl start B` at once)."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(STATE_DIR / "state.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def set_guest_pid(name, pid):
+    """Record one guest's pid, keeping what other labctl processes wrote meanwhile."""
+    with state_lock():
+        state = read_state()
+        state["hosts"][name]["pid"] = pid
+        write_state(state)
+        return state
 
 
 def _cmdline(pid):
@@ -563,8 +583,7 @@ def cmd_start(args):
                              stdin=subprocess.DEVNULL, stdout=con, stderr=subprocess.STDOUT,
                              cwd=hostdir, env=env, start_new_session=True)
     p.returncode = 0                        # detached on purpose
-    state["hosts"][args.host]["pid"] = p.pid
-    write_state(state)
+    state = set_guest_pid(args.host, p.pid)
     deadline = t0 + args.timeout
     while time.monotonic() < deadline:
         if ssh_ok(state["namespace"], host["mgmt_ip"]):
