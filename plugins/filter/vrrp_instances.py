@@ -344,8 +344,8 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
                      % ", ".join(str(n) for n in ingress_names))
     pair = out["pair_link"]
     pair_peers = []
+    own_pair = ipaddress.IPv4Interface(pair["address"]) if pair is not None else None
     if pair is not None:
-        own_pair = ipaddress.IPv4Interface(pair["address"])
         if pair["name"] in all_names:
             problems.add("logfwdr_vrrp_pair_link.name", "%s is also an ingress or egress interface; the pair link "
                                                         "is a link of its own between the replicators" % pair["name"])
@@ -428,7 +428,7 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
             unicast_peers = list(pair_peers)
         inst["vrrp_sources"] = sources
         if out["unicast"]:
-            inst["unicast_src_ip"] = str(ipaddress.IPv4Interface(pair["address"]).ip if pair is not None else own.ip)
+            inst["unicast_src_ip"] = str((own_pair or own).ip)
             inst["unicast_peers"] = unicast_peers
         instances.append(inst)
     if not instances and not problems:

@@ -73,6 +73,18 @@ def render(name, variables):
     return templar.template(source, convert_data=False, preserve_trailing_newlines=True, escape_backslashes=False)
 
 
+ROLE_VARS = yaml.safe_load(open(os.path.join(ROLE, "vars", "main.yml")))
+
+
+def role_var(name, variables, like=()):
+    """One of vars/main.yml's variables, templated as the role sees it: with `variables` and the other role
+    variables whose names contain one of `like` (those it is built from)."""
+    values = dict(variables)
+    values.update((k, trust_as_template(v) if isinstance(v, str) else v) for k, v in ROLE_VARS.items()
+                  if any(word in k for word in like))
+    return Templar(loader=DataLoader(), variables=values).template(trust_as_template(ROLE_VARS[name]))
+
+
 def render_conf(inventory, directory):
     """syslog-bridge.conf for `inventory` (role variables), with its work dir, counters file and credentials
     directory (where the unit's LoadCredential puts the TLS key) in `directory`."""

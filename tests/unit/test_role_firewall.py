@@ -138,15 +138,7 @@ def test_role_packages_and_unit():
     (False, False, False, False), (True, False, False, True), (False, True, False, True), (False, False, True, True)])
 def test_nftables_modules_are_loaded_with_the_table(vrrp, bridge, firewall, loaded):
     """Kernels that load no module on demand (the UML lab's) need nf_tables before `nft -c` runs."""
-    import yaml
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar
-    trust_as_template = bridgeconf.trust_as_template
-    role_vars = yaml.safe_load(open(os.path.join(bridgeconf.ROLE, "vars", "main.yml")))
     variables = dict(bridgeconf.DEFAULTS, logfwdr_vrrp=vrrp, logfwdr_syslog_bridge=bridge, logfwdr_firewall=firewall)
-    variables.update((k, trust_as_template(v) if isinstance(v, str) else v) for k, v in role_vars.items()
-                     if "nftables" in k or "kernel_modules" in k)
-    got = Templar(loader=DataLoader(), variables=variables).template(
-        trust_as_template(role_vars["__logfwdr_kernel_modules"]))
+    got = bridgeconf.role_var("__logfwdr_kernel_modules", variables, like=("nftables", "kernel_modules"))
     extra = ["nf_tables", "nft_ct", "nft_connlimit"] if loaded else []
     assert got == bridgeconf.DEFAULTS["logfwdr_kernel_modules"] + extra

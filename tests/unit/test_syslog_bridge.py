@@ -275,20 +275,13 @@ def test_unknown_setting():
                                                 (False, True, [])])
 def test_packages_include_what_the_bridge_needs(bridge, tls, extra):
     """rsyslog (and gnutls for TLS) for the bridge; nftables for its session limit (tasks/firewall.yml)."""
-    role_vars = yaml.safe_load(open(os.path.join(bridgeconf.ROLE, "vars", "main.yml")))
     variables = dict(bridgeconf.DEFAULTS, logfwdr_syslog_bridge=bridge, logfwdr_syslog_bridge_tls=tls,
                      logfwdr_packages=["python3-pyroute2", "kmod"])
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar
-    trust_as_template = bridgeconf.trust_as_template
-    variables.update((k, trust_as_template(v) if isinstance(v, str) else v) for k, v in role_vars.items()
-                     if "packages" in k or "nftables" in k)
-    templar = Templar(loader=DataLoader(), variables=variables)
-    got = templar.template(trust_as_template(role_vars["__logfwdr_packages"]))
+    got = bridgeconf.role_var("__logfwdr_packages", variables, like=("packages", "nftables"))
     assert got == ["python3-pyroute2", "kmod"] + (["rsyslog"] if bridge else []) + extra
     # the role's default list has rsyslog already: not twice
     variables["logfwdr_packages"] = bridgeconf.DEFAULTS["logfwdr_packages"]
-    got = Templar(loader=DataLoader(), variables=variables).template(trust_as_template(role_vars["__logfwdr_packages"]))
+    got = bridgeconf.role_var("__logfwdr_packages", variables, like=("packages", "nftables"))
     assert got == bridgeconf.DEFAULTS["logfwdr_packages"] + extra
 
 
