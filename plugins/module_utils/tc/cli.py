@@ -185,6 +185,21 @@ def _log(line):
     sys.stderr.flush()
 
 
+def cmd_import_samplicator(args, out):
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import samplicator
+    try:
+        with open(args.file) as handle:
+            text = handle.read()
+        entries, warnings = samplicator.collectors(text, args.port, args.protocol)
+    except (IOError, OSError, ValueError) as exc:
+        sys.stderr.write("logfwdr import-samplicator: %s: %s\n" % (args.file, exc))
+        return 2
+    for line in warnings:
+        sys.stderr.write("warning: %s\n" % line)
+    out.write(samplicator.to_yaml(entries, args.port, args.protocol))
+    return 0
+
+
 def parser():
     top = argparse.ArgumentParser(prog="logfwdr", description="In-kernel replication of UDP monitoring traffic "
                                   "(tc rules written through netlink, the netops.logfwdr.tc_mirror module's code).")
@@ -212,6 +227,14 @@ def parser():
     agent_p.add_argument("--listen-port", type=int, action="append", metavar="PORT",
                          help="healthy only while a TCP socket listens there (the syslog bridge); repeatable")
     agent_p.set_defaults(func=cmd_agent)
+    import_p = sub.add_parser("import-samplicator", help="a samplicator config file (samplicate -c) as "
+                              "logfwdr_collectors entries, on stdout; what does not map is warned about on stderr")
+    import_p.add_argument("file", help="the samplicator config file")
+    import_p.add_argument("--port", type=int, default=2000,
+                          help="the UDP port samplicate listens on (its -p; default %(default)s)")
+    import_p.add_argument("--protocol", metavar="NAME",
+                          help="the logfwdr_protocols name of that port (netflow, sflow, ...); default: the number")
+    import_p.set_defaults(func=cmd_import_samplicator)
     return top
 
 

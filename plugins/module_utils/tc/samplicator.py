@@ -1,0 +1,142 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, logfwdr developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A samplicator configuration (samplicate -c FILE) as logfwdr_collectors entries.
+
+samplicator's config file has one line per exporter prefix: ``ADDR[/MASK]: RECEIVER ...``, MASK a dotted netmask
+or a prefix length (default /32), each RECEIVER ``ADDR[:PORT[/FREQ][,TTL]]`` (its parser, read_config.c; the
+README writes ``ADDR[/PORT[/FREQ[,TTL]]]``: both are read), ``#`` starts a comment. The port samplicator listens on is not in the file (``-p``,
+default 2000). Each receiver becomes one forward collector for that port, with the union of the prefixes that feed it
+as its sources; what has no equivalent is reported, never silently dropped.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import json
+import re
+
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.model import NAME_MAX
+
+DEFAULT_PORT = 2000  # samplicate -p: the port it listens on and, per receiver, the port it sends to
+
+def _u(text):
+    return text if isinstance(text, type(u"")) else text.decode("utf-8")
+
+
+def _prefix(text, lineno):
+    addr, _sep, mask = text.strip().partition("/")
+    if addr.startswith("["):
+        raise ValueError("line %d: IPv6 exporters (%s) are not supported yet" % (lineno, text.strip()))
+    try:
+        if not mask:
+            return ipaddress.ip_network(_u(addr + "/32"))
+        return ipaddress.ip_network(_u(addr + "/" + mask), strict=False)
+    except ValueError as exc:
+        raise ValueError("line %d: %r is not an IPv4 address with a netmask or prefix length (%s)"
+                         % (lineno, text.strip(), exc))
+
+
+RECEIVER = re.compile(r"^(?P<addr>[0-9.]+)(?:[:/](?P<port>[^/,]+)(?:/(?P<freq>[^,]*))?(?:,(?P<ttl>.*))?)?$")
+
+
+def _receiver(text, lineno):
+    if text.startswith("["):
+        raise ValueError("line %d: IPv6 receiver %s is not supported yet" % (lineno, text))
+    m = RECEIVER.match(text)
+    if not m:
+        raise ValueError("line %d: receiver %r is not ADDR[:PORT[/FREQ][,TTL]]" % (lineno, text))
+    try:
+        addr = ipaddress.ip_address(_u(m.group("addr")))
+    except ValueError:
+        raise ValueError("line %d: receiver %r: %r is not an IPv4 address (host names are not resolved)"
+                         % (lineno, text, m.group("addr")))
+    port = m.group("port")
+    if port is None:
+        port = DEFAULT_PORT
+    elif port.isdigit() and 0 < int(port) < 65536:
+        port = int(port)
+    else:
+        raise ValueError("line %d: receiver %r: port %r is not 1-65535 (service names are not resolved)"
+                         % (lineno, text, port))
+    freq = m.group("freq") or "1"
+    if not freq.isdigit() or int(freq) < 1:
+        raise ValueError("line %d: receiver %r: sampling interval %r is not a positive number" % (lineno, text, freq))
+    return {"address": str(addr), "port": port, "freq": int(freq), "ttl": m.group("ttl"), "line": lineno}
+
+
+def parse(text):
+    """[(exporter network, [receiver, ...]), ...] in file order; ValueError naming the line."""
+    rules = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("["):
+            raise ValueError("line %d: IPv6 exporters (%s) are not supported yet" % (lineno, line.split("]")[0] + "]"))
+        lhs, colon, rhs = line.partition(":")
+        if not colon:
+            raise ValueError("line %d: no ':' between the exporter prefix and its receivers: %r" % (lineno, line))
+        rules.append((_prefix(lhs, lineno), [_receiver(r, lineno) for r in rhs.split()]))
+    return rules
+
+
+def collectors(text, listen_port=DEFAULT_PORT, protocol=None):
+    """(logfwdr_collectors entries, warnings) for a samplicator config that listens on `listen_port`."""
+    proto = protocol or listen_port
+    warnings = []
+    by_target, order = {}, []
+    for network, receivers in parse(text):
+        for r in receivers:
+            key = (r["address"], r["port"])
+            if key not in by_target:
+                by_target[key] = {"receiver": r, "networks": []}
+                order.append(key)
+            entry = by_target[key]
+            if network not in entry["networks"]:
+                entry["networks"].append(network)
+            if r["freq"] != 1:
+                warnings.append("line %d: %s gets 1 in %d packets in samplicator; logfwdr copies every packet "
+                                "(no sampling yet): it will receive %d times as many"
+                                % (r["line"], r["address"], r["freq"], r["freq"]))
+            if r["ttl"]:
+                warnings.append("line %d: TTL %s for %s is ignored; copies leave with the TTL the exporter's packet "
+                                "arrived with" % (r["line"], r["ttl"], r["address"]))
+    names = {}
+    out = []
+    for address, port in order:
+        entry = by_target[(address, port)]
+        name = address
+        if name in names:  # the same collector on a second port: its own entry, its own name
+            names[name] += 1
+            suffix = "-%d" % names[name]
+            name = address[:NAME_MAX - len(suffix)] + suffix
+        else:
+            names[name] = 1
+        c = {"name": name, "address": address, "protocols": [proto]}
+        if port != listen_port:
+            c["ports"] = {str(proto): port}
+        nets = entry["networks"]
+        if not any(n.prefixlen == 0 for n in nets):
+            c["sources"] = [str(n) for n in nets]
+        out.append(c)
+    return out, warnings
+
+
+def to_yaml(entries, listen_port, protocol=None):
+    """The entries as a logfwdr_collectors block (JSON scalars and flow collections are YAML)."""
+    lines = ["# from a samplicator config listening on UDP port %d; review before use" % listen_port]
+    if protocol is None:
+        lines.append("# protocols are the port number: name it (netflow, sflow, ...) with --protocol NAME")
+    lines.append("logfwdr_collectors:")
+    if not entries:
+        lines[-1] += " []"
+    for c in entries:
+        first = True
+        for key in ("name", "address", "protocols", "ports", "sources"):
+            if key in c:
+                lines.append("%s%s: %s" % ("  - " if first else "    ", key, json.dumps(c[key])))
+                first = False
+    return "\n".join(lines) + "\n"
