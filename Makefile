@@ -17,9 +17,11 @@ APT_PACKAGES := iproute2 tcpdump strace socat user-mode-linux debootstrap e2fspr
 APT_NOSTART_PACKAGES += keepalived
 # rsyslogd -N1 checks the syslog bridge's configuration; the bridge's tests run their own rsyslogd (TLS: gnutls)
 APT_NOSTART_PACKAGES += rsyslog rsyslog-gnutls
+# promtool checks and tests the shipped alert rules (make alerts); the Prometheus server itself never runs here
+APT_NOSTART_PACKAGES += prometheus
 POLICY_RC_D ?= /usr/sbin/policy-rc.d
 
-.PHONY: deps venv collection test unit integration uml sanity lint molecule demo bench clean
+.PHONY: deps venv collection test unit alerts integration uml sanity lint molecule demo bench clean
 
 deps: ## system packages and the pinned Python environments
 	@if [ "$$(id -u)" = 0 ]; then \
@@ -66,12 +68,16 @@ collection:
 	    || mv $(VENV)/bin/.logfwdr.new $(VENV)/bin/logfwdr; \
 	fi
 
-test: deps unit integration uml lint sanity molecule ## everything CI runs (installs what it needs)
+test: deps unit alerts integration uml lint sanity molecule ## everything CI runs (installs what it needs)
 
 unit: collection
 	$(PY) -m pytest -q tests/unit
 	@echo "== the unit tests again on $$($(VENV_218)/bin/ansible --version | head -n1)"
 	$(PY_218) -m pytest -q -p no:cacheprovider tests/unit
+
+alerts: ## the Prometheus alert rules: promtool's syntax check and their unit tests
+	promtool check rules prometheus/logfwdr-alerts.yml
+	promtool test rules tests/prometheus/logfwdr-alerts.test.yml
 
 integration: collection
 	LOGFWDR_TEST_PYTHONS=$(PY):$(PY_OLD) $(PY) -m pytest -q tests/integration -m netns

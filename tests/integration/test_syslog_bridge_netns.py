@@ -505,6 +505,28 @@ def test_dead_collector_overflows_alone(bridge):
         assert delta("to-%s queue" % name, "discarded.full") == 0, after["to-%s queue" % name]
         assert delta("to-%s" % name, "processed") == count, after["to-%s" % name]
     assert "No route to host" in open(bridge.log).read()
+    # the agent's metrics read the same counters out of rsyslogd's own file
+    prometheus_client = pytest.importorskip("prometheus_client")
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import metrics
+
+    class Families(object):
+        def collect(self):
+            return metrics.host_families(bridge_file=bridge.stats)
+
+    registry = prometheus_client.CollectorRegistry()
+    registry.register(Families())
+    for _attempt in range(5):  # impstats appends a record every second: read both between two records
+        last = bridge.counters()
+        text = prometheus_client.generate_latest(registry).decode().splitlines()
+        if last == bridge.counters():
+            break
+    assert "logfwdr_bridge_stats_read_ok 1.0" in text
+    assert 'logfwdr_bridge_queue_discarded_full_total{collector="cdead"} %.1f' % (
+        last["to-cdead queue"]["discarded.full"]) in text, text
+    assert last["to-cdead queue"]["discarded.full"] > 0
+    for name in ("c5424", "c3164", "cpart"):
+        assert 'logfwdr_bridge_action_processed_total{collector="%s"} %.1f' % (
+            name, last["to-%s" % name]["processed"]) in text, text
 
 
 def test_hup_keeps_the_tcp_sessions(bridge):

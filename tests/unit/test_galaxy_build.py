@@ -33,11 +33,11 @@ def test_the_built_collection_holds_what_users_run_and_nothing_else(tarball):
     for wanted in ("MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml", "playbooks/site.yml",
                    "plugins/modules/tc_mirror.py", "plugins/module_utils/tc/runner.py",
                    "roles/logfwdr/tasks/main.yml", "roles/logfwdr/meta/argument_specs.yml", "docs/role.md",
-                   "docs/install.md", "inventories/example/group_vars/replicators.yml", "changelogs/fragments"):
+                   "docs/install.md", "prometheus/logfwdr-alerts.yml", "inventories/example/group_vars/replicators.yml", "changelogs/fragments"):
         assert wanted in names, wanted
     top = set(n.split("/")[0] for n in names)
     assert top <= {"MANIFEST.json", "FILES.json", "README.md", "meta", "playbooks", "plugins", "roles", "docs",
-                   "inventories", "changelogs", "requirements.txt"}, sorted(top)
+                   "inventories", "changelogs", "requirements.txt", "prometheus"}, sorted(top)
     assert not [n for n in names if n.startswith("inventories/lab") or "__pycache__" in n or n.endswith(".pyc")]
 
 

@@ -393,3 +393,43 @@ def test_metrics_listen_address():
     for bad in ("9514", "host:", "host:70000"):
         with pytest.raises(ValueError):
             metrics.split_listen(bad)
+
+
+def test_metrics_of_vrrp_and_the_bridge_come_from_their_files(tmp_path):
+    prometheus_client = pytest.importorskip("prometheus_client")
+    agent, _logged = make_agent(tmp_path, [])
+    vrrp = tmp_path / "vrrp"
+    vrrp.mkdir()
+    # what roles/logfwdr/files/vrrp-notify writes, and its temporary file mid-write
+    (vrrp / "logfwdr_ens1").write_text("MASTER priority 150 since 2026-12-03T07:00:00+00:00\n")
+    (vrrp / "logfwdr_ens2").write_text("BACKUP priority 150 since 2026-12-03T07:00:00+00:00\n")
+    (vrrp / ".logfwdr_ens2.tmp").write_text("MASTER")
+    stats = tmp_path / "stats.log"
+    # impstats format=json lines; the first one cut by the tail, an older record of the same queue before
+    stats.write_text(
+        'ded":3}\n'
+        '2026-12-03T07:00:00 h rsyslogd-pstats: {"name":"to-c1 queue","origin":"core.queue","size":0,'
+        '"enqueued":5,"full":0,"discarded.full":1,"discarded.nf":0,"maxqsize":2}\n'
+        '{"name":"main Q","origin":"core.queue","size":0,"enqueued":9,"discarded.full":7,"discarded.nf":0}\n'
+        '{"name":"to-c1","origin":"core.action","processed":40,"failed":2,"suspended":1,"suspended.duration":0}\n'
+        '{"name":"to-c1 queue","origin":"core.queue","size":3,"enqueued":50,"full":1,"discarded.full":9,'
+        '"discarded.nf":4,"maxqsize":200}\n')
+    registry = prometheus_client.CollectorRegistry()
+    registry.register(metrics.Collector(agent, kernel_factory=object, vrrp_dir=str(vrrp), bridge_file=str(stats)))
+    text = prometheus_client.generate_latest(registry).decode().splitlines()
+    for line in ('logfwdr_vrrp_state{vrrp_instance="logfwdr_ens1",state="master"} 1.0',
+                 'logfwdr_vrrp_state{vrrp_instance="logfwdr_ens1",state="backup"} 0.0',
+                 'logfwdr_vrrp_state{vrrp_instance="logfwdr_ens2",state="backup"} 1.0',
+                 'logfwdr_vrrp_state{vrrp_instance="logfwdr_ens2",state="master"} 0.0',
+                 'logfwdr_bridge_stats_read_ok 1.0',
+                 'logfwdr_bridge_action_processed_total{collector="c1"} 40.0',
+                 'logfwdr_bridge_action_failed_total{collector="c1"} 2.0',
+                 'logfwdr_bridge_queue_discarded_full_total{collector="c1"} 9.0',
+                 'logfwdr_bridge_queue_discarded_nf_total{collector="c1"} 4.0'):
+        assert line in text, (line, text)
+    assert not [x for x in text if "main Q" in x or ".logfwdr_ens2.tmp" in x]
+    # the bridge's file gone: said so, no stale counters
+    stats.unlink()
+    text = prometheus_client.generate_latest(registry).decode().splitlines()
+    assert "logfwdr_bridge_stats_read_ok 0.0" in text
+    assert not [x for x in text if x.startswith("logfwdr_bridge_queue_discarded_full_total{")]

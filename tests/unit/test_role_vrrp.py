@@ -219,7 +219,8 @@ def test_lab_pair_instances_and_priorities(rendered):
         execstart = re.search(r"^ExecStart=(.*)$", unit, re.M).group(1).split()
         assert execstart == ["/usr/local/sbin/logfwdr", "agent", "--state", "/etc/logfwdr/state.json",
                              "--health-file", "%s/health" % rendered["dir"], "--interval", "1", "--fall", "2", "--rise", "2",
-                             "--metrics-listen", "127.0.0.1:9514", "--listen-port", "514"]
+                             "--metrics-listen", "127.0.0.1:9514", "--vrrp-state-dir", "/run/logfwdr/vrrp",
+                             "--bridge-stats", "/var/log/logfwdr/syslog-bridge-stats.log", "--listen-port", "514"]
         # ready (Type=notify) before keepalived starts; stopped or killed: unhealthy
         for line in ("Type=notify", "Before=keepalived.service", "After=network-online.target "
                      "systemd-modules-load.service", "ExecStopPost=/bin/sh -c 'echo 1 > %s/health'" % rendered["dir"]):

@@ -168,7 +168,7 @@ def cmd_agent(args, out):
     def ready(running):
         if args.metrics_listen:
             from ansible_collections.netops.logfwdr.plugins.module_utils.tc import metrics
-            metrics.serve(args.metrics_listen, running)
+            metrics.serve(args.metrics_listen, running, vrrp_dir=args.vrrp_state_dir, bridge_file=args.bridge_stats)
             _log("metrics: http://%s/metrics" % args.metrics_listen)
 
     if agent.run(ready=ready) == "reload":
@@ -218,6 +218,10 @@ def parser():
     agent_p = sub.add_parser("agent", help="keep the kernel equal to the state file (netlink events, sweeps)")
     agent_p.add_argument("--state", default=state_mod.DEFAULT_PATH, help="default %(default)s")
     agent_p.add_argument("--metrics-listen", metavar="ADDR:PORT", help="serve Prometheus metrics there")
+    agent_p.add_argument("--vrrp-state-dir", metavar="DIR",
+                         help="export the VRRP state kept there by keepalived's notify script (logfwdr_vrrp_state)")
+    agent_p.add_argument("--bridge-stats", metavar="FILE",
+                         help="export the syslog bridge's impstats counters from FILE (logfwdr_bridge_*)")
     agent_p.add_argument("--health-file", metavar="PATH", help="0 (healthy) or 1, for keepalived's track_file")
     agent_p.add_argument("--sweep", type=float, default=5.0, help="seconds between full comparisons (%(default)s)")
     agent_p.add_argument("--interval", type=float, default=1.0,

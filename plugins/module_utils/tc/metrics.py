@@ -12,6 +12,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+import os
 import threading
 
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc import kernel as kernel_mod
@@ -42,9 +44,96 @@ def kernel_counters(kern, params):
     return out
 
 
+VRRP_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
+# impstats fields exported per bridge action ("to-NAME") and queue ("to-NAME queue")
+BRIDGE_COUNTERS = (
+    ("core.action", "processed", "logfwdr_bridge_action_processed", "Messages the bridge sent to the collector"),
+    ("core.action", "failed", "logfwdr_bridge_action_failed", "Messages the bridge could not send to the collector"),
+    ("core.action", "suspended", "logfwdr_bridge_action_suspended", "Times the collector's action was suspended"),
+    ("core.queue", "discarded.full", "logfwdr_bridge_queue_discarded_full",
+     "Messages dropped because the collector's queue was full"),
+    ("core.queue", "discarded.nf", "logfwdr_bridge_queue_discarded_nf",
+     "Messages dropped because the collector's queue was nearly full"),
+)
+
+
+def vrrp_states(directory):
+    """{instance: state} from the files keepalived's notify script keeps ("MASTER priority 150 since ...")."""
+    out = {}
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return out
+    for name in names:
+        if name.startswith("."):
+            continue
+        try:
+            with open(os.path.join(directory, name)) as handle:
+                words = handle.read().split()
+        except (IOError, OSError):
+            continue
+        out[name] = words[0] if words else "unknown"
+    return out
+
+
+def bridge_stats(path, tail=1 << 18):
+    """{name: the last impstats record} of the bridge's "to-*" actions and queues, from the file's last bytes."""
+    out = {}
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - tail))
+            text = handle.read().decode("utf-8", "replace")
+    except (IOError, OSError):
+        return None
+    for line in text.splitlines():
+        i = line.find("{")
+        if i < 0:
+            continue
+        try:
+            record = json.loads(line[i:])
+        except ValueError:  # the first line of the tail, cut, or one being written
+            continue
+        if isinstance(record, dict) and str(record.get("name", "")).startswith("to-"):
+            out[record["name"]] = record
+    return out
+
+
+def host_families(vrrp_dir=None, bridge_file=None):
+    """VRRP state and the bridge's counters, read from files (no netlink)."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    if vrrp_dir:
+        family = GaugeMetricFamily("logfwdr_vrrp_state", "1 for the VRRP state each instance is in (keepalived)",
+                                   labels=["vrrp_instance", "state"])
+        for instance, current in vrrp_states(vrrp_dir).items():
+            for name in VRRP_STATES:
+                family.add_metric([instance, name.lower()], 1 if current == name else 0)
+        yield family
+    if bridge_file:
+        records = bridge_stats(bridge_file)
+        yield GaugeMetricFamily("logfwdr_bridge_stats_read_ok", "1 when the bridge's impstats file could be read",
+                                value=0 if records is None else 1)
+        families = []
+        for origin, field, name, text in BRIDGE_COUNTERS:
+            family = CounterMetricFamily(name, text, labels=["collector"])
+            for record in (records or {}).values():
+                if record.get("origin") == origin and field in record:
+                    collector = record["name"][len("to-"):]
+                    if collector.endswith(" queue"):
+                        collector = collector[:-len(" queue")]
+                    family.add_metric([collector], record[field])
+            families.append(family)
+        for family in families:
+            yield family
+
+
 class Collector(object):
-    def __init__(self, agent, kernel_factory=None):
+    def __init__(self, agent, kernel_factory=None, vrrp_dir=None, bridge_file=None):
         self.agent = agent
+        self.vrrp_dir = vrrp_dir
+        self.bridge_file = bridge_file
         self.kernel_factory = kernel_factory or kernel_mod.Kernel
         self.lock = threading.Lock()
         self.kern = None
@@ -101,9 +190,11 @@ class Collector(object):
                           ("errors", "Reconciles that failed"),
                           ("events", "Netlink events received")):
             yield CounterMetricFamily("logfwdr_agent_%s" % key, text, value=agent.counts[key])
+        for family in host_families(self.vrrp_dir, self.bridge_file):
+            yield family
 
 
-def serve(listen, agent):
+def serve(listen, agent, vrrp_dir=None, bridge_file=None):
     """Start the HTTP exposition on ADDR:PORT ([v6]:PORT too) in a thread; returns the registry."""
     try:
         from prometheus_client import start_http_server
@@ -115,7 +206,7 @@ def serve(listen, agent):
     address, port = split_listen(listen)
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
-    registry.register(Collector(agent))
+    registry.register(Collector(agent, vrrp_dir=vrrp_dir, bridge_file=bridge_file))
     start_http_server(port, addr=address, registry=registry)
     return registry
 
