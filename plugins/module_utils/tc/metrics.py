@@ -125,8 +125,7 @@ def host_families(vrrp_dir=None, bridge_file=None):
                         collector = collector[:-len(" queue")]
                     family.add_metric([collector], record[field])
             families.append(family)
-        for family in families:
-            yield family
+        yield from families
 
 
 class Collector(object):
@@ -190,8 +189,7 @@ class Collector(object):
                           ("errors", "Reconciles that failed"),
                           ("events", "Netlink events received")):
             yield CounterMetricFamily("logfwdr_agent_%s" % key, text, value=agent.counts[key])
-        for family in host_families(self.vrrp_dir, self.bridge_file):
-            yield family
+        yield from host_families(self.vrrp_dir, self.bridge_file)
 
 
 def serve(listen, agent, vrrp_dir=None, bridge_file=None):

@@ -22,6 +22,7 @@ from ansible_collections.netops.logfwdr.plugins.module_utils.tc.model import NAM
 
 DEFAULT_PORT = 2000  # samplicate -p: the port it listens on and, per receiver, the port it sends to
 
+
 def _u(text):
     return text if isinstance(text, type(u"")) else text.decode("utf-8")
 
