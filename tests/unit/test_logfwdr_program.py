@@ -417,10 +417,10 @@ def test_metrics_of_vrrp_and_the_bridge_come_from_their_files(tmp_path):
     registry = prometheus_client.CollectorRegistry()
     registry.register(metrics.Collector(agent, kernel_factory=object, vrrp_dir=str(vrrp), bridge_file=str(stats)))
     text = prometheus_client.generate_latest(registry).decode().splitlines()
-    for line in ('logfwdr_vrrp_state{vrrp_instance="logfwdr_ens1",state="master"} 1.0',
-                 'logfwdr_vrrp_state{vrrp_instance="logfwdr_ens1",state="backup"} 0.0',
-                 'logfwdr_vrrp_state{vrrp_instance="logfwdr_ens2",state="backup"} 1.0',
-                 'logfwdr_vrrp_state{vrrp_instance="logfwdr_ens2",state="master"} 0.0',
+    for line in ('logfwdr_vrrp_state{state="master",vrrp_instance="logfwdr_ens1"} 1.0',
+                 'logfwdr_vrrp_state{state="backup",vrrp_instance="logfwdr_ens1"} 0.0',
+                 'logfwdr_vrrp_state{state="backup",vrrp_instance="logfwdr_ens2"} 1.0',
+                 'logfwdr_vrrp_state{state="master",vrrp_instance="logfwdr_ens2"} 0.0',
                  'logfwdr_bridge_stats_read_ok 1.0',
                  'logfwdr_bridge_action_processed_total{collector="c1"} 40.0',
                  'logfwdr_bridge_action_failed_total{collector="c1"} 2.0',
