@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc import codec, model
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import codec, model, samplicator
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc import state as state_mod
 
 COLUMNS = (
@@ -186,7 +186,6 @@ def _log(line):
 
 
 def cmd_import_samplicator(args, out):
-    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import samplicator
     try:
         with open(args.file) as handle:
             text = handle.read()
@@ -234,7 +233,7 @@ def parser():
     import_p = sub.add_parser("import-samplicator", help="a samplicator config file (samplicate -c) as "
                               "logfwdr_collectors entries, on stdout; what does not map is warned about on stderr")
     import_p.add_argument("file", help="the samplicator config file")
-    import_p.add_argument("--port", type=int, default=2000,
+    import_p.add_argument("--port", type=int, default=samplicator.DEFAULT_PORT,
                           help="the UDP port samplicate listens on (its -p; default %(default)s)")
     import_p.add_argument("--protocol", metavar="NAME",
                           help="the logfwdr_protocols name of that port (netflow, sflow, ...); default: the number")

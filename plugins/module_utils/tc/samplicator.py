@@ -23,18 +23,14 @@ from ansible_collections.netops.logfwdr.plugins.module_utils.tc.model import NAM
 DEFAULT_PORT = 2000  # samplicate -p: the port it listens on and, per receiver, the port it sends to
 
 
-def _u(text):
-    return text if isinstance(text, type(u"")) else text.decode("utf-8")
-
-
 def _prefix(text, lineno):
     addr, _sep, mask = text.strip().partition("/")
     if addr.startswith("["):
         raise ValueError("line %d: IPv6 exporters (%s) are not supported yet" % (lineno, text.strip()))
     try:
         if not mask:
-            return ipaddress.ip_network(_u(addr + "/32"))
-        return ipaddress.ip_network(_u(addr + "/" + mask), strict=False)
+            return ipaddress.ip_network(addr + "/32")
+        return ipaddress.ip_network(addr + "/" + mask, strict=False)
     except ValueError as exc:
         raise ValueError("line %d: %r is not an IPv4 address with a netmask or prefix length (%s)"
                          % (lineno, text.strip(), exc))
@@ -50,7 +46,7 @@ def _receiver(text, lineno):
     if not m:
         raise ValueError("line %d: receiver %r is not ADDR[:PORT[/FREQ][,TTL]]" % (lineno, text))
     try:
-        addr = ipaddress.ip_address(_u(m.group("addr")))
+        addr = ipaddress.ip_address(m.group("addr"))
     except ValueError:
         raise ValueError("line %d: receiver %r: %r is not an IPv4 address (host names are not resolved)"
                          % (lineno, text, m.group("addr")))
