@@ -97,14 +97,13 @@ _value:
 
 import difflib
 import ipaddress
-import re
 import json
 import re
 
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import json_query, plain
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc.model import NAME_MAX
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import NAME_MAX
 
 MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 COLLECTOR_FIELDS = ("name", "mode", "address", "device", "protocols", "ports", "sources", "rate_limit", "burst",

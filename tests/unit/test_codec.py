@@ -11,7 +11,7 @@ import struct
 import pytest
 
 import nlparse
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc import codec, model, planner
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import codec, layout
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "iproute2")
 IN0, OUT0 = 3, 2  # ifindexes at capture time (recorded in every file)
@@ -81,7 +81,7 @@ def test_hash_table():
 
 @pytest.mark.parametrize("prefix,original", [("03", "pass"), ("04", "drop")])
 def test_dispatch_node(prefix, original):
-    specs = model.dispatch_nodes({}, {"port": 514, "original": original})
+    specs = layout.dispatch_nodes({}, {"port": 514, "original": original})
     assert len(specs) == 1
     spec = dict(specs[0], link=0x00100000)
     assert_same_filter(ours(node_msg(0x80000001, spec)), captured(prefix))
@@ -91,36 +91,36 @@ def test_dispatch_node_scoped_to_the_segment():
     """Own MAC, one accepted destination address, one exporter prefix: as `match ether dst`, `match ip dst`
     and `match ip src` write them."""
     scope = {"mac": "02:00:00:00:00:0a", "addresses": ["10.77.0.1"], "sources": ["10.77.0.0/24"]}
-    specs = model.dispatch_nodes(scope, {"port": 514, "original": "pass"})
+    specs = layout.dispatch_nodes(scope, {"port": 514, "original": "pass"})
     assert len(specs) == 1
     spec = dict(specs[0], link=0x00100000)
     assert_same_filter(ours(node_msg(0x80000002, spec)), captured("15"))
-    assert model.mac_of_keys(spec["keys"]) == "02:00:00:00:00:0a"
-    assert model.address_of_keys(spec["keys"]) == "10.77.0.1"
-    assert model.source_of_keys(spec["keys"]) == "10.77.0.0/24"
+    assert layout.mac_of_keys(spec["keys"]) == "02:00:00:00:00:0a"
+    assert layout.address_of_keys(spec["keys"]) == "10.77.0.1"
+    assert layout.source_of_keys(spec["keys"]) == "10.77.0.0/24"
 
 
 def test_dispatch_nodes_are_one_per_address_and_prefix():
     scope = {"mac": "02:00:00:00:00:0a", "addresses": ["10.77.0.1", "10.77.0.9"],
              "sources": ["10.77.0.0/24", "192.0.2.0/25", "198.51.100.0/24"]}
-    specs = model.dispatch_nodes(scope, {"port": 514, "original": "pass"})
-    pairs = set((model.address_of_keys(s["keys"]), model.source_of_keys(s["keys"])) for s in specs)
+    specs = layout.dispatch_nodes(scope, {"port": 514, "original": "pass"})
+    pairs = set((layout.address_of_keys(s["keys"]), layout.source_of_keys(s["keys"])) for s in specs)
     assert len(specs) == 6 and len(pairs) == 6
 
 
 def test_gate_node():
-    spec = model.gate_node({"rate_limit": 20000, "burst": 2000})
+    spec = layout.gate_node({"rate_limit": 20000, "burst": 2000})
     assert_same_filter(ours(node_msg(0x00100001, spec, ht=0x00100000)), captured("16"))
 
 
 def test_forward_destination():
-    spec = model.destination_nodes(dest())[0]
+    spec = layout.destination_nodes(dest())[0]
     assert [a["kind"] for a in spec["actions"]] == ["skbmod", "pedit", "csum", "mirred"]
     assert_same_filter(ours(node_msg(0x00100401, spec, ht=0x00100000)), captured("13"))
 
 
 def test_forward_destination_with_every_option():
-    spec = model.destination_nodes(dest(name="nfcap", address="192.0.2.11", port=1514, sources=["10.1.0.0/16"],
+    spec = layout.destination_nodes(dest(name="nfcap", address="192.0.2.11", port=1514, sources=["10.1.0.0/16"],
                                         rate_limit=1000, burst=100))
     assert len(spec) == 1
     assert_same_filter(ours(node_msg(0x00100C01, spec[0], ht=0x00100000)), captured("14"))
@@ -140,14 +140,14 @@ def test_nat_codec():
 
 
 def test_port_only_pedit_and_udp_csum():
-    spec = {"keys": model.source_keys("10.1.0.0/16"), "actions": [
+    spec = {"keys": layout.source_keys("10.1.0.0/16"), "actions": [
         {"kind": "police", "rate": 1000, "burst": 100}, SKBMOD, {"kind": "nat", "new": "192.0.2.11"},
         {"kind": "pedit", "port": 1514}, {"kind": "csum"}, dict(MIRRED, cookie=b"nfcap")]}
     assert_same_filter(ours(node_msg(0x00100B01, spec, ht=0x00100000)), captured("06"))
 
 
 def test_mirror_destination_add_and_replace():
-    spec = model.destination_nodes(dest(name="tool", mode="mirror"))[0]
+    spec = layout.destination_nodes(dest(name="tool", mode="mirror"))[0]
     add = ours(node_msg(0x00100002, spec, ht=0x00100000))
     assert_same_filter(add, captured("07"))
     ref_replace = captured("08")
@@ -195,13 +195,13 @@ def test_thirty_two_actions_are_all_encoded():
 
 
 ROUND_TRIP = [
-    model.destination_nodes(dest())[0],
-    model.destination_nodes(dest(port=1514, sources=["10.1.0.0/16"], rate_limit=1000, burst=100))[0],
-    model.destination_nodes(dest(mode="mirror", name="ids"))[0],
+    layout.destination_nodes(dest())[0],
+    layout.destination_nodes(dest(port=1514, sources=["10.1.0.0/16"], rate_limit=1000, burst=100))[0],
+    layout.destination_nodes(dest(mode="mirror", name="ids"))[0],
     {"keys": [(0, 0, 0)], "actions": [{"kind": "nat", "new": "192.0.2.9"}, MIRRED]},
-    dict(model.dispatch_nodes({"mac": "02:00:00:00:00:0a", "addresses": ["10.77.0.1"], "sources": ["10.0.0.0/8"]},
+    dict(layout.dispatch_nodes({"mac": "02:00:00:00:00:0a", "addresses": ["10.77.0.1"], "sources": ["10.0.0.0/8"]},
                               {"port": 6343, "original": "drop"})[0], link=0x00100000),
-    model.gate_node({"rate_limit": 500, "burst": 50}),
+    layout.gate_node({"rate_limit": 500, "burst": 50}),
 ]
 
 
@@ -215,11 +215,11 @@ def test_decode_what_we_encode(spec):
     back.decode()
     decoded = codec.decode_filter(back)
     assert decoded["chain"] == 7 and decoded["prio"] == PRIO and decoded["handle"] == 0x00100801
-    assert planner.canon_node(decoded) == planner.canon_node(spec)
+    assert layout.canon_node(decoded) == layout.canon_node(spec)
 
 
 def test_sel_keys_decode_at_the_right_offset():
-    keys = model.port_keys(2055)
+    keys = layout.port_keys(2055)
     data = codec.pack_u32_sel(keys, terminal=True)
     assert codec.unpack_u32_sel(data) == {"flags": 1, "keys": keys}
     # the first key starts right after the 16-byte selector header

@@ -11,7 +11,7 @@ import struct
 import pytest
 
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc import agent as agent_mod
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc import cli, kernel, metrics, model, runner
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import cli, kernel, layout, metrics, model, runner
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc import state as state_mod
 
 from test_model import FakeHost, state
@@ -71,7 +71,7 @@ def test_next_hop_change_replaces_only_that_destination():
 def test_state_gets_the_module_defaults_and_types():
     params = state_mod.normalize({"devices": [{"name": "ens1", "ports": [{"port": "syslog", "destinations": [
         {"name": "c", "address": "192.0.2.10", "port": "1514"}]}]}]})
-    assert params["priority"] == model.DEFAULT_PRIORITY and params["chain"] == 0
+    assert params["priority"] == layout.DEFAULT_PRIORITY and params["chain"] == 0
     assert params["state"] == "present" and params["pending"] == "allow"
     dest = params["devices"][0]["ports"][0]["destinations"][0]
     assert dest["port"] == 1514 and dest["mode"] == "forward" and dest["next_hop_mac"] is None

@@ -1,7 +1,7 @@
 """Validation: every problem named by its field, nothing resolved from a bad state."""
 import pytest
 
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc import model
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout, model
 
 
 class FakeHost(model.Resolver):
@@ -126,13 +126,13 @@ def test_overlapping_sources_are_collapsed():
     dest = model.validate(state({"address": "192.0.2.10", "sources": ["10.1.0.0/16", "10.0.0.0/8", "10.0.0.0/9"]}),
                           FakeHost())[0]["ports"][0]["destinations"][0]
     assert dest["sources"] == ["10.0.0.0/8"]
-    assert len(model.destination_nodes(dest)) == 1
+    assert len(layout.destination_nodes(dest)) == 1
 
 
 def test_default_burst_and_features():
     devs = model.validate(state({"address": "192.0.2.10", "port": 1514, "rate_limit": 500}), FakeHost())
     assert devs[0]["ports"][0]["destinations"][0]["burst"] == 50
-    assert model.kernel_features(devs) == {"ingress", "u32", "gact", "police", "skbmod", "pedit", "csum",
+    assert layout.kernel_features(devs) == {"ingress", "u32", "gact", "police", "skbmod", "pedit", "csum",
                                            "mirred"}
     mirror = model.validate(state({"mode": "mirror", "device": "tool0"}), FakeHost())
-    assert model.kernel_features(mirror) == {"ingress", "u32", "mirred"}
+    assert layout.kernel_features(mirror) == {"ingress", "u32", "mirred"}

@@ -1,7 +1,7 @@
 """Planner: want vs have -> the minimal, safely ordered operations."""
 import copy
 
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc import model, planner
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout, planner
 
 PRIO, CHAIN = 49152, 0
 
@@ -29,11 +29,11 @@ class FakeKernel:
                 self.filters.append(dict(kind="ht", prio=PRIO, chain=CHAIN, handle=op["htid"] << 20))
             elif kind == "ht_del":
                 self.filters = [f for f in self.filters if not (f["kind"] == "ht" and f["prio"] == PRIO
-                                                                and planner.htid_of(f["handle"]) == op["htid"])]
+                                                                and layout.htid_of(f["handle"]) == op["htid"])]
             elif kind in ("node_add", "node_replace"):
                 handle = op["handle"]
                 if isinstance(handle, tuple):
-                    handle = planner.node_handle(self.root if handle[0] == planner.ROOT else handle[0], handle[1])
+                    handle = layout.node_handle(self.root if handle[0] == layout.ROOT else handle[0], handle[1])
                 self.filters = [f for f in self.filters if f.get("handle") != handle or f["prio"] != PRIO]
                 spec = copy.deepcopy(op["spec"])
                 self.filters.append(dict(kind="node", prio=PRIO, chain=CHAIN, handle=handle, keys=spec["keys"],
@@ -93,8 +93,8 @@ def test_from_empty_everything_is_built_before_traffic_is_steered():
 def test_mirror_nodes_run_before_rewriting_nodes():
     k = FakeKernel()
     k.converge([port(514, fwd("p", "192.0.2.12", port=1514), fwd("a", "192.0.2.10"), mirror("ids", 9))])
-    ids = dict((planner.cookie_name(f), planner.nodeid_of(f["handle"])) for f in k.filters
-               if f["kind"] == "node" and planner.cookie_name(f))
+    ids = dict((layout.cookie_name(f), layout.nodeid_of(f["handle"])) for f in k.filters
+               if f["kind"] == "node" and layout.cookie_name(f))
     assert ids["ids"] < ids["a"] < ids["p"]
 
 
@@ -130,8 +130,8 @@ def test_class_change_moves_the_destination_to_its_id_range():
     moved[0]["destinations"][0]["port"] = 1514
     ops = k.converge(moved)
     assert summary(ops) == [("node_add", "a"), ("node_del", "a")]
-    low, high = model.NODE_RANGES[model.CLASS_FORWARD_PORT]
-    assert low <= planner.nodeid_of(ops[0]["handle"]) <= high
+    low, high = layout.NODE_RANGES[layout.CLASS_FORWARD_PORT]
+    assert low <= layout.nodeid_of(ops[0]["handle"]) <= high
 
 
 def test_original_change_replaces_only_the_dispatch_node():
@@ -139,7 +139,7 @@ def test_original_change_replaces_only_the_dispatch_node():
     k.converge([port(514, mirror("ids", 9), original="pass")])
     ops = k.converge([port(514, mirror("ids", 9), original="drop")])
     assert summary(ops) == [("node_replace", None)]
-    assert ops[0]["spec"]["actions"] == [{"kind": "gact", "control": 2, "cookie": model.MARK}]
+    assert ops[0]["spec"]["actions"] == [{"kind": "gact", "control": 2, "cookie": layout.MARK}]
 
 
 def test_removing_a_port_unlinks_it_before_deleting():
@@ -194,7 +194,7 @@ def test_marked_nodes_steering_nowhere_are_removed():
     k = FakeKernel()
     k.converge(BASE)
     stray = dict(kind="node", prio=PRIO, chain=CHAIN, handle=(0x800 << 20) | 0x7FE, keys=[(0, 0, 0)], link=None,
-                 actions=[{"kind": "gact", "control": 2, "cookie": model.MARK}])
+                 actions=[{"kind": "gact", "control": 2, "cookie": layout.MARK}])
     k.filters.append(stray)
     assert summary(k.converge(BASE)) == [("node_del", None)]
     assert k.have()["foreign"] == []
@@ -221,15 +221,15 @@ def test_the_gate_goes_in_first_and_out_last():
     capped = [dict(BASE[0], rate_limit=2000, burst=200)]
     ops = k.converge(capped)
     adds = [op for op in ops if op["op"] == "node_add"]
-    assert adds[0]["spec"]["actions"][0]["cookie"] == model.GATE_COOKIE
-    assert planner.nodeid_of(adds[0]["handle"]) == 1
+    assert adds[0]["spec"]["actions"][0]["cookie"] == layout.GATE_COOKIE
+    assert layout.nodeid_of(adds[0]["handle"]) == 1
     assert k.have()["ports"][BASE[0]["port"]]["gate"] is not None
     ops = k.converge([dict(capped[0], rate_limit=None, burst=None)])
     assert summary(ops) == [("node_del", None)]
     ops = k.converge(capped)
     ops = k.converge([])
     gate_del = [i for i, op in enumerate(ops) if op["op"] == "node_del" and op.get("old", {}).get("actions", [{}])[0]
-                .get("cookie") == model.GATE_COOKIE]
+                .get("cookie") == layout.GATE_COOKIE]
     dest_del = [i for i, op in enumerate(ops) if op["op"] == "node_del" and op["dest"]]
     assert gate_del and dest_del and gate_del[0] > max(dest_del)
 
@@ -244,13 +244,13 @@ def test_inverse_operations_undo():
     del changed[0]["destinations"][1]
     ops = k.plan(changed)
     k.apply(ops)
-    k.apply([planner.inverse(op) for op in reversed(ops)])
+    k.apply([layout.inverse(op) for op in reversed(ops)])
 
     def key(f):
         return (f["prio"], f["handle"])
 
-    assert sorted(map(planner.canon_node, [f for f in k.filters if f["kind"] == "node"])) == \
-        sorted(map(planner.canon_node, [f for f in before if f["kind"] == "node"]))
+    assert sorted(map(layout.canon_node, [f for f in k.filters if f["kind"] == "node"])) == \
+        sorted(map(layout.canon_node, [f for f in before if f["kind"] == "node"]))
     assert sorted(k.filters, key=key) == sorted(before, key=key)
 
 

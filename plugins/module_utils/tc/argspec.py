@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import DEFAULT_PRIORITY
+
 
 def _destination():
     return dict(
@@ -27,7 +29,7 @@ def _destination():
 def tc_mirror_spec():
     return dict(
         state=dict(type="str", choices=["present", "absent"], default="present"),
-        priority=dict(type="int", default=5140),
+        priority=dict(type="int", default=DEFAULT_PRIORITY),
         chain=dict(type="int", default=0),
         pending=dict(type="str", choices=["allow", "fail"], default="allow"),
         devices=dict(type="list", elements="dict", default=[], options=dict(
@@ -51,7 +53,7 @@ def tc_mirror_spec():
 
 def tc_mirror_info_spec():
     return dict(
-        priority=dict(type="int", default=5140),
+        priority=dict(type="int", default=DEFAULT_PRIORITY),
         chain=dict(type="int", default=0),
         devices=dict(type="list", elements="str", default=[]),
     )

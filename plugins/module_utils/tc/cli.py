@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc import codec, model, samplicator
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import codec, layout, model, samplicator
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc import state as state_mod
 
 COLUMNS = (
@@ -89,7 +89,7 @@ def status_rows(kern, params):
     file no longer lists it; pending: wanted but not installed.
     """
     from ansible_collections.netops.logfwdr.plugins.module_utils.tc import runner
-    priority = params["priority"] if params else model.DEFAULT_PRIORITY
+    priority = params["priority"] if params else layout.DEFAULT_PRIORITY
     chain = params["chain"] if params else 0
     listed = [d["name"] for d in (params or {}).get("devices") or [] if kern.link(d["name"]) is not None]
     info = runner.info({"priority": priority, "chain": chain, "devices": listed or []}, kern)

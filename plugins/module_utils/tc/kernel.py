@@ -19,7 +19,7 @@ import socket
 import struct
 import time
 
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc import codec, model, planner
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import codec, layout, model
 
 try:
     from pyroute2 import IPRoute
@@ -164,7 +164,7 @@ class Kernel(model.Resolver):
         for addr in self.ipr.get_addr(family=socket.AF_INET, index=link["ifindex"]):
             net = "%s/%d" % (addr.get_attr("IFA_ADDRESS"), addr["prefixlen"])
             nets.append(str(ipaddress.ip_network(u"%s" % net, strict=False)))
-        return sorted(set(nets), key=model.ip_sort_key)
+        return sorted(set(nets), key=layout.ip_sort_key)
 
     def _source_address(self, ifindex):
         for addr in self.ipr.get_addr(family=socket.AF_INET, index=ifindex):
@@ -232,7 +232,7 @@ class Kernel(model.Resolver):
                 pass
         missing = []
         for kind in sorted(kinds):
-            module, option = model.KERNEL_NEEDS[kind]
+            module, option = layout.KERNEL_NEEDS[kind]
             if os.path.isdir(os.path.join("/sys/module", module)):
                 continue
             if "/%s.ko" % module in modules_text:
@@ -297,10 +297,10 @@ class Kernel(model.Resolver):
     def _root_ht(self, op, priority, chain):
         key = (op["ifindex"], priority, chain)
         if key not in self._roots:
-            have = planner.parse_have(self.filters(op["ifindex"]), priority, chain)
-            if have["root"] is None:
+            root = layout.root_htid(self.filters(op["ifindex"]), priority, chain)
+            if root is None:
                 raise KernelError("no root hash table at priority %d on %s" % (priority, op["dev"]))
-            self._roots[key] = have["root"]
+            self._roots[key] = root
         return self._roots[key]
 
     def execute(self, op, priority, chain):
@@ -324,16 +324,16 @@ class Kernel(model.Resolver):
             handle = op["handle"]
             if isinstance(handle, tuple):
                 ht, nodeid = handle
-                if ht == planner.ROOT:
+                if ht == layout.ROOT:
                     ht = self._root_ht(op, priority, chain)
-                handle = planner.node_handle(ht, nodeid)
+                handle = layout.node_handle(ht, nodeid)
                 op = dict(op, handle=handle)
             if kind == "node_del":
                 msg = codec.build_filter_msg(ifindex, priority, handle, chain)
                 msg["parent"] = INGRESS_HOOK
                 self._delete(msg, ifindex, priority, chain)
             else:
-                node = dict(op["spec"], ht=planner.htid_of(handle) << 20)
+                node = dict(op["spec"], ht=layout.htid_of(handle) << 20)
                 msg = codec.build_filter_msg(ifindex, priority, handle, chain, node)
                 msg["parent"] = INGRESS_HOOK
                 flags = NLM_F_CREATE | (NLM_F_EXCL if kind == "node_add" else NLM_F_REPLACE)
@@ -374,23 +374,14 @@ class Kernel(model.Resolver):
                 raise
 
     def apply(self, ops, priority, chain):
-        """Apply ops in order; on any failure undo the applied ones, newest first."""
+        """Apply ops in order and return them with handles resolved. On the first failure raise ApplyError
+        holding the ones already applied: undoing them is the runner's (runner._restore)."""
         done = []
-        try:
-            for op in ops:
+        for op in ops:
+            try:
                 done.append(self.execute(op, priority, chain))
-        except (NetlinkError, KernelError, OSError) as exc:
-            failed = op
-            rollback_errors = []
-            for applied in reversed(done):
-                undo = planner.inverse(applied)
-                if undo is None:
-                    continue
-                try:
-                    self.execute(undo, priority, chain)
-                except (NetlinkError, KernelError, OSError) as undo_exc:
-                    rollback_errors.append("%s: %s" % (undo["op"], undo_exc))
-            raise ApplyError(failed, exc, len(done), rollback_errors)
+            except (NetlinkError, KernelError, OSError) as exc:
+                raise ApplyError(op, exc, done)
         return done
 
 
@@ -399,15 +390,14 @@ def canon_filters(hook, filters):
 
 
 def _canon_filter(f):
-    actions = tuple(planner.canon_action(a) for a in f.get("actions", []))
+    actions = tuple(layout.canon_action(a) for a in f.get("actions", []))
     return repr((f["prio"], f["chain"], f["protocol"], f["kind"], f["handle"], f.get("classifier"),
                  f.get("divisor"), tuple(f.get("keys", ())), f.get("link"), actions))
 
 
 class ApplyError(Exception):
-    def __init__(self, op, cause, applied, rollback_errors):
+    def __init__(self, op, cause, done):
         self.op = op
         self.cause = cause
-        self.applied = applied
-        self.rollback_errors = rollback_errors
+        self.done = done  # the operations applied before op, handles resolved
         super(ApplyError, self).__init__(str(cause))

@@ -1,33 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, logfwdr developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Desired replication state: validation and the kernel layout it maps to.
+"""Desired replication state: validation of the module's parameters against the host.
 
-Layout on each ingress device (one u32 classifier instance the module owns,
-at ``priority`` in ``chain``):
-
-* dispatch nodes per port in the classifier's root hash table: each matches
-  IPv4, UDP, first fragment, destination port, a frame sent to the ingress
-  device's own MAC (never broadcast, multicast or another host's frames), one
-  of the device's accepted destination addresses and one of its exporter
-  source prefixes (one node per address x prefix), and links to the port's
-  table; its own action (gact drop) decides what happens to the original;
-* a hash table per port holding an optional gate node first (police: packets
-  over the port's cap are dropped before any copy), then one node per
-  destination (one per source prefix when the destination has an allow-list).
-  Every destination node ends with ``mirred ... continue`` so the next node
-  runs, and carries the destination's name in the mirred action's cookie.
-
-Ownership: every action the module creates carries a cookie that starts with
-MARK.  A table is the module's when it holds a marked node; a dispatch node
-is the module's when it links to such a table.  Anything else at the
-module's priority and chain is foreign: never changed, never deleted.
-
-Nodes in a table run in node-id order.  Forward destinations rewrite the
-packet in place, so mirror destinations (which must see the original) get
-the lowest ids, then forward destinations, then those that also rewrite the
-UDP port (they would hide the port from nothing, but keep the order
-predictable).
+What the validated state becomes in the kernel is defined in layout.py.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -37,6 +13,8 @@ __metaclass__ = type
 import ipaddress
 import re
 
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout
+
 PRESETS = {
     "syslog": 514,
     "snmptrap": 162,
@@ -45,47 +23,11 @@ PRESETS = {
     "ipfix": 4739,
 }
 PORT_NAMES = dict((v, k) for k, v in PRESETS.items())
-
 MODES = ("forward", "mirror")
 ORIGINAL = ("drop", "pass")
-# The ownership mark: the first byte of every cookie the module writes (a byte no printable name starts with).
-MARK = b"\xf1"
-NAME_MAX = 16 - len(MARK)  # TC_COOKIE_MAX_SIZE: the mark and the name live in the mirred cookie
-GATE_COOKIE = MARK + b"\x00cap"  # the per-port cap (a name has no NUL)
-# The kernel gives a filter added without a priority 49152, then 49151, ...: stay clear of that range.
-DEFAULT_PRIORITY = 5140
 PRIORITY_RANGE = (1, 65535)
 CHAIN_RANGE = (0, 0xFFFFFFFF)
-
-# node-id ranges per node class (see module docstring); nodes of a table run in id order
-CLASS_GATE, CLASS_MIRROR, CLASS_FORWARD, CLASS_FORWARD_PORT = 3, 0, 1, 2
-NODE_RANGES = {
-    CLASS_GATE: (0x001, 0x001),
-    CLASS_MIRROR: (0x002, 0x3FF),
-    CLASS_FORWARD: (0x400, 0xBFF),
-    CLASS_FORWARD_PORT: (0xC00, 0xFFF),
-}
-HT_RANGE = (0x100, 0x7FF)  # port hash table ids we allocate from
-
-# kernel pieces each feature needs: (module, config option)
-KERNEL_NEEDS = {
-    "ingress": ("sch_ingress", "CONFIG_NET_SCH_INGRESS"),
-    "u32": ("cls_u32", "CONFIG_NET_CLS_U32"),
-    "mirred": ("act_mirred", "CONFIG_NET_ACT_MIRRED"),
-    "skbmod": ("act_skbmod", "CONFIG_NET_ACT_SKBMOD"),
-    "pedit": ("act_pedit", "CONFIG_NET_ACT_PEDIT"),
-    "csum": ("act_csum", "CONFIG_NET_ACT_CSUM"),
-    "police": ("act_police", "CONFIG_NET_ACT_POLICE"),
-    "gact": ("act_gact", "CONFIG_NET_ACT_GACT"),
-}
-
 _MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
-
-# u32 key offsets (bytes from the IPv4 header, IHL 5 assumed)
-OFF_VER_IHL, OFF_FRAG, OFF_PROTO, OFF_SRC, OFF_DST, OFF_PORTS = 0, 4, 8, 12, 16, 20
-# the Ethernet destination address, before the IPv4 header on ingress (as `tc ... match ether dst` writes it)
-OFF_ETH_DST_HI, OFF_ETH_DST_LO = -16, -12
-ANY_SOURCE = "0.0.0.0/0"
 
 
 class ValidationError(Exception):
@@ -94,146 +36,6 @@ class ValidationError(Exception):
     def __init__(self, problems):
         self.problems = list(problems)
         super(ValidationError, self).__init__("; ".join(self.problems))
-
-
-def port_keys(port):
-    """u32 keys (mask, value, offset) matching IPv4/UDP first fragments to `port`."""
-    return [
-        (0xFF000000, 0x45000000, OFF_VER_IHL),  # version 4, no IP options
-        (0x00001FFF, 0x00000000, OFF_FRAG),  # fragment offset 0: UDP header present
-        (0x00FF0000, 0x00110000, OFF_PROTO),  # protocol 17
-        (0x0000FFFF, port & 0xFFFF, OFF_PORTS),  # destination port
-    ]
-
-
-def port_of_keys(keys):
-    for mask, value, off in keys:
-        if off == OFF_PORTS and mask == 0x0000FFFF:
-            return value
-    return None
-
-
-def source_keys(prefix):
-    if prefix is None:
-        return [(0, 0, 0)]  # match everything, as `match u32 0 0` does
-    net = ipaddress.ip_network(prefix)
-    return [(int(net.netmask), int(net.network_address), OFF_SRC)]
-
-
-def source_of_keys(keys):
-    for mask, value, off in keys:
-        if off == OFF_SRC:
-            net = ipaddress.ip_network((value, bin(mask).count("1")))
-            return str(net)
-    return None
-
-
-def mac_keys(mac):
-    """u32 keys matching frames whose Ethernet destination is `mac`."""
-    raw = bytearray(int(b, 16) for b in mac.split(":"))
-    return [(0x0000FFFF, (raw[0] << 8) | raw[1], OFF_ETH_DST_HI),
-            (0xFFFFFFFF, (raw[2] << 24) | (raw[3] << 16) | (raw[4] << 8) | raw[5], OFF_ETH_DST_LO)]
-
-
-def mac_of_keys(keys):
-    hi = [v for m, v, o in keys if o == OFF_ETH_DST_HI and m == 0x0000FFFF]
-    lo = [v for m, v, o in keys if o == OFF_ETH_DST_LO and m == 0xFFFFFFFF]
-    if not hi or not lo:
-        return None
-    raw = [(hi[0] >> 8) & 0xFF, hi[0] & 0xFF] + [(lo[0] >> s) & 0xFF for s in (24, 16, 8, 0)]
-    return ":".join("%02x" % b for b in raw)
-
-
-def address_of_keys(keys):
-    for mask, value, off in keys:
-        if off == OFF_DST and mask == 0xFFFFFFFF:
-            return str(ipaddress.IPv4Address(value))
-    return None
-
-
-def ip_sort_key(text):
-    net = ipaddress.ip_network(u"%s" % text, strict=False)
-    return (int(net.network_address), net.prefixlen)
-
-
-def mark_cookie(name):
-    return MARK + name.encode("ascii")
-
-
-def is_marked(node):
-    return any(bytes(a.get("cookie") or b"").startswith(MARK) for a in node.get("actions", []))
-
-
-def destination_class(dest):
-    if dest["mode"] == "mirror":
-        return CLASS_MIRROR
-    return CLASS_FORWARD_PORT if dest.get("port") else CLASS_FORWARD
-
-
-def destination_actions(dest):
-    """The action list of one destination node, in the vocabulary of codec."""
-    actions = []
-    if dest.get("rate_limit"):
-        actions.append({"kind": "police", "rate": dest["rate_limit"], "burst": dest["burst"]})
-    if dest["mode"] == "forward":
-        actions.append({"kind": "skbmod", "dmac": dest["next_hop_mac"], "smac": dest["source_mac"]})
-        # pedit sets the whole destination address (and port): every forward node overwrites what the
-        # node before it wrote; csum then fixes the IPv4 header and UDP checksums
-        actions.append({"kind": "pedit", "address": dest["address"], "port": dest.get("port")})
-        actions.append({"kind": "csum", "update_flags": 17})
-    actions.append({"kind": "mirred", "eaction": 2, "ifindex": dest["ifindex"],
-                    "control": -1, "cookie": mark_cookie(dest["name"])})
-    return actions
-
-
-def destination_nodes(dest):
-    """One node spec per allow-listed prefix (or one matching everything)."""
-    prefixes = dest.get("sources") or [None]
-    return [{"keys": source_keys(p), "actions": destination_actions(dest)} for p in prefixes]
-
-
-def dispatch_nodes(dev, port):
-    """The root-table nodes steering `port` on `dev` into its table: one per accepted
-    destination address x exporter prefix, each for frames sent to the device's own MAC."""
-    actions = [{"kind": "gact", "control": 2, "cookie": MARK}] if port["original"] == "drop" else []
-    base = port_keys(port["port"])
-    if dev.get("mac"):
-        base = base + mac_keys(dev["mac"])
-    nodes = []
-    for address in dev.get("addresses") or [None]:
-        for prefix in dev.get("sources") or [ANY_SOURCE]:
-            keys = list(base)
-            if address is not None:
-                keys.append((0xFFFFFFFF, int(ipaddress.IPv4Address(address)), OFF_DST))
-            if prefix != ANY_SOURCE:
-                keys.extend(source_keys(prefix))
-            nodes.append({"keys": keys, "actions": list(actions)})
-    return nodes
-
-
-def gate_node(port):
-    """The node in front of every copy: packets over the port's cap end here (dropped, counted)."""
-    if not port.get("rate_limit"):
-        return None
-    return {"keys": [(0, 0, 0)], "actions": [{"kind": "police", "rate": port["rate_limit"], "burst": port["burst"],
-                                              "control": 2, "conform": -1, "cookie": GATE_COOKIE}]}
-
-
-def kernel_features(devices):
-    """The tc kinds a desired state needs (for the availability check)."""
-    kinds = set()
-    for dev in devices:
-        if dev["ports"]:
-            kinds.update(("ingress", "u32"))
-        for port in dev["ports"]:
-            if port["original"] == "drop":
-                kinds.add("gact")
-            if port.get("rate_limit"):
-                kinds.add("police")
-            for dest in port["destinations"]:
-                for node in destination_nodes(dest)[:1]:
-                    kinds.update(a["kind"] for a in node["actions"])
-    return kinds
 
 
 # ---- validation -----------------------------------------------------------
@@ -286,7 +88,7 @@ def validate_scope(params):
             problems.append("%s: %r; use a whole number from %d to %d%s" % (
                 field, value, low, high,
                 " (the kernel would truncate it; 49152 and just below are what it gives filters added "
-                "without a priority, the default %d is clear of them)" % DEFAULT_PRIORITY
+                "without a priority, the default %d is clear of them)" % layout.DEFAULT_PRIORITY
                 if field == "priority" else ""))
     return problems
 
@@ -312,7 +114,7 @@ def _device_scope(raw_dev, where, link, resolver, problems):
         raw_sources = resolver.subnets(raw_dev["name"]) if link else []
         if link and not raw_sources and raw_dev.get("ports"):
             problems.append("%s.sources: %s has no IPv4 address to take the exporters' subnet from; list the "
-                            "exporters' prefixes (%s accepts any source)" % (where, raw_dev["name"], ANY_SOURCE))
+                            "exporters' prefixes (%s accepts any source)" % (where, raw_dev["name"], layout.ANY_SOURCE))
     nets = []
     for si, prefix in enumerate(raw_sources):
         try:
@@ -469,9 +271,9 @@ def _validate_destination(raw, where, ingress, resolver, problems, waiting=None)
     name = raw.get("name") or (address if mode == "forward" else device)
     if name is not None:
         name = u"%s" % name
-        if len(name.encode("utf-8")) > NAME_MAX or not all(0x20 < ord(c) < 0x7F for c in name):
+        if len(name.encode("utf-8")) > layout.NAME_MAX or not all(0x20 < ord(c) < 0x7F for c in name):
             problems.append("%s.name: %r; use at most %d printable ASCII characters without spaces (the name is "
-                            "stored in the kernel with the rule)" % (where, name, NAME_MAX))
+                            "stored in the kernel with the rule)" % (where, name, layout.NAME_MAX))
     dest["name"] = name
     if len(problems) != start:
         return None

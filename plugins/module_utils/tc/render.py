@@ -9,26 +9,26 @@ __metaclass__ = type
 
 import binascii
 
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc import model, planner
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout, model, planner
 
 
 def _ht(htid):
-    return "800" if htid == planner.ROOT else "%x" % htid
+    return "800" if htid == layout.ROOT else "%x" % htid
 
 
 def _handle(handle):
     if isinstance(handle, tuple):
         return "%s::%x" % (_ht(handle[0]), handle[1])
-    return "%x::%x" % (planner.htid_of(handle), planner.nodeid_of(handle))
+    return "%x::%x" % (layout.htid_of(handle), layout.nodeid_of(handle))
 
 
 def _match(keys):
     words = []
-    mac = model.mac_of_keys(keys)
+    mac = layout.mac_of_keys(keys)
     if mac:
         words.append("match ether dst %s" % mac)
     for mask, value, off in keys:
-        if mac and off in (model.OFF_ETH_DST_HI, model.OFF_ETH_DST_LO):
+        if mac and off in (layout.OFF_ETH_DST_HI, layout.OFF_ETH_DST_LO):
             continue
         words.append("match u32 0x%08x 0x%08x at %d" % (value & mask, mask, off))
     return " ".join(words)
@@ -37,9 +37,9 @@ def _match(keys):
 def _action(action, link_names):
     kind = action["kind"]
     if kind == "police":
-        if action.get("cookie") == model.GATE_COOKIE:
+        if action.get("cookie") == layout.GATE_COOKIE:
             return "action police pkts_rate %d pkts_burst %d conform-exceed drop/continue cookie %s" % (
-                action["rate"], action["burst"], binascii.hexlify(model.GATE_COOKIE).decode())
+                action["rate"], action["burst"], binascii.hexlify(layout.GATE_COOKIE).decode())
         return "action police pkts_rate %d pkts_burst %d conform-exceed continue/pipe" % (
             action["rate"], action["burst"])
     if kind == "skbmod":
@@ -85,11 +85,11 @@ def command(op, priority, chain, link_names):
     spec = op["spec"]
     handle = op["handle"]
     parts = [head % ("add" if kind == "node_add" else "replace"), "handle %s u32" % _handle(handle)]
-    ht = handle[0] if isinstance(handle, tuple) else planner.htid_of(handle)
+    ht = handle[0] if isinstance(handle, tuple) else layout.htid_of(handle)
     parts.append("ht %s:" % _ht(ht))
     parts.append(_match(spec["keys"]))
     if spec.get("link"):
-        parts.append("link %x:" % planner.htid_of(spec["link"]))
+        parts.append("link %x:" % layout.htid_of(spec["link"]))
     parts.extend(_action(a, link_names) for a in spec.get("actions", []))
     return " ".join(parts)
 
@@ -98,7 +98,7 @@ def public_have(name, have, link_names):
     """One device's module-owned state in the shape tc_mirror accepts."""
     ports = []
     for port_no, hp in sorted(have["ports"].items()):
-        dests = [planner.have_destination(sorted(nodes, key=lambda n: n["handle"]), link_names)
+        dests = [layout.have_destination(sorted(nodes, key=lambda n: n["handle"]), link_names)
                  for _name, nodes in sorted(hp["dests"].items())]
         port = {"port": port_no, "original": hp["original"], "destinations": dests}
         if hp["gate"]:
@@ -125,7 +125,7 @@ def public_want(dev):
     out = {"name": dev["name"], "ports": ports}
     if ports:
         out["addresses"] = list(dev.get("addresses") or [])
-        out["sources"] = list(dev.get("sources") or [model.ANY_SOURCE])
+        out["sources"] = list(dev.get("sources") or [layout.ANY_SOURCE])
     return out
 
 
@@ -137,7 +137,7 @@ def describe(devices):
             continue
         lines.append("%s:  accepts to %s from %s" % (
             dev["name"], ",".join(dev.get("addresses") or []) or "any address",
-            ",".join(dev.get("sources") or [model.ANY_SOURCE])))
+            ",".join(dev.get("sources") or [layout.ANY_SOURCE])))
         for port in dev["ports"]:
             label = model.PORT_NAMES.get(port["port"])
             suffix = " (%s)" % label if label else ""

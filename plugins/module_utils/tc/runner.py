@@ -11,7 +11,7 @@ import json
 import os
 
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc import kernel as kernel_mod
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc import lock, model, planner, render
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout, lock, model, planner, render
 
 
 class RunError(Exception):
@@ -129,7 +129,7 @@ def _run(params, kern, check_mode):
     warnings = []
     if params["state"] == "present":
         want = model.validate(params, kern, pending)
-        missing = kern.missing_features(model.kernel_features(want))
+        missing = kern.missing_features(layout.kernel_features(want))
         if missing:
             raise model.ValidationError([
                 "this kernel has no %s (tc %s, kernel option %s); install a kernel that has it (Debian, Ubuntu "
@@ -202,7 +202,7 @@ def _read_back(kern, done, priority, chain):
                 wrong.append((op, "table %s" % ("missing" if kind == "ht_add" else "still there")))
         elif kind in ("node_add", "node_replace"):
             found = kern.get_filter(op["ifindex"], priority, chain, op["handle"])
-            if found is None or planner.canon_node(found) != planner.canon_node(op["spec"]):
+            if found is None or layout.canon_node(found) != layout.canon_node(op["spec"]):
                 wrong.append((op, "missing" if found is None else "the kernel holds something else"))
         elif kind == "node_del":
             if kern.get_filter(op["ifindex"], priority, chain, op["handle"]) is not None:
@@ -214,7 +214,16 @@ def _read_back(kern, done, priority, chain):
 
 
 def _restore(kern, exc, targets, haves, priority, chain, snapshot, link_names, result):
-    """After a refused change: undo (kernel.apply did, newest first), then prove the kernel is as before."""
+    """After a refused change: undo what was applied, newest first, then prove the kernel is as before."""
+    errors = []
+    for applied in reversed(exc.done):
+        undo = layout.inverse(applied)
+        if undo is None:
+            continue
+        try:
+            kern.execute(undo, priority, chain)
+        except (kernel_mod.NetlinkError, kernel_mod.KernelError, OSError) as undo_exc:
+            errors.append("%s: %s" % (undo["op"], undo_exc))
     # undoing the first table of a new classifier leaves the kernel's root table behind
     for name in sorted(targets):
         ifindex, have = haves[name][:2]
@@ -222,19 +231,19 @@ def _restore(kern, exc, targets, haves, priority, chain, snapshot, link_names, r
             try:
                 kern.execute({"op": "tp_del", "dev": name, "ifindex": ifindex}, priority, chain)
             except (kernel_mod.NetlinkError, kernel_mod.KernelError, OSError) as cleanup_exc:
-                exc.rollback_errors.append("tp_del on %s: %s" % (name, cleanup_exc))
+                errors.append("tp_del on %s: %s" % (name, cleanup_exc))
     now = kern.snapshot(targets)
     differs = sorted(name for name in snapshot if now.get(name) != snapshot[name])
-    if exc.rollback_errors or differs:
+    if errors or differs:
         undone = "undoing the %d applied operation(s) left the kernel different from before on %s%s" % (
-            exc.applied, ", ".join(differs) or "(compare failed)",
-            ": " + "; ".join(exc.rollback_errors) if exc.rollback_errors else "")
+            len(exc.done), ", ".join(differs) or "(compare failed)",
+            ": " + "; ".join(errors) if errors else "")
     else:
         undone = ("the %d operation(s) applied before it were undone; the ingress filters of %s were compared "
-                  "with what was there before the run and are the same" % (exc.applied, ", ".join(sorted(snapshot))))
+                  "with what was there before the run and are the same" % (len(exc.done), ", ".join(sorted(snapshot))))
     raise RunError("the kernel refused %r: %s; %s" % (
         render.command(exc.op, priority, chain, link_names), exc.cause, undone),
-        commands=result["commands"], rollback_verified=not (exc.rollback_errors or differs))
+        commands=result["commands"], rollback_verified=not (errors or differs))
 
 
 def _sum_stats(actions, kind):

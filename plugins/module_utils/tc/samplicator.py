@@ -18,7 +18,7 @@ import ipaddress
 import json
 import re
 
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc.model import NAME_MAX
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import NAME_MAX
 
 DEFAULT_PORT = 2000  # samplicate -p: the port it listens on and, per receiver, the port it sends to
 
