@@ -19,7 +19,10 @@ sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 
 import netlab  # noqa: E402  (tests/lib/netlab.py, reused, not copied)
 
-PRIORITY = 5140
+sys.path.insert(0, netlab.ensure_collection_path())
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import DEFAULT_PRIORITY  # noqa: E402
+
+PRIORITY = DEFAULT_PRIORITY
 CHAIN = 0
 
 

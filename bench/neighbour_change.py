@@ -21,6 +21,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "uml"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), ".build", "collections"))  # agentlab reads the collection
 import agentlab  # noqa: E402
 import harness  # noqa: E402
 

@@ -17,9 +17,12 @@ import time
 import netlab
 import pytest
 
+sys.path.insert(0, netlab.ensure_collection_path())
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import DEFAULT_PRIORITY  # noqa: E402
+
 pytestmark = pytest.mark.netns
 
-PRIO = 5140
+PRIO = DEFAULT_PRIORITY
 CLI = "import sys; from ansible_collections.netops.logfwdr.plugins.module_utils.tc import cli; sys.exit(cli.main())"
 
 

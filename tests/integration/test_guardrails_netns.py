@@ -18,11 +18,14 @@ import time
 import netlab
 import pytest
 
+sys.path.insert(0, netlab.ensure_collection_path())
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import DEFAULT_PRIORITY  # noqa: E402
+
 from conftest import EXPORTER_IP, SPOILING_DRIVER, filter_blocks
 
 pytestmark = pytest.mark.netns
 
-PRIO = 5140
+PRIO = DEFAULT_PRIORITY
 REPLICATOR_IP = netlab.REPLICATOR_IP
 
 

@@ -12,17 +12,21 @@ Run: cd /work/main && python -m pytest -q tests/integration -m netns
 import json
 import os
 import subprocess
+import sys
 import tempfile
 
 import netlab
 import pytest
+
+sys.path.insert(0, netlab.ensure_collection_path())
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import DEFAULT_PRIORITY  # noqa: E402
 
 from conftest import (EXPORTER_IP, SPOILING_DRIVER, Rig, Timer, blocks_at, command_handles, dest_nodes,
                       filter_blocks, new_lab, parse_nodes, strip_counters)
 
 pytestmark = pytest.mark.netns
 
-PRIO = 5140
+PRIO = DEFAULT_PRIORITY
 
 
 def mirror(name, device, **extra):

@@ -41,6 +41,7 @@ import netlab
 import pytest
 
 sys.path.insert(0, netlab.ensure_collection_path())
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import DEFAULT_PRIORITY  # noqa: E402
 from ansible.plugins.filter.core import FilterModule as CoreFilters  # noqa: E402
 from ansible_collections.netops.logfwdr.plugins.filter.vrrp_instances import DEFAULTS, vrrp_instances  # noqa: E402
 
@@ -48,7 +49,7 @@ pytestmark = pytest.mark.netns
 
 ROLE = os.path.join(netlab.REPO, "roles", "logfwdr")
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
-PRIO = 5140
+PRIO = DEFAULT_PRIORITY
 VIP = "10.77.1.1"
 VIPS = {"vec1": VIP, "vec2": "10.77.2.1"}
 OWN = {"rep1": "10.77.1.2", "rep2": "10.77.1.3"}

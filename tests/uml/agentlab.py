@@ -22,12 +22,14 @@ import subprocess
 import sys
 import time
 
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import DEFAULT_PRIORITY
+
 EXPORTER_IP = "192.0.2.20"
 REPLICATOR_IN, REPLICATOR_OUT, REPLICATOR_OUT2 = "192.0.2.1", "198.51.100.1", "198.51.101.1"
 COL_IP = {"A": "198.51.100.10", "B": "198.51.100.11"}
 COL_MAC = {"A": "02:cc:00:00:00:0a", "B": "02:cc:00:00:00:0b"}
 A_SECOND_IP, A_SECOND_MAC = "198.51.101.10", "02:cc:00:00:00:1a"
-PRIORITY = 5140
+PRIORITY = DEFAULT_PRIORITY
 STATE = {"priority": PRIORITY, "devices": [{"name": "vec0", "addresses": [REPLICATOR_IN],
                                             "sources": ["192.0.2.0/24"], "ports": [
     {"port": "syslog", "destinations": [{"name": "A", "address": COL_IP["A"]},

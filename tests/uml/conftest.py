@@ -7,6 +7,10 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+import netlab  # noqa: E402
+
+sys.path.insert(0, netlab.ensure_collection_path())  # the tests read the collection's constants
 
 
 def pytest_configure(config):

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import DEFAULT_PRIORITY
+
 pytestmark = pytest.mark.uml
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -41,7 +43,7 @@ SYSLOG_SPORT, TRAP_SPORT = 40514, 40162
 TRAP_REWRITE = 10162
 RATE, BURST = 10, 10  # packets/s and burst of collector A's trap destination
 N = 40  # datagrams per port
-PRIORITY = 5140
+PRIORITY = DEFAULT_PRIORITY
 
 
 # --------------------------------------------------------------------------- payload
