@@ -121,7 +121,7 @@ def test_forward_destination():
 
 def test_forward_destination_with_every_option():
     spec = layout.destination_nodes(dest(name="nfcap", address="192.0.2.11", port=1514, sources=["10.1.0.0/16"],
-                                        rate_limit=1000, burst=100))
+                                         rate_limit=1000, burst=100))
     assert len(spec) == 1
     assert_same_filter(ours(node_msg(0x00100C01, spec[0], ht=0x00100000)), captured("14"))
 
@@ -200,7 +200,7 @@ ROUND_TRIP = [
     layout.destination_nodes(dest(mode="mirror", name="ids"))[0],
     {"keys": [(0, 0, 0)], "actions": [{"kind": "nat", "new": "192.0.2.9"}, MIRRED]},
     dict(layout.dispatch_nodes({"mac": "02:00:00:00:00:0a", "addresses": ["10.77.0.1"], "sources": ["10.0.0.0/8"]},
-                              {"port": 6343, "original": "drop"})[0], link=0x00100000),
+                               {"port": 6343, "original": "drop"})[0], link=0x00100000),
     layout.gate_node({"rate_limit": 500, "burst": 50}),
 ]
 

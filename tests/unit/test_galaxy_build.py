@@ -32,7 +32,8 @@ def test_the_built_collection_holds_what_users_run_and_nothing_else(tarball):
         names = set(m.name for m in tar.getmembers())
     for wanted in ("MANIFEST.json", "FILES.json", "README.md", "meta/runtime.yml", "playbooks/site.yml",
                    "plugins/modules/tc_mirror.py", "plugins/module_utils/tc/runner.py",
-                   "roles/logfwdr/tasks/main.yml", "roles/logfwdr/meta/argument_specs.yml", "docs/role.md",
+                   "roles/logfwdr/tasks/main.yml", "roles/logfwdr/meta/argument_specs.yml", "roles/logfwdr/files/pack_code.py",
+                   "docs/role.md", "docs/architecture.md",
                    "docs/install.md", "prometheus/logfwdr-alerts.yml", "inventories/example/group_vars/replicators.yml", "changelogs/fragments"):
         assert wanted in names, wanted
     top = set(n.split("/")[0] for n in names)

@@ -133,6 +133,6 @@ def test_default_burst_and_features():
     devs = model.validate(state({"address": "192.0.2.10", "port": 1514, "rate_limit": 500}), FakeHost())
     assert devs[0]["ports"][0]["destinations"][0]["burst"] == 50
     assert layout.kernel_features(devs) == {"ingress", "u32", "gact", "police", "skbmod", "pedit", "csum",
-                                           "mirred"}
+                                            "mirred"}
     mirror = model.validate(state({"mode": "mirror", "device": "tool0"}), FakeHost())
     assert layout.kernel_features(mirror) == {"ingress", "u32", "mirred"}
