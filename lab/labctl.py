@@ -254,24 +254,11 @@ def guest_argv(topo, host, image, hostdir):
     sysctl = ",".join(f"{k}={v}" for k, v in host.get("sysctl", {}).items())
     rename = ",".join(f"{n['ifname']}={n['name']}" for n in host["nics"] if n.get("name"))
     machine_id = hashlib.md5(f"logfwdr-lab:{name}".encode()).hexdigest()
-    # gro=1: 64 KiB receive buffers.  The tap is opened with TSO offload on, so the host
-    # (and other guests) hand it TCP segments larger than the MTU; with the default
-    # MTU-sized buffers those are truncated ("Incoming GSO frames and GRO disabled"),
-    # and a TCP stream into the guest stalls for ever (seen with Ansible pipelining).
-    nics = [f"{n['ifname']}:transport=tap,ifname={tap_name(host, i)},mac={n['mac']},gro=1"
-            for i, n in enumerate(host["nics"])]
-    return [
-        harness._kernel(), f"mem={mem}", f"umid=lflab-{name}", f"uml_dir={hostdir}",
-        f"ubd0={hostdir / 'root.cow'},{image}", "root=/dev/ubda", "rw",
-        f"lf.name={name}", f"lf.share={hostdir / 'share'}",
-        *([f"lf.net={net}"] if net else []),
-        *([f"lf.sysctl={sysctl}"] if sysctl else []),
-        *([f"lf.rename={rename}"] if rename else []),
-        f"systemd.machine_id={machine_id}",
-        *nics,
-        "con=null", "con0=null,fd:1", "ssl=null",
-        *harness.FAST_BOOT_ARGS,
-    ]
+    nics = [harness.nic_arg(n["ifname"], tap_name(host, i), n["mac"]) for i, n in enumerate(host["nics"])]
+    return harness.guest_cmdline(
+        name, mem, f"lflab-{name}", hostdir, hostdir / "root.cow", image, hostdir / "share", nics,
+        params=[*([f"lf.net={net}"] if net else []), *([f"lf.sysctl={sysctl}"] if sysctl else []),
+                *([f"lf.rename={rename}"] if rename else []), f"systemd.machine_id={machine_id}"])
 
 
 def cmd_up(args):
@@ -286,7 +273,7 @@ def cmd_up(args):
     if alive or lab_uml_pids():
         die(f"lab is already up (running: {', '.join(alive) or 'stray guest processes'}); "
             "use `lab/labctl status`, or `lab/labctl down` first")
-    if harness._netns_exists(ns):
+    if harness.netns_exists(ns):
         die(f"network namespace {ns} already exists (stale lab?); run `lab/labctl down` first")
     if state is not None:
         log("removing state of a previous lab that is no longer running")
@@ -329,7 +316,7 @@ def cmd_up(args):
             hostkey = ensure_host_key(h["name"])
             shutil.copy2(hostkey, hostdir / "share" / "ssh_host_ed25519_key")
             shutil.copy2(f"{hostkey}.pub", hostdir / "share" / "ssh_host_ed25519_key.pub")
-            if not harness._shm_usable():
+            if not harness.shm_usable():
                 env["TMPDIR"] = str(hostdir)
             argv = guest_argv(topo, h, image, hostdir)
             (hostdir / "cmdline").write_text(" ".join(argv) + "\n")
@@ -387,11 +374,11 @@ def wait_ssh(topo, state, timeout):
 def users_in_namespace(ns):
     """Processes in the lab namespace that are neither guests nor ssh ControlPersist
     masters: somebody is still using the lab (e.g. `labctl run -- ansible-playbook`)."""
-    if not harness._netns_exists(ns):
+    if not harness.netns_exists(ns):
         return []
     uml = set(lab_uml_pids())
     found = []
-    for pid in harness._netns_pids(ns):
+    for pid in harness.netns_pids(ns):
         argv = _cmdline(pid)
         if pid == os.getpid() or pid in uml or not argv or argv[0].startswith(b"ssh: "):
             continue
@@ -418,13 +405,13 @@ def teardown(topo, quiet=False):
     if not harness.kill_until_gone(lab_uml_pids, timeout=10):
         log(f"WARNING: processes still alive after SIGKILL: {lab_uml_pids()}")
     # 3. everything else living in the namespace (ssh ControlPersist masters, ...), then it
-    if harness._netns_exists(ns):
-        others = [p for p in harness._netns_pids(ns) if p != os.getpid()]
+    if harness.netns_exists(ns):
+        others = [p for p in harness.netns_pids(ns) if p != os.getpid()]
         if others and not quiet:
             names = sorted({_process_name(p) for p in others})
             log(f"also killing {len(others)} other process(es) in {ns}: {'; '.join(names)}")
-        harness._delete_netns(ns)           # kills what lives there; taps/bridges go with it
-        if harness._netns_exists(ns):
+        harness.delete_netns(ns)           # kills what lives there; taps/bridges go with it
+        if harness.netns_exists(ns):
             log(f"WARNING: could not delete namespace {ns}")
     # 4. per-guest files: drop COW layers and shares, keep console logs for post-mortems
     if HOSTS_DIR.exists():
@@ -464,7 +451,7 @@ def cmd_status(args):
     topo = load_topology()
     state = read_state()
     ns = (state or {}).get("namespace") or topo["namespace"]
-    ns_up = harness._netns_exists(ns)
+    ns_up = harness.netns_exists(ns)
     print(f"namespace {ns}: {'present' if ns_up else 'absent'}; state "
           f"{'present' if state is not None else 'absent'} ({STATE_FILE})")
     if state and state.get("image"):
@@ -496,7 +483,7 @@ def cmd_wait(args):
     need_root()
     topo = load_topology()
     state = read_state()
-    if state is None or not harness._netns_exists(topo["namespace"]):
+    if state is None or not harness.netns_exists(topo["namespace"]):
         die("lab is not up (lab/labctl up)")
     t0 = time.monotonic()
     if not wait_ssh(topo, state, args.timeout):
@@ -523,7 +510,7 @@ def cmd_ssh(args):
     need_root()
     topo = load_topology()
     h = host_by_name(topo, args.host)
-    if not harness._netns_exists(topo["namespace"]):
+    if not harness.netns_exists(topo["namespace"]):
         die("lab is not up (lab/labctl up)")
     argv = ["ip", "netns", "exec", topo["namespace"], *ssh_argv(h["mgmt_ip"]), *args.cmd]
     os.execvp(argv[0], argv)
@@ -535,7 +522,7 @@ def cmd_run(args):
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         die("usage: lab/labctl run -- CMD [ARGS...]")
-    if not harness._netns_exists(topo["namespace"]):
+    if not harness.netns_exists(topo["namespace"]):
         die("lab is not up (lab/labctl up)")
     argv = ["ip", "netns", "exec", topo["namespace"], *cmd]
     os.execvpe(argv[0], argv, lab_env())
@@ -575,7 +562,7 @@ def cmd_start(args):
     hostdir = HOSTS_DIR / args.host
     argv = guest_argv(topo, host, state["image"], hostdir)
     env = dict(os.environ)
-    if not harness._shm_usable():
+    if not harness.shm_usable():
         env["TMPDIR"] = str(hostdir)
     t0 = time.monotonic()
     with open(hostdir / "console.log", "ab") as con:

@@ -80,11 +80,11 @@ def _ip(*args, ns=None, check=True):
     return _run(["ip", *(["-n", ns] if ns else []), *map(str, args)], check=check)
 
 
-def _netns_exists(name):
+def netns_exists(name):
     return os.path.exists(f"/run/netns/{name}")
 
 
-def _netns_pids(name):
+def netns_pids(name):
     p = _run(["ip", "netns", "pids", name], check=False)
     return [int(x) for x in p.stdout.split() if x.isdigit()]
 
@@ -108,16 +108,38 @@ def kill_until_gone(list_pids, timeout=5.0):
 
 def _kill_netns_pids(name, timeout=5.0):
     """SIGKILL every process living in network namespace ``name``; wait until gone."""
-    kill_until_gone(lambda: _netns_pids(name), timeout)
+    kill_until_gone(lambda: netns_pids(name), timeout)
 
 
-def _delete_netns(name):
-    if _netns_exists(name):
+def delete_netns(name):
+    if netns_exists(name):
         _kill_netns_pids(name)
         _run(["ip", "netns", "del", name], check=False)
 
 
-def _kernel():
+def nic_arg(ifname, tap, mac):
+    """One guest NIC on a host tap, as linux.uml takes it."""
+    # gro=1 only enlarges the receive buffers to 64 KiB: the tap is opened with TSO offload, so TCP from the
+    # host or other guests arrives as >MTU GSO frames, which MTU-sized buffers truncate (TCP into the guest
+    # then stalls for ever; seen with Ansible pipelining).
+    return f"{ifname}:transport=tap,ifname={tap},mac={mac},gro=1"
+
+
+def guest_cmdline(name, mem, umid, uml_dir, cow, image, share, nics, params=()):
+    """The linux.uml command line of one guest (the tests' Guest and lab/labctl): params are more kernel
+    parameters (init=, lf.*), nics nic_arg() strings."""
+    return [
+        kernel(), f"mem={mem}", f"umid={umid}", f"uml_dir={uml_dir}",
+        f"ubd0={cow},{image}", "root=/dev/ubda", "rw",
+        f"lf.name={name}", f"lf.share={share}",
+        *params,
+        *nics,
+        "con=null", "con0=null,fd:1", "ssl=null",
+        *FAST_BOOT_ARGS,
+    ]
+
+
+def kernel():
     k = os.environ.get("LOGFWDR_UML_KERNEL") or shutil.which("linux.uml") or "/usr/bin/linux.uml"
     return k
 
@@ -126,8 +148,8 @@ def uml_unavailable_reason():
     """None if UML guests can run here, else a human readable reason (for pytest.skip)."""
     if os.geteuid() != 0:
         return "UML harness needs root"
-    if not os.access(_kernel(), os.X_OK):
-        return f"{_kernel()} missing (apt-get install user-mode-linux)"
+    if not os.access(kernel(), os.X_OK):
+        return f"{kernel()} missing (apt-get install user-mode-linux)"
     if not os.path.exists("/dev/net/tun"):
         return "/dev/net/tun missing"
     for tool in ("ip",):
@@ -188,7 +210,7 @@ def cleanup_stale():
         pid = int(m.group(1))
         if pid == os.getpid() or os.path.exists(f"/proc/{pid}"):
             continue
-        _delete_netns(name)
+        delete_netns(name)
         removed.append(name)
     return removed
 
@@ -269,23 +291,13 @@ class Guest:
             mac = (macs[i] if macs and i < len(macs) and macs[i]
                    else "02:4c:46:%02x:%02x:%02x" % (wire.serial & 0xff, self.index & 0xff, i))
             self.macs.append(mac)
-            # gro=1 only enlarges the receive buffers to 64 KiB: the tap is opened with TSO
-            # offload, so TCP from the host or other guests arrives as >MTU GSO frames,
-            # which MTU-sized buffers truncate (TCP into the guest then stalls for ever).
-            nics.append(f"vec{i}:transport=tap,ifname={tap},mac={mac},gro=1")
+            nics.append(nic_arg(f"vec{i}", tap, mac))
 
-        self.cmdline = [
-            _kernel(), f"mem={mem}", f"umid={self.umid}", f"uml_dir={self.dir}",
-            f"ubd0={self.cow},{image}", "root=/dev/ubda", "rw", "init=/sbin/lf-init",
-            f"lf.name={name}", f"lf.share={self.share}",
-            *([f"lf.repo={repo}"] if repo else []),
-            *nics,
-            "con=null", "con0=null,fd:1", "ssl=null",
-            *FAST_BOOT_ARGS,
-            *extra_args,
-        ]
+        self.cmdline = guest_cmdline(
+            name, mem, self.umid, self.dir, self.cow, image, self.share, nics,
+            params=["init=/sbin/lf-init", *([f"lf.repo={repo}"] if repo else []), *extra_args])
         env = dict(os.environ)
-        if not _shm_usable():
+        if not shm_usable():
             env["TMPDIR"] = str(self.dir)    # UML's guest-RAM file; needs exec-able tmpfs
         with open(self.console_log, "wb") as con:
             self._t0 = time.monotonic()
@@ -413,7 +425,7 @@ def _group_members(pgid):
 _shm_ok = None
 
 
-def _shm_usable():
+def shm_usable():
     """UML puts guest RAM in a file under $TMPDIR or /dev/shm that it maps PROT_EXEC."""
     global _shm_ok
     if _shm_ok is None:
@@ -503,8 +515,8 @@ class Wire:
         # anything still living in our namespaces (leftover linux.uml helpers, daemons
         # started with exec()) is ours: kill it, then drop the namespaces
         for ns in reversed(self._created_ns):
-            _delete_netns(ns)
-        _delete_netns(self.name)
+            delete_netns(ns)
+        delete_netns(self.name)
         if self.tmpdir and not os.environ.get("LOGFWDR_UML_KEEP"):
             shutil.rmtree(self.tmpdir, ignore_errors=True)
 
@@ -522,7 +534,7 @@ class Wire:
     def netns(self, ns_name):
         """Make sure plain namespace ``ns_name`` exists (lo up); it is deleted on close()
         if this call created it."""
-        if not _netns_exists(ns_name):
+        if not netns_exists(ns_name):
             _run(["ip", "netns", "add", ns_name])
             self._created_ns.append(ns_name)
             _ip("link", "set", "lo", "up", ns=ns_name)
