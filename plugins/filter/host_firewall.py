@@ -57,9 +57,10 @@ import ipaddress
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import role_defaults
 
 PREFIX = "logfwdr_firewall_"
-DEFAULTS = {"management_networks": [], "ssh_port": 22}
+DEFAULTS = role_defaults(("management_networks", "ssh_port"), PREFIX)
 
 
 def host_firewall(settings, devices, bridge=None):

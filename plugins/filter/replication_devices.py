@@ -104,6 +104,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import json_query, plain
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import NAME_MAX
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import Problems
 
 MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 COLLECTOR_FIELDS = ("name", "mode", "address", "device", "protocols", "ports", "sources", "rate_limit", "burst",
@@ -115,13 +116,6 @@ INGRESS_FIELDS = ("name", "address", "mtu", "virtual_address", "virtual_router_i
 EGRESS_FIELDS = ("name", "address", "mtu", "routes")
 ROUTE_FIELDS = ("to", "via")
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # IFNAMSIZ - 1, and safe in file names
-
-
-class Problems(list):
-    def add(self, where, text):
-        line = "%s: %s" % (where, text)
-        if line not in self:  # a list-wide field is checked once per protocol
-            self.append(line)
 
 
 def _port(value):

@@ -92,35 +92,29 @@ from decimal import Decimal, InvalidOperation
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import Problems, role_defaults
 
-DEFAULTS = {
-    "logfwdr_vrrp_priority": 100,
-    "logfwdr_vrrp_version": 3,
-    "logfwdr_vrrp_advert_interval": 0.2,
-    "logfwdr_vrrp_unicast": True,
-    "logfwdr_vrrp_auth_pass": "",
-    "logfwdr_vrrp_preempt": True,
-    "logfwdr_vrrp_preempt_delay": 30,
-    "logfwdr_vrrp_check_interval": 1,
-    "logfwdr_vrrp_check_fall": 2,
-    "logfwdr_vrrp_check_rise": 2,
-    "logfwdr_vrrp_garp_repeat": 5,
-    "logfwdr_vrrp_garp_delay": 1,
-    "logfwdr_vrrp_macs": {},
-    "logfwdr_vrrp_pair_link": {},
-}
+DEFAULTS = role_defaults((
+    "logfwdr_vrrp_priority",
+    "logfwdr_vrrp_version",
+    "logfwdr_vrrp_advert_interval",
+    "logfwdr_vrrp_unicast",
+    "logfwdr_vrrp_auth_pass",
+    "logfwdr_vrrp_preempt",
+    "logfwdr_vrrp_preempt_delay",
+    "logfwdr_vrrp_check_interval",
+    "logfwdr_vrrp_check_fall",
+    "logfwdr_vrrp_check_rise",
+    "logfwdr_vrrp_garp_repeat",
+    "logfwdr_vrrp_garp_delay",
+    "logfwdr_vrrp_macs",
+    "logfwdr_vrrp_pair_link",
+))
 AUTH_RE = re.compile(r"^[A-Za-z0-9_.:@%+=-]{1,8}$")  # VRRPv2 simple text: 8 bytes; nothing keepalived would parse
 # keepalived.conf has no quoting: a name with a space, a newline, a brace or a quote would start a new keyword
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # IFNAMSIZ, and nothing keepalived.conf or nft would parse
-
-
-class Problems(list):
-    def add(self, where, text):
-        line = "%s: %s" % (where, text)
-        if line not in self:
-            self.append(line)
 
 
 def _int(value):
