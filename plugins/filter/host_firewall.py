@@ -57,10 +57,10 @@ import ipaddress
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
-from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import role_defaults
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import role_defaults_under
 
 PREFIX = "logfwdr_firewall_"
-DEFAULTS = role_defaults(("management_networks", "ssh_port"), PREFIX)
+DEFAULTS = role_defaults_under(PREFIX)
 
 
 def host_firewall(settings, devices, bridge=None):

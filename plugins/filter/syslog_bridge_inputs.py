@@ -86,26 +86,10 @@ import re
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
-from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import role_defaults
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import role_defaults_under
 
 PREFIX = "logfwdr_syslog_bridge_"
-DEFAULTS = role_defaults((
-    "port",
-    "allowed_senders",
-    "tls",
-    "tls_port",
-    "tls_ca_file",
-    "tls_cert_file",
-    "tls_key_file",
-    "tls_auth_mode",
-    "tls_permitted_peers",
-    "queue_size",
-    "stats_interval",
-    "tls_only",
-    "max_sessions",
-    "max_sessions_per_sender",
-    "memory_max",
-), PREFIX)
+DEFAULTS = role_defaults_under(PREFIX)
 AUTH_MODES = {
     "anon": "encryption only, any client",
     "x509/certvalid": "clients need a certificate signed by the CA",

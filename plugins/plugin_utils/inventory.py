@@ -26,14 +26,24 @@ class Problems(list):
             self.append(line)
 
 
-def role_defaults(names, prefix=""):
-    """The role's defaults (defaults/main.yml) for prefix + each name, keyed by name: a filter's fallback for a
-    setting it was not given is the role's own default, never a second copy of it."""
+def _defaults():
     if "data" not in _loaded:
         with open(ROLE_DEFAULTS) as f:
             _loaded["data"] = yaml.safe_load(f)
-    data = _loaded["data"]
+    return _loaded["data"]
+
+
+def role_defaults(names, prefix=""):
+    """The role's defaults (defaults/main.yml) for prefix + each name, keyed by name: a filter's fallback for a
+    setting it was not given is the role's own default, never a second copy of it."""
+    data = _defaults()
     missing = [prefix + n for n in names if prefix + n not in data]
     if missing:
         raise KeyError("not in %s: %s" % (ROLE_DEFAULTS, ", ".join(missing)))
     return dict((n, data[prefix + n]) for n in names)
+
+
+def role_defaults_under(prefix):
+    """Every role default whose name starts with prefix, keyed by the rest of its name: the settings a filter
+    knows are the role's, so a default added to the role is known to the filter without a second list."""
+    return dict((k[len(prefix):], v) for k, v in _defaults().items() if k.startswith(prefix))
