@@ -131,11 +131,13 @@ def set_guest_pid(name, pid):
 
 
 def _cmdline(pid):
+    """argv of pid; [] for a process that is gone or exiting (a zombie's cmdline reads empty)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().split(b"\0")
+            raw = f.read()
     except OSError:
         return []
+    return raw.rstrip(b"\0").split(b"\0") if raw else []
 
 
 def uml_zombies():
@@ -371,21 +373,31 @@ def wait_ssh(topo, state, timeout):
 
 # --------------------------------------------------------------------------- down
 
-def users_in_namespace(ns):
+def users_in_namespace(ns, settle=1.0):
     """Processes in the lab namespace that are neither guests nor ssh ControlPersist
-    masters: somebody is still using the lab (e.g. `labctl run -- ansible-playbook`)."""
-    if not harness.netns_exists(ns):
-        return []
-    uml = set(lab_uml_pids())
-    found = []
-    for pid in harness.netns_pids(ns):
-        argv = _cmdline(pid)
-        if pid == os.getpid() or pid in uml or not argv or argv[0].startswith(b"ssh: "):
-            continue
-        if argv[0].endswith(b"socat") and argv[1:2] == [b"-"]:
-            continue  # ssh ProxyCommand of the lab inventory: goes away with the namespace
-        found.append((pid, b" ".join(argv).decode(errors="replace")[:100]))
-    return found
+    masters: somebody is still using the lab (e.g. `labctl run -- ansible-playbook`).
+    Only those still there `settle` seconds later count: right after a playbook the
+    namespace briefly holds exiting ProxyCommands and `ip netns exec` mid-exec."""
+    def scan():
+        if not harness.netns_exists(ns):
+            return {}
+        uml = set(lab_uml_pids())
+        found = {}
+        for pid in harness.netns_pids(ns):
+            argv = _cmdline(pid)
+            if pid == os.getpid() or pid in uml or not argv or argv[0].startswith(b"ssh: "):
+                continue
+            if argv[0].endswith(b"socat") and argv[1:2] == [b"-"]:
+                continue  # ssh ProxyCommand of the lab inventory: goes away with the namespace
+            found[pid] = b" ".join(argv).decode(errors="replace")[:100]
+        return found
+
+    first = scan()
+    if not first or settle <= 0:
+        return sorted(first.items())
+    time.sleep(settle)
+    second = scan()
+    return sorted((pid, cmd) for pid, cmd in second.items() if first.get(pid) == cmd)
 
 
 def teardown(topo, quiet=False):
