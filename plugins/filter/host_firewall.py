@@ -57,7 +57,8 @@ import ipaddress
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
-from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import role_defaults_under
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import (
+    Problems, parse_port, role_defaults_under)
 
 PREFIX = "logfwdr_firewall_"
 DEFAULTS = role_defaults_under(PREFIX)
@@ -70,28 +71,25 @@ def host_firewall(settings, devices, bridge=None):
         raise AnsibleFilterError("host_firewall: unknown settings %s" % ", ".join(unknown))
     s = dict(DEFAULTS)
     s.update((k[len(PREFIX):], v) for k, v in settings.items())
-    problems = []
+    problems = Problems()
     networks = []
     value = s["management_networks"]
     if not isinstance(value, list):
-        problems.append(PREFIX + "management_networks: must be a list of IPv4 prefixes, like [192.0.2.0/24]")
+        problems.add(PREFIX + "management_networks", "must be a list of IPv4 prefixes, like [192.0.2.0/24]")
         value = []
     for i, prefix in enumerate(value):
         try:
             net = str(ipaddress.IPv4Network(str(prefix), strict=True))
         except ValueError as exc:
-            problems.append("%smanagement_networks[%d]: %r is not an IPv4 prefix like 192.0.2.0/24 (%s)"
-                            % (PREFIX, i, prefix, exc))
+            problems.add("%smanagement_networks[%d]" % (PREFIX, i), "%r is not an IPv4 prefix like 192.0.2.0/24 (%s)"
+                         % (prefix, exc))
             continue
         if net not in networks:
             networks.append(net)
-    port = s["ssh_port"]
-    if isinstance(port, str) and port.isdigit():
-        port = int(port)
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        problems.append("%sssh_port: %r is not a TCP port; use 1-65535 (22 is SSH's)" % (PREFIX, s["ssh_port"]))
-    if problems:
-        raise AnsibleFilterError("invalid host firewall settings, nothing was changed:\n- " + "\n- ".join(problems))
+    port = parse_port(s["ssh_port"])
+    if port is None:
+        problems.add(PREFIX + "ssh_port", "%r is not a TCP port; use 1-65535 (22 is SSH's)" % (s["ssh_port"],))
+    problems.fail("host firewall settings")
     udp = sorted(set(int(p["port"]) for d in devices for p in d.get("ports", [])))
     tcp = sorted(set(int(i["port"]) for i in bridge.get("inputs", [])))
     return {"udp_ports": udp, "tcp_ports": tcp, "bridge_senders": list(bridge.get("allowed_senders", [])),

@@ -86,7 +86,8 @@ import re
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
-from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import role_defaults_under
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import (
+    Problems, boolean, interface_address, role_defaults_under, whole)
 
 PREFIX = "logfwdr_syslog_bridge_"
 DEFAULTS = role_defaults_under(PREFIX)
@@ -100,24 +101,6 @@ UNSAFE = ('"', "\\", "\n", "\r", "\0")
 MEMORY_RE = re.compile(r"^[1-9][0-9]*[KMG]$")  # systemd MemoryMax=, with a unit
 
 
-def _bool(value):
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
-        return value.lower() in ("true", "yes", "on", "1")
-    if isinstance(value, int):
-        return bool(value)
-    return None
-
-
-def _number(value, low, high):
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    return value if isinstance(value, int) and low <= value <= high else None
-
-
 def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
     settings, ingress_interfaces = plain(settings), plain(ingress_interfaces)
     if not isinstance(settings, dict):
@@ -127,12 +110,12 @@ def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
         raise AnsibleFilterError("syslog_bridge_inputs: unknown settings %s" % ", ".join(unknown))
     s = dict(DEFAULTS)
     s.update((k[len(PREFIX):], v) for k, v in settings.items())
-    problems = []
+    problems = Problems()
 
     def bad(field, text):
-        problems.append("%s%s: %s" % (PREFIX, field, text))
+        problems.add(PREFIX + field, text)
 
-    port = _number(s["port"], 1, 65535)
+    port = whole(s["port"], 1, 65535)
     if port is None:
         bad("port", "%r is not a TCP port; use 1-65535 (514 is syslog's)" % (s["port"],))
 
@@ -145,30 +128,27 @@ def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
         try:
             net = ipaddress.IPv4Network(str(prefix), strict=True)
         except ValueError as exc:
-            problems.append("%sallowed_senders[%d]: %r is not an IPv4 prefix like 10.10.1.0/24 or an address (%s)"
-                            % (PREFIX, i, prefix, exc))
+            bad("allowed_senders[%d]" % i, "%r is not an IPv4 prefix like 10.10.1.0/24 or an address (%s)"
+                % (prefix, exc))
             continue
         if str(net) not in senders:
             senders.append(str(net))
     if not allowed:
         for item in ingress_interfaces or []:
-            try:
-                net = str(ipaddress.IPv4Interface(str(item.get("address"))).network)
-            except (AttributeError, ValueError):
-                continue  # replication_devices names the bad address
-            if net not in senders:
-                senders.append(net)
+            own = interface_address(item.get("address")) if isinstance(item, dict) else None
+            if own is not None and str(own.network) not in senders:  # replication_devices names a bad address
+                senders.append(str(own.network))
         if not senders:
             bad("allowed_senders", "empty, and no ingress interface has an address to take the subnet of; list the "
                                    "senders' prefixes")
 
     for field in ("queue_size", "stats_interval"):
-        if _number(s[field], 1, 2 ** 31 - 1) is None:
+        if whole(s[field], 1, 2 ** 31 - 1) is None:
             bad(field, "%r; use a whole number above 0" % (s[field],))
-    if _number(s["max_sessions"], 1, 65535) is None:
+    if whole(s["max_sessions"], 1, 65535) is None:
         bad("max_sessions", "%r; use the number of TCP sessions the bridge accepts per port, 1-65535"
             % (s["max_sessions"],))
-    if _number(s["max_sessions_per_sender"], 1, 65535) is None:
+    if whole(s["max_sessions_per_sender"], 1, 65535) is None:
         bad("max_sessions_per_sender", "%r; use the number of TCP sessions one sender may hold per port, 1-65535"
             % (s["max_sessions_per_sender"],))
     if not isinstance(s["memory_max"], str) or not MEMORY_RE.match(s["memory_max"]):
@@ -176,29 +156,26 @@ def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
 
     # the replicator's own addresses (and virtual ones) on the exporter segments, never 0.0.0.0 or [::]
     addresses = []
-    vrrp = _bool(vrrp)
+    vrrp = boolean(vrrp)
     for item in ingress_interfaces or []:
         for field in ("address", "virtual_address") if vrrp else ("address",):
-            try:
-                address = str(ipaddress.IPv4Interface(str(item.get(field))).ip)
-            except (AttributeError, ValueError):
-                continue  # replication_devices names the bad address
-            if address not in addresses:
-                addresses.append(address)
+            own = interface_address(item.get(field)) if isinstance(item, dict) else None
+            if own is not None and str(own.ip) not in addresses:  # replication_devices names a bad address
+                addresses.append(str(own.ip))
 
-    tls_only = _bool(s["tls_only"])
+    tls_only = boolean(s["tls_only"])
     if tls_only is None:
         bad("tls_only", "%r; use true or false" % (s["tls_only"],))
     inputs = [] if tls_only else [{"port": port, "tls": False}]
     tls_files = []
-    tls = _bool(s["tls"])
+    tls = boolean(s["tls"])
     if tls is None:
         bad("tls", "%r; use true or false" % (s["tls"],))
     if tls_only and not tls:
         bad("tls_only", "needs logfwdr_syslog_bridge_tls: true (and its certificate and key); without TLS the bridge "
                         "would have no listener")
     if tls:
-        tls_port = _number(s["tls_port"], 1, 65535)
+        tls_port = whole(s["tls_port"], 1, 65535)
         if tls_port is None:
             bad("tls_port", "%r is not a TCP port; use 1-65535 (6514 is syslog over TLS)" % (s["tls_port"],))
         elif tls_port == port and not tls_only:
@@ -227,8 +204,8 @@ def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
             peers = []
         for i, peer in enumerate(peers):
             if not isinstance(peer, str) or not peer or any(ch in peer for ch in UNSAFE):
-                problems.append("%stls_permitted_peers[%d]: %r; use a certificate name (CN or DNS SAN) without "
-                                "quotes or backslashes" % (PREFIX, i, peer))
+                bad("tls_permitted_peers[%d]" % i, "%r; use a certificate name (CN or DNS SAN) without quotes or "
+                                                   "backslashes" % (peer,))
         if mode == "x509/name" and not peers:
             bad("tls_permitted_peers", "required with logfwdr_syslog_bridge_tls_auth_mode: x509/name: the names "
                                        "(CN or DNS SAN) of the senders' certificates, like [router1.example.net]; "
@@ -239,13 +216,12 @@ def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
         inputs.append({"port": tls_port, "tls": True, "auth_mode": mode, "ca_file": s["tls_ca_file"] or "",
                        "cert_file": s["tls_cert_file"], "key_file": s["tls_key_file"], "permitted_peers": peers})
 
-    if problems:
-        raise AnsibleFilterError("invalid syslog bridge settings, nothing was changed:\n- " + "\n- ".join(problems))
+    problems.fail("syslog bridge settings")
     return {"allowed_senders": senders, "addresses": addresses, "inputs": inputs, "tls_files": tls_files,
-            "queue_size": _number(s["queue_size"], 1, 2 ** 31 - 1),
-            "stats_interval": _number(s["stats_interval"], 1, 2 ** 31 - 1),
-            "max_sessions": _number(s["max_sessions"], 1, 65535),
-            "max_sessions_per_sender": _number(s["max_sessions_per_sender"], 1, 65535), "memory_max": s["memory_max"]}
+            "queue_size": whole(s["queue_size"], 1, 2 ** 31 - 1),
+            "stats_interval": whole(s["stats_interval"], 1, 2 ** 31 - 1),
+            "max_sessions": whole(s["max_sessions"], 1, 65535),
+            "max_sessions_per_sender": whole(s["max_sessions_per_sender"], 1, 65535), "memory_max": s["memory_max"]}
 
 
 class FilterModule(object):

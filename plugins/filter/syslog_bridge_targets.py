@@ -84,11 +84,9 @@ _value:
 
 import ipaddress
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
-from ansible_collections.netops.logfwdr.plugins.filter.replication_devices import (
-    Problems, _check_same_target, _items, _validate_collector, _validate_interfaces, _validate_protocols)
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import (
+    Problems, check_same_target, parse_replication)
 
 SYSLOG_PORT = 514  # when logfwdr_protocols has no syslog entry
 
@@ -103,35 +101,16 @@ def _intersect(left, right):
     return out
 
 
-def _ingress_nets(ingress_interfaces):
-    out = {}
-    for item in ingress_interfaces or []:
-        if isinstance(item, dict) and item.get("name") is not None:
-            try:
-                out[item["name"]] = ipaddress.IPv4Interface(str(item.get("address"))).network
-            except ValueError:
-                pass  # reported by _validate_interfaces
-    return out
-
-
 def syslog_bridge_targets(collectors, ingress_interfaces, protocols, egress_interfaces=None):
-    collectors, ingress_interfaces, protocols, egress_interfaces = (
-        plain(collectors), plain(ingress_interfaces), plain(protocols), plain(egress_interfaces))
     problems = Problems()
-    ingress, ingress_nets, egress, reach = _validate_interfaces(ingress_interfaces, egress_interfaces, problems)
-    ctx = {"protocols": _validate_protocols(protocols, problems), "ingress": ingress, "ingress_nets": ingress_nets,
-           "egress": egress, "reach": reach, "names": {}}
-    valid = [_validate_collector(i, raw, ctx, problems)
-             for i, raw in _items(collectors, "logfwdr_collectors", problems)]
-    if collectors is None:
-        problems.add("logfwdr_collectors", "must be a list (empty for no replication)")
-    if problems:
-        raise AnsibleFilterError("invalid replication inventory, nothing was changed:\n- " + "\n- ".join(problems))
-    valid = [c for c in valid if c is not None]
-    syslog = ctx["protocols"].get("syslog", SYSLOG_PORT)
-    _check_same_target(valid, [syslog])
+    model = parse_replication(plain(collectors), plain(ingress_interfaces), plain(protocols),
+                              plain(egress_interfaces), problems=problems)
+    problems.fail("replication inventory")
+    valid = model["collectors"]
+    syslog = model["protocols"].get("syslog", SYSLOG_PORT)
+    check_same_target(valid, [syslog], problems)
+    problems.fail("replication inventory")
 
-    by_name = _ingress_nets(ingress_interfaces)
     everywhere = [ipaddress.IPv4Network("0.0.0.0/0")]
     targets = []
     for c in valid:
@@ -140,24 +119,23 @@ def syslog_bridge_targets(collectors, ingress_interfaces, protocols, egress_inte
         allowed = everywhere
         if c["sources"].get(syslog):
             allowed = [ipaddress.IPv4Network(s) for s in c["sources"][syslog]]
-        if set(c["ingress"]) != set(ingress):  # restricted to some ingress interfaces
-            allowed = _intersect(allowed, [by_name[n] for n in c["ingress"] if n in by_name])
+        if set(c["ingress"]) != set(model["ingress"]):  # restricted to some ingress interfaces
+            allowed = _intersect(allowed, [model["ingress_by_name"][n].network for n in c["ingress"]
+                                           if n in model["ingress_by_name"]])
         nets = list(ipaddress.collapse_addresses(allowed))
         if nets == everywhere:
             nets = []
         elif not nets:
-            nets = None  # sources and ingress exclude each other: this collector gets nothing
+            continue  # sources and ingress exclude each other: this collector gets nothing
         targets.append({
             "name": c["name"],
             "action": "to-" + c["name"],
             "address": c["address"],
             "port": c["rewrite"].get(syslog, syslog),
             "format": c["syslog_format"],
-            "senders": [str(n) for n in nets or []],
-            "ranges": [[int(n.network_address), int(n.broadcast_address)] for n in nets or []],
+            "senders": [str(n) for n in nets],
+            "ranges": [[int(n.network_address), int(n.broadcast_address)] for n in nets],
         })
-        if nets is None:
-            targets.pop()
     return targets
 
 

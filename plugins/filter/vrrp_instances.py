@@ -89,10 +89,10 @@ import ipaddress
 import re
 from decimal import Decimal, InvalidOperation
 
-from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
-from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import Problems, role_defaults
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import (
+    IFNAME_RE, Problems, boolean, interface_address, parse_mac, role_defaults, whole)
 
 DEFAULTS = role_defaults((
     "logfwdr_vrrp_priority",
@@ -113,30 +113,10 @@ DEFAULTS = role_defaults((
 AUTH_RE = re.compile(r"^[A-Za-z0-9_.:@%+=-]{1,8}$")  # VRRPv2 simple text: 8 bytes; nothing keepalived would parse
 # keepalived.conf has no quoting: a name with a space, a newline, a brace or a quote would start a new keyword
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
-MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")  # IFNAMSIZ, and nothing keepalived.conf or nft would parse
-
-
-def _int(value):
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value if isinstance(value, int) else None
-
-
-def _bool(value):
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("yes", "true", "on", "1", "no", "false", "off", "0"):
-        return value.lower() in ("yes", "true", "on", "1")
-    return None
 
 
 def _ranged(settings, name, low, high, problems, hint):
-    value = _int(settings[name])
+    value = whole(settings[name])
     if value is None or not low <= value <= high:
         problems.add(name, "%r; %s" % (settings[name], hint))
         return None
@@ -149,7 +129,7 @@ def _settings(raw, problems):
     out = {}
     out["priority"] = _ranged(s, "logfwdr_vrrp_priority", 1, 254, problems,
                               "use 1-254, higher on the primary (e.g. 150) than on the backup (e.g. 100)")
-    version = _int(s["logfwdr_vrrp_version"])
+    version = whole(s["logfwdr_vrrp_version"])
     if version not in (2, 3):
         problems.add("logfwdr_vrrp_version", "%r; use 3 (RFC 5798, sub-second adverts) or 2"
                      % (s["logfwdr_vrrp_version"],))
@@ -177,7 +157,7 @@ def _settings(raw, problems):
             out["advert_int"] = str(int(interval))
     for key in ("unicast", "preempt"):
         name = "logfwdr_vrrp_" + key
-        out[key] = _bool(s[name])
+        out[key] = boolean(s[name])
         if out[key] is None:
             problems.add(name, "%r; use true or false" % (s[name],))
     auth = s["logfwdr_vrrp_auth_pass"]
@@ -215,7 +195,7 @@ def _pair_link(value, where, problems):
     if not isinstance(value, dict) or set(value) - {"name", "address"}:
         problems.add(where, "must be a dict with name and address, %s" % hint)
         return None
-    name, address = value.get("name"), _iface(value.get("address"))
+    name, address = value.get("name"), interface_address(value.get("address"))
     ok = True
     if not isinstance(name, str) or not IFNAME_RE.match(name):
         problems.add(where + ".name", "%r is not an interface name (1-15 of A-Z a-z 0-9 _ . -); %s"
@@ -225,11 +205,6 @@ def _pair_link(value, where, problems):
         problems.add(where + ".address", "%r is not an IPv4 address with its prefix; %s" % (value.get("address"), hint))
         ok = False
     return {"name": name, "address": str(address)} if ok else None
-
-
-def _mac(value):
-    text = str(value).lower() if isinstance(value, str) else ""
-    return text if MAC_RE.match(text) else None
 
 
 def _macs(value, where, problems):
@@ -242,18 +217,11 @@ def _macs(value, where, problems):
         return {}
     out = {}
     for name, mac in value.items():
-        if _mac(mac) is None:
+        if parse_mac(mac) is None:
             problems.add("%s.%s" % (where, name), "%r is not a MAC address like 52:54:00:12:34:56" % (mac,))
         else:
-            out[str(name)] = _mac(mac)
+            out[str(name)] = parse_mac(mac)
     return out
-
-
-def _iface(value):
-    try:
-        return ipaddress.IPv4Interface(str(value)) if value and "/" in str(value) else None
-    except ValueError:
-        return None
 
 
 def _peer_interfaces(peer, hostvars):
@@ -361,7 +329,7 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
                                                                                                  own_pair.network))
             else:
                 pair_peers.append(str(their_ip))
-        vrids = [_int(i.get("virtual_router_id")) for i in (ingress_interfaces or []) if isinstance(i, dict)]
+        vrids = [whole(i.get("virtual_router_id")) for i in (ingress_interfaces or []) if isinstance(i, dict)]
         for vrid in sorted(set(v for v in vrids if v is not None and vrids.count(v) > 1)):
             problems.add("logfwdr_ingress_interfaces", "virtual_router_id %d is used on more than one ingress "
                                                        "interface; with logfwdr_vrrp_pair_link all instances share "
@@ -370,9 +338,9 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
     for i, item in enumerate(ingress_interfaces or []):
         where = "logfwdr_ingress_interfaces[%d]" % i
         name = item.get("name")
-        own = _iface(item.get("address"))
-        virtual = _iface(item.get("virtual_address"))
-        vrid = _int(item.get("virtual_router_id"))
+        own = interface_address(item.get("address"))
+        virtual = interface_address(item.get("virtual_address"))
+        vrid = whole(item.get("virtual_router_id"))
         if virtual is None or vrid is None or own is None:
             problems.add(where, "needs address, virtual_address and virtual_router_id for logfwdr_vrrp")
             continue
@@ -395,12 +363,12 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
                 problems.add(where + ".name", "%s has no ingress interface %s; both replicators need the same "
                                               "ingress interfaces" % (peer, name))
                 continue
-            peer_addr = _iface(other.get("address"))
-            if _iface(other.get("virtual_address")) != virtual:
+            peer_addr = interface_address(other.get("address"))
+            if interface_address(other.get("virtual_address")) != virtual:
                 problems.add(where + ".virtual_address", "%s here but %r on %s; both replicators must share the "
                                                          "same virtual address" % (virtual, other.get("virtual_address"),
                                                                                    peer))
-            if _int(other.get("virtual_router_id")) != vrid:
+            if whole(other.get("virtual_router_id")) != vrid:
                 problems.add(where + ".virtual_router_id", "%d here but %r on %s; both replicators must use the "
                                                            "same virtual router id"
                              % (vrid, other.get("virtual_router_id"), peer))
@@ -427,8 +395,7 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
         instances.append(inst)
     if not instances and not problems:
         problems.add("logfwdr_ingress_interfaces", "no ingress interface to run VRRP on")
-    if problems:
-        raise AnsibleFilterError("invalid VRRP settings, nothing was changed:\n- " + "\n- ".join(problems))
+    problems.fail("VRRP settings")
     out["instances"] = instances
     out["vrrp_rules"] = _vrrp_rules(instances)
     return out

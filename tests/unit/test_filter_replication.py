@@ -11,10 +11,11 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.netops.logfwdr.plugins.filter.replication_devices import (
-    COLLECTOR_FIELDS, EGRESS_FIELDS, INGRESS_FIELDS, FilterModule, replication_devices)
+from ansible_collections.netops.logfwdr.plugins.filter.replication_devices import FilterModule, replication_devices
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc import model
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc.argspec import tc_mirror_spec
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import (
+    COLLECTOR_FIELDS, EGRESS_FIELDS, INGRESS_FIELDS)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROLE = os.path.join(REPO, "roles", "logfwdr")

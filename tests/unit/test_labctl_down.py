@@ -39,7 +39,7 @@ def test_zombies_and_passers_by_are_not_users(tmp_path, monkeypatch):
         assert mod._cmdline(dead) == []
         fake_namespace(mod, monkeypatch, [dead, user, passer])
         found = mod.users_in_namespace("lflab", settle=1.0)
-        assert [pid for pid, _ in found] == [user.pid]
+        assert [pid for pid, cmd in found] == [user.pid]
         assert "still-using-the-lab" in found[0][1]
     finally:
         user.kill()

@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, logfwdr developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The role's whole inventory checked once on the controller: reads the role's variables itself (no task restates
+them) and returns every view the role renders. Documented in plugins/modules/inventory_model.py."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.netops.logfwdr.plugins.filter.host_firewall import host_firewall
+from ansible_collections.netops.logfwdr.plugins.filter.replication_devices import replication_devices
+from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_inputs import syslog_bridge_inputs
+from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_targets import syslog_bridge_targets
+from ansible_collections.netops.logfwdr.plugins.filter.vrrp_instances import DEFAULTS as VRRP_SETTINGS
+from ansible_collections.netops.logfwdr.plugins.filter.vrrp_instances import vrrp_instances
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import role_defaults_under
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _supports_check_mode = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        task_vars = task_vars or {}
+        result["changed"] = False
+        if self._task.args:
+            result.update(failed=True, msg="netops.logfwdr.inventory_model takes no options (it reads the role's "
+                                           "variables); remove %s" % ", ".join(sorted(self._task.args)))
+            return result
+
+        def var(name):
+            # the role's defaults are in task_vars whenever this runs inside the role
+            if name not in task_vars:
+                raise AnsibleFilterError("%s is not defined: run netops.logfwdr.inventory_model inside the role "
+                                         "netops.logfwdr.logfwdr, or define it" % name)
+            return self._templar.template(task_vars[name])
+
+        def on(name):  # the role's `| bool` switches
+            return boolean(var(name), strict=False)
+
+        try:
+            out = {"devices": replication_devices(
+                var("logfwdr_collectors"), var("logfwdr_ingress_interfaces"), var("logfwdr_protocols"),
+                egress_interfaces=var("logfwdr_egress_interfaces"), vrrp=on("logfwdr_vrrp"),
+                exporter_networks=var("logfwdr_exporter_networks"), port_rate_limit=var("logfwdr_port_rate_limit"),
+                port_burst=var("logfwdr_port_burst"))}
+            if on("logfwdr_vrrp"):
+                host = task_vars.get("inventory_hostname")
+                peers = var("logfwdr_vrrp_peers") or [
+                    h for h in task_vars.get("groups", {}).get("replicators", []) if h != host]
+                out["vrrp"] = vrrp_instances(
+                    var("logfwdr_ingress_interfaces"), var("logfwdr_egress_interfaces"),
+                    dict((name, var(name)) for name in VRRP_SETTINGS),
+                    peers=peers, hostvars=task_vars.get("hostvars"), hostname=host)
+            if on("logfwdr_syslog_bridge"):
+                out["syslog_bridge_targets"] = syslog_bridge_targets(
+                    var("logfwdr_collectors"), var("logfwdr_ingress_interfaces"), var("logfwdr_protocols"),
+                    egress_interfaces=var("logfwdr_egress_interfaces"))
+                out["syslog_bridge_inputs"] = syslog_bridge_inputs(
+                    dict(("logfwdr_syslog_bridge_" + k, var("logfwdr_syslog_bridge_" + k))
+                         for k in role_defaults_under("logfwdr_syslog_bridge_")),
+                    var("logfwdr_ingress_interfaces"), vrrp=on("logfwdr_vrrp"))
+            if on("logfwdr_firewall"):
+                out["firewall"] = host_firewall(
+                    dict(("logfwdr_firewall_" + k, var("logfwdr_firewall_" + k))
+                         for k in role_defaults_under("logfwdr_firewall_")),
+                    out["devices"], out.get("syslog_bridge_inputs", {}))
+        except AnsibleFilterError as exc:
+            result.update(failed=True, msg=to_text(exc.message if hasattr(exc, "message") else exc))
+            return result
+        result.update(out)
+        return result
