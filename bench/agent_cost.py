@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """What the logfwdr agent costs: CPU and resident memory idle, and CPU under a stream of netlink events.
 
-On the host kernel, in a throwaway replicator namespace (tests/lib/netlab.py) with --destinations mirror
+On the host kernel, in a throwaway replicator namespace (lib/lflab/netlab.py) with --destinations mirror
 destinations on udp/514 (one tool port each), the agent runs as its own process (`logfwdr agent`, the module's
 code from this checkout). Its CPU time is read from /proc/<pid>/stat over each phase:
 
@@ -23,8 +23,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "lib"))
-import netlab  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))  # the lab library, lib/lflab
+from lflab import netlab  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 EVENTS = r"""

@@ -15,9 +15,9 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
+sys.path.insert(0, os.path.join(REPO, "lib"))  # the lab library, lib/lflab
 
-import netlab  # noqa: E402  (tests/lib/netlab.py, reused, not copied)
+from lflab import netlab  # noqa: E402
 
 sys.path.insert(0, netlab.ensure_collection_path())
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import DEFAULT_PRIORITY  # noqa: E402

@@ -15,12 +15,14 @@ Prints what it measured; exit status is non-zero when the lab is not usable or a
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 
-from failover import BACKUP, PRIMARY, VIPS, log, vip_holders, wait_holder
-from lablib import LABCTL, require_lab, ssh
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))  # lib/lflab
+from failover import BACKUP, PRIMARY, VIPS, log, vip_holders, wait_holder  # noqa: E402
+from lflab.lab import LABCTL, require_lab, ssh  # noqa: E402
 
 UNITS = ("network-online.target", "logfwdr-agent.service", "keepalived.service")
 

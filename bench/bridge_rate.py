@@ -24,7 +24,8 @@ import subprocess
 import sys
 import time
 
-from lablib import COLLECTOR_LOG, COLLECTORS, LABCTL, LFP, REPO, copy_probe, require_lab, ssh
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))  # lib/lflab
+from lflab.lab import COLLECTOR_LOG, COLLECTORS, LABCTL, LFP, REPO, copy_probe, require_lab, ssh  # noqa: E402
 
 STATS = "/var/log/logfwdr/syslog-bridge-stats.log"
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """Next-hop change to corrected copies, with the logfwdr agent forwarding on the stock 6.1 kernel (UML guest).
 
-tests/uml/agentlab.py builds the topology (exporter, replicator guest running `logfwdr agent`, collectors A and
+lib/lflab/agentlab.py builds the topology (exporter, replicator guest running `logfwdr agent`, collectors A and
 B) and the host sends numbered syslog datagrams at --rate per second. --changes times, collector A's NIC takes a
 new MAC and announces it with a gratuitous ARP (--how garp), or the guest's neighbour table is rewritten with
 `ip neigh replace ... nud permanent` (--how neigh), or first the one series and then the other (the default; in
@@ -20,10 +20,11 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "uml"))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), ".build", "collections"))  # agentlab reads the collection
-import agentlab  # noqa: E402
-import harness  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))  # the lab library, lib/lflab
+from lflab import netlab  # noqa: E402
+
+sys.path.insert(0, netlab.ensure_collection_path())  # agentlab reads the collection
+from lflab import agentlab, harness  # noqa: E402
 
 
 def main():

@@ -12,7 +12,7 @@ sshd) wired to Linux bridges inside the network namespace ``lflab``.
 
 Topology: lab/topology.json.  State: .build/lab/ (state.json, id_ed25519, hosts/<name>/
 with console.log, root.cow, share/).  Needs root.  Stdlib only; reuses
-tests/uml/harness.py (image build, namespace and process helpers).
+lib/lflab (harness: image build and guests; netlab: namespaces and processes).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(REPO / "tests" / "uml"))
-import harness  # noqa: E402
-from harness import HarnessError  # noqa: E402
+sys.path.insert(0, str(REPO / "lib"))  # the lab library, lib/lflab
+from lflab import harness, netlab  # noqa: E402
+from lflab.harness import HarnessError  # noqa: E402
 
 TOPOLOGY = Path(os.environ.get("LOGFWDR_LAB_TOPOLOGY", HERE / "topology.json"))
 STATE_DIR = REPO / ".build" / "lab"
@@ -275,7 +275,7 @@ def cmd_up(args):
     if alive or lab_uml_pids():
         die(f"lab is already up (running: {', '.join(alive) or 'stray guest processes'}); "
             "use `lab/labctl status`, or `lab/labctl down` first")
-    if harness.netns_exists(ns):
+    if netlab.netns_exists(ns):
         die(f"network namespace {ns} already exists (stale lab?); run `lab/labctl down` first")
     if state is not None:
         log("removing state of a previous lab that is no longer running")
@@ -379,11 +379,11 @@ def users_in_namespace(ns, settle=1.0):
     Only those still there `settle` seconds later count: right after a playbook the
     namespace briefly holds exiting ProxyCommands and `ip netns exec` mid-exec."""
     def scan():
-        if not harness.netns_exists(ns):
+        if not netlab.netns_exists(ns):
             return {}
         uml = set(lab_uml_pids())
         found = {}
-        for pid in harness.netns_pids(ns):
+        for pid in netlab.netns_pids(ns):
             argv = _cmdline(pid)
             if pid == os.getpid() or pid in uml or not argv or argv[0].startswith(b"ssh: "):
                 continue
@@ -414,16 +414,16 @@ def teardown(topo, quiet=False):
             except (ProcessLookupError, PermissionError):
                 pass
     # 2. any stray linux.uml process of this lab (crashed labctl, lost state file)
-    if not harness.kill_until_gone(lab_uml_pids, timeout=10):
+    if not netlab.kill_until_gone(lab_uml_pids, timeout=10):
         log(f"WARNING: processes still alive after SIGKILL: {lab_uml_pids()}")
     # 3. everything else living in the namespace (ssh ControlPersist masters, ...), then it
-    if harness.netns_exists(ns):
-        others = [p for p in harness.netns_pids(ns) if p != os.getpid()]
+    if netlab.netns_exists(ns):
+        others = [p for p in netlab.netns_pids(ns) if p != os.getpid()]
         if others and not quiet:
             names = sorted({_process_name(p) for p in others})
             log(f"also killing {len(others)} other process(es) in {ns}: {'; '.join(names)}")
-        harness.delete_netns(ns)           # kills what lives there; taps/bridges go with it
-        if harness.netns_exists(ns):
+        netlab.delete_netns(ns)           # kills what lives there; taps/bridges go with it
+        if netlab.netns_exists(ns):
             log(f"WARNING: could not delete namespace {ns}")
     # 4. per-guest files: drop COW layers and shares, keep console logs for post-mortems
     if HOSTS_DIR.exists():
@@ -463,7 +463,7 @@ def cmd_status(args):
     topo = load_topology()
     state = read_state()
     ns = (state or {}).get("namespace") or topo["namespace"]
-    ns_up = harness.netns_exists(ns)
+    ns_up = netlab.netns_exists(ns)
     print(f"namespace {ns}: {'present' if ns_up else 'absent'}; state "
           f"{'present' if state is not None else 'absent'} ({STATE_FILE})")
     if state and state.get("image"):
@@ -495,7 +495,7 @@ def cmd_wait(args):
     need_root()
     topo = load_topology()
     state = read_state()
-    if state is None or not harness.netns_exists(topo["namespace"]):
+    if state is None or not netlab.netns_exists(topo["namespace"]):
         die("lab is not up (lab/labctl up)")
     t0 = time.monotonic()
     if not wait_ssh(topo, state, args.timeout):
@@ -522,7 +522,7 @@ def cmd_ssh(args):
     need_root()
     topo = load_topology()
     h = host_by_name(topo, args.host)
-    if not harness.netns_exists(topo["namespace"]):
+    if not netlab.netns_exists(topo["namespace"]):
         die("lab is not up (lab/labctl up)")
     argv = ["ip", "netns", "exec", topo["namespace"], *ssh_argv(h["mgmt_ip"]), *args.cmd]
     os.execvp(argv[0], argv)
@@ -534,7 +534,7 @@ def cmd_run(args):
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         die("usage: lab/labctl run -- CMD [ARGS...]")
-    if not harness.netns_exists(topo["namespace"]):
+    if not netlab.netns_exists(topo["namespace"]):
         die("lab is not up (lab/labctl up)")
     argv = ["ip", "netns", "exec", topo["namespace"], *cmd]
     os.execvpe(argv[0], argv, lab_env())
@@ -556,7 +556,7 @@ def cmd_poweroff(args):
         return [p for p in lab_uml_pids() if marker in _cmdline(p)]
 
     os.killpg(state["hosts"][args.host]["pid"], signal.SIGKILL)
-    if not harness.kill_until_gone(mine, timeout=10):
+    if not netlab.kill_until_gone(mine, timeout=10):
         die(f"{args.host}: processes still alive: {mine()}")
     print(f"{args.host} powered off")
 

@@ -2,7 +2,7 @@
 """Fixtures for the network-namespace integration tests of tc_mirror.
 
 The tests need root and a kernel with sch_ingress, cls_u32 and act_mirred.
-Everything happens in throwaway namespaces made by tests/lib/netlab.py.
+Everything happens in throwaway namespaces made by lib/lflab/netlab.py.
 
 Interpreters: LOGFWDR_TEST_PYTHONS is a colon-separated list of Python
 interpreters to run the modules with (default: the one running pytest).  An
@@ -22,10 +22,9 @@ import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+from lflab import netlab
 
-import netlab  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 EXPORTER_IP = netlab.EXPORTER_IP
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-import netlab
+from lflab import netlab
 import pytest
 
 sys.path.insert(0, netlab.ensure_collection_path())

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-import netlab
+from lflab import netlab
 import pytest
 
 sys.path.insert(0, netlab.ensure_collection_path())

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """The TCP syslog bridge end to end: the role's rendered configuration run by the real rsyslogd.
 
-Namespaces (tests/lib/netlab.py)::
+Namespaces (lib/lflab/netlab.py)::
 
     exporter ns                       replicator ns (rsyslogd -n, the role's config)       collector ns
     exp0 10.77.0.2, .3, .4, .200 ---- in0 10.77.0.1/24    out0 10.78.0.1/24 ------------- col0 10.78.0.11, .12, .13
@@ -36,10 +36,10 @@ import tempfile
 import threading
 import time
 
-import netlab
+from lflab import netlab
 import pytest
 
-import bridgeconf
+from lflab import bridgeconf
 
 pytestmark = pytest.mark.netns
 

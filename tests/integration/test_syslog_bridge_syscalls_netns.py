@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-import bridgeconf
-import netlab
+from lflab import bridgeconf
+from lflab import netlab
 
 pytestmark = pytest.mark.netns
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 
-import netlab
+from lflab import netlab
 import pytest
 
 sys.path.insert(0, netlab.ensure_collection_path())

@@ -37,7 +37,7 @@ import tempfile
 import time
 
 import jinja2
-import netlab
+from lflab import netlab
 import pytest
 
 sys.path.insert(0, netlab.ensure_collection_path())

@@ -1,14 +1,10 @@
 """pytest glue for the UML harness: registers the ``uml`` marker, skips UML tests when the
 machine cannot run guests, and provides a ``wire`` fixture."""
-import os
 import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness  # noqa: E402
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
-import netlab  # noqa: E402
+from lflab import harness, netlab
 
 sys.path.insert(0, netlab.ensure_collection_path())  # the tests read the collection's constants
 

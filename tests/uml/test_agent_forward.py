@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-import agentlab
+from lflab import agentlab
 
 pytestmark = pytest.mark.uml
 

@@ -25,8 +25,8 @@ def zombie():
 
 
 def fake_namespace(mod, monkeypatch, pids):
-    monkeypatch.setattr(mod.harness, "netns_exists", lambda ns: True)
-    monkeypatch.setattr(mod.harness, "netns_pids", lambda ns: [p.pid if hasattr(p, "pid") else p for p in pids])
+    monkeypatch.setattr(mod.netlab, "netns_exists", lambda ns: True)
+    monkeypatch.setattr(mod.netlab, "netns_pids", lambda ns: [p.pid if hasattr(p, "pid") else p for p in pids])
     monkeypatch.setattr(mod, "lab_uml_pids", lambda: [])
 
 

@@ -6,13 +6,11 @@ import importlib.util
 import json
 import multiprocessing
 import os
-import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def load_labctl(state_dir):
-    sys.path.insert(0, os.path.join(REPO, "tests", "uml"))
     spec = importlib.util.spec_from_file_location("labctl_under_test", os.path.join(REPO, "lab", "labctl.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

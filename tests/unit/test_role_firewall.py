@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-import bridgeconf
+from lflab import bridgeconf
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netops.logfwdr.plugins.filter.host_firewall import host_firewall

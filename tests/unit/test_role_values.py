@@ -6,7 +6,7 @@ directive in a file the role writes as root."""
 import pytest
 from ansible.errors import AnsibleFilterError
 
-import bridgeconf
+from lflab import bridgeconf
 from ansible_collections.netops.logfwdr.plugins.filter.replication_devices import replication_devices
 from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_inputs import syslog_bridge_inputs
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 
-import bridgeconf
+from lflab import bridgeconf
 from ansible_collections.netops.logfwdr.plugins.filter.replication_devices import replication_devices
 from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_inputs import (
     FilterModule as InputsFilters, syslog_bridge_inputs)

@@ -13,7 +13,7 @@ import sys
 
 import yaml
 
-import netlab
+from lflab import netlab
 
 if netlab.COLLECTIONS not in sys.path:
     sys.path.insert(0, netlab.ensure_collection_path())

@@ -16,6 +16,7 @@ All addresses live only inside namespaces this module creates.
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,39 @@ def sh(*args, **kw):
     check = kw.pop("check", True)
     return subprocess.run(list(args), check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, **kw)
+
+
+def netns_exists(name):
+    return os.path.exists("/run/netns/%s" % name)
+
+
+def netns_pids(name):
+    p = sh("ip", "netns", "pids", name, check=False)
+    return [int(x) for x in p.stdout.split() if x.isdigit()]
+
+
+def kill_until_gone(list_pids, timeout=5.0):
+    """SIGKILL the processes list_pids() returns until it returns none; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = [p for p in list_pids() if p != os.getpid()]
+        if not pids:
+            return True
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def delete_netns(name, timeout=5.0):
+    """Kill every process living in network namespace name, then delete it."""
+    if netns_exists(name):
+        kill_until_gone(lambda: netns_pids(name), timeout)
+        sh("ip", "netns", "del", name, check=False)
 
 
 def ensure_collection_path():
@@ -92,7 +126,7 @@ class Lab:
                 proc.kill()
                 proc.wait()
         for name in reversed(self.namespaces):
-            sh("ip", "netns", "del", name, check=False)
+            delete_netns(name)
         self.namespaces = []
         shutil.rmtree(self.run_dir, ignore_errors=True)
 

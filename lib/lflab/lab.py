@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LABCTL = os.path.join(REPO, "lab", "labctl")
 PROBE = os.path.join(REPO, "lab", "endpoints", "lab_probe.py")
 COLLECTORS = ["collector1", "collector2", "collector3", "collector4"]

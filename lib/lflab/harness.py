@@ -4,7 +4,7 @@ Boots Debian bookworm guests on the stock Debian 6.1 UML kernel (``linux.uml``),
 Linux bridges inside a network namespace that the harness creates, runs a bash script
 inside each guest and returns its output.  Must run as root.
 
-    from harness import Wire
+    from lflab.harness import Wire
 
     with Wire() as w:
         w.bridge("br0")
@@ -44,6 +44,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lflab.netlab import delete_netns, netns_exists
+
 HERE = Path(__file__).resolve().parent
 BUILD_SCRIPT = HERE / "build-image.sh"
 DEFAULT_REPO = str(HERE.parent.parent)
@@ -78,43 +80,6 @@ def _run(argv, check=True, **kw):
 
 def _ip(*args, ns=None, check=True):
     return _run(["ip", *(["-n", ns] if ns else []), *map(str, args)], check=check)
-
-
-def netns_exists(name):
-    return os.path.exists(f"/run/netns/{name}")
-
-
-def netns_pids(name):
-    p = _run(["ip", "netns", "pids", name], check=False)
-    return [int(x) for x in p.stdout.split() if x.isdigit()]
-
-
-def kill_until_gone(list_pids, timeout=5.0):
-    """SIGKILL the processes list_pids() returns until it returns none; False on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pids = [p for p in list_pids() if p != os.getpid()]
-        if not pids:
-            return True
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-
-
-def _kill_netns_pids(name, timeout=5.0):
-    """SIGKILL every process living in network namespace ``name``; wait until gone."""
-    kill_until_gone(lambda: netns_pids(name), timeout)
-
-
-def delete_netns(name):
-    if netns_exists(name):
-        _kill_netns_pids(name)
-        _run(["ip", "netns", "del", name], check=False)
 
 
 def nic_arg(ifname, tap, mac):
