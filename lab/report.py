@@ -1,6 +1,11 @@
 """Print what each lab collector received, from the summary written by lab/playbooks/collect.yml.
 
-    python3 lab/report.py .build/lab-endpoints/summary.json
+    python3 lab/report.py .build/lab-endpoints/summary.json [.build/lab-endpoints/prometheus.json]
+
+With the second file (lab/playbooks/prometheus.yml), the "kernel" column is what the lab's Prometheus read from
+both replicators' agents: how many copies the kernel sent to the collector on that protocol's port during the
+run (syslog over UDP and traps only; flows and sFlow run all the time), and a line says which agents were up
+and which alerts fired.
 
 One table per collector: protocol, messages received (syslog messages, traps, flow records,
 sFlow datagrams), source addresses seen (the UDP source, i.e. the exporter when the replicator
@@ -33,17 +38,30 @@ def details(proto, entry, run_id):
     return "; ".join(parts)
 
 
-def render(summary):
+PORTS = {"syslog": "514", "snmptrap": "162"}  # lab_counted_protocols in lab/playbooks/vars/lab_endpoints.yml
+
+
+def render(summary, prom=None):
     run_id = summary.get("run_id", "")
     lines = ["run %s" % run_id]
-    header = ("protocol", "messages", "sources", "details")
+    if prom is not None:
+        up = prom.get("up", {})
+        lines.append("Prometheus: agents up %s; alerts firing: %s" % (
+            ", ".join("%s=%s" % item for item in sorted(up.items())) or "none",
+            ", ".join(prom.get("alerts", [])) or "none"))
+    header = ("protocol", "messages", "kernel", "sources", "details") if prom is not None else (
+        "protocol", "messages", "sources", "details")
     for name in sorted(summary.get("collectors", {})):
         protocols = summary["collectors"][name] or {}
         rows = []
         for proto in sorted(protocols, key=lambda p: (ORDER.index(p) if p in ORDER else 99, p)):
             entry = protocols[proto]
-            rows.append((proto, str(entry.get("messages", 0)), ", ".join(entry.get("sources", [])),
-                         details(proto, entry, run_id)))
+            row = [proto, str(entry.get("messages", 0)), ", ".join(entry.get("sources", [])),
+                   details(proto, entry, run_id)]
+            if prom is not None:
+                counted = prom.get("copies", {}).get(name, {}).get(PORTS.get(proto, ""))
+                row.insert(2, "-" if proto not in PORTS else str(counted or 0))
+            rows.append(tuple(row))
         lines.append("")
         lines.append(name)
         if not rows:
@@ -57,11 +75,16 @@ def render(summary):
 
 
 def main(argv):
-    if len(argv) != 2:
-        sys.stderr.write("usage: %s SUMMARY.json\n" % argv[0])
+    if len(argv) not in (2, 3):
+        sys.stderr.write("usage: %s SUMMARY.json [PROMETHEUS.json]\n" % argv[0])
         return 2
     with open(argv[1], encoding="utf-8") as f:
-        print(render(json.load(f)))
+        summary = json.load(f)
+    prom = None
+    if len(argv) == 3:
+        with open(argv[2], encoding="utf-8") as f:
+            prom = json.load(f)
+    print(render(summary, prom))
     return 0
 
 

@@ -20,7 +20,7 @@ IMG_SIZE=2G
 PACKAGES=(
     systemd-sysv udev kmod iproute2 openssh-server python3 python3-pyroute2 python3-prometheus-client
     rsyslog keepalived tcpdump netbase iputils-ping procps snmp snmptrapd
-    nfdump softflowd pmacct socat ca-certificates python3-apt dbus rsyslog-gnutls nftables
+    nfdump softflowd pmacct socat ca-certificates python3-apt dbus rsyslog-gnutls nftables prometheus
 )
 
 log() { printf '[build-image] %s\n' "$*" >&2; }
@@ -316,9 +316,10 @@ UseDNS no
 SSHD
 chroot "$ROOT" systemctl enable -q lf-identity.service systemd-networkd.service ssh.service
 # Package daemons that listen on collector ports (nfcapd on udp/2055, snmptrapd on
-# udp/162, snmpd, softflowd) stay off: tests and roles start what they need.
+# udp/162, snmpd, softflowd) stay off, and Prometheus, which only the lab's monitoring host runs: tests and
+# roles start what they need.
 chroot "$ROOT" systemctl disable -q nfdump.service softflowd.service snmpd.service \
-    snmptrapd.socket snmptrapd.service
+    snmptrapd.socket snmptrapd.service prometheus.service
 # Every fork is slow under UML and eight guests share two cores: drop boot work a
 # throw-away lab guest does not need (periodic jobs, pseudo file systems, gettys on the
 # null console, utmp, sysusers (users exist already), generators for absent features).
