@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The kernel layout: what the module writes on each ingress device, and how to read it back.
 
-Every shape is defined here once, each encoder beside its decoder: the planner, the
-renderer, the kernel I/O layer and the host program all use these functions.
+Every shape is defined here once, each encoder beside its decoder (and, for actions, beside
+action_text, how `tc` prints it): the planner, the renderer, the kernel I/O layer and the host
+program all use these functions.
 
 Layout on each ingress device (one u32 classifier instance the module owns,
 at ``priority`` in ``chain``):
@@ -37,6 +38,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import binascii
 import ipaddress
 
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc.codec import COOKIE_MAX
@@ -196,6 +198,39 @@ def have_destination(nodes, link_names):
         out["rate_limit"] = acts["police"]["rate"]
         out["burst"] = acts["police"]["burst"]
     return out
+
+
+def action_text(action, link_names):
+    """One action as `tc` prints and takes it: the third side of destination_actions and have_destination."""
+    kind = action["kind"]
+    if kind == "police":
+        if action.get("cookie") == GATE_COOKIE:
+            return "action police pkts_rate %d pkts_burst %d conform-exceed drop/continue cookie %s" % (
+                action["rate"], action["burst"], binascii.hexlify(GATE_COOKIE).decode())
+        return "action police pkts_rate %d pkts_burst %d conform-exceed continue/pipe" % (
+            action["rate"], action["burst"])
+    if kind == "skbmod":
+        return "action skbmod set dmac %s set smac %s pipe" % (action["dmac"], action["smac"])
+    if kind == "nat":
+        return "action nat ingress 0.0.0.0/0 %s pipe" % action["new"]
+    if kind == "pedit":
+        words = []
+        if action.get("address"):
+            words.append("munge ip dst set %s" % action["address"])
+        if action.get("port"):
+            words.append("munge offset 22 u16 set %d" % action["port"])
+        return "action pedit %s pipe" % " ".join(words)
+    if kind == "csum":
+        return "action csum %sudp pipe" % ("ip4h " if action.get("update_flags", 16) & 1 else "")
+    if kind == "gact":
+        return "action drop%s" % (" cookie %s" % binascii.hexlify(bytes(action["cookie"])).decode()
+                                  if action.get("cookie") else "")
+    if kind == "mirred":
+        cookie = action.get("cookie")
+        return "action mirred egress mirror dev %s continue%s" % (
+            link_names.get(action["ifindex"], action["ifindex"]),
+            " cookie %s" % binascii.hexlify(bytes(cookie)).decode() if cookie else "")
+    return "action %s" % kind
 
 
 def dispatch_nodes(dev, port):

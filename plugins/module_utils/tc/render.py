@@ -7,7 +7,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import binascii
 
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout, model, planner
 
@@ -34,38 +33,6 @@ def _match(keys):
     return " ".join(words)
 
 
-def _action(action, link_names):
-    kind = action["kind"]
-    if kind == "police":
-        if action.get("cookie") == layout.GATE_COOKIE:
-            return "action police pkts_rate %d pkts_burst %d conform-exceed drop/continue cookie %s" % (
-                action["rate"], action["burst"], binascii.hexlify(layout.GATE_COOKIE).decode())
-        return "action police pkts_rate %d pkts_burst %d conform-exceed continue/pipe" % (
-            action["rate"], action["burst"])
-    if kind == "skbmod":
-        return "action skbmod set dmac %s set smac %s pipe" % (action["dmac"], action["smac"])
-    if kind == "nat":
-        return "action nat ingress 0.0.0.0/0 %s pipe" % action["new"]
-    if kind == "pedit":
-        words = []
-        if action.get("address"):
-            words.append("munge ip dst set %s" % action["address"])
-        if action.get("port"):
-            words.append("munge offset 22 u16 set %d" % action["port"])
-        return "action pedit %s pipe" % " ".join(words)
-    if kind == "csum":
-        return "action csum %sudp pipe" % ("ip4h " if action.get("update_flags", 16) & 1 else "")
-    if kind == "gact":
-        return "action drop%s" % (" cookie %s" % binascii.hexlify(bytes(action["cookie"])).decode()
-                                  if action.get("cookie") else "")
-    if kind == "mirred":
-        cookie = action.get("cookie")
-        return "action mirred egress mirror dev %s continue%s" % (
-            link_names.get(action["ifindex"], action["ifindex"]),
-            " cookie %s" % binascii.hexlify(bytes(cookie)).decode() if cookie else "")
-    return "action %s" % kind
-
-
 def command(op, priority, chain, link_names):
     head = "tc filter %%s dev %s ingress%s protocol ip prio %d" % (
         op["dev"], " chain %d" % chain if chain else "", priority)
@@ -90,7 +57,7 @@ def command(op, priority, chain, link_names):
     parts.append(_match(spec["keys"]))
     if spec.get("link"):
         parts.append("link %x:" % layout.htid_of(spec["link"]))
-    parts.extend(_action(a, link_names) for a in spec.get("actions", []))
+    parts.extend(layout.action_text(a, link_names) for a in spec.get("actions", []))
     return " ".join(parts)
 
 
