@@ -60,8 +60,8 @@ def draw_topology(ax, groups, summary, prom):
         ax.text(7.0, rep_y + (y - rep_y) * 0.7 + 0.22, text, fontsize=6.5, ha="center", va="center",
                 bbox=dict(facecolor="white", edgecolor="none", alpha=0.8))
     if monitors:
-        box(3.6, -0.9, "%s: Prometheus (alerts firing: %s)" % (", ".join(monitors),
-                                                             ", ".join(prom.get("alerts", [])) or "none"), "#eeeeee")
+        firing = ", ".join(prom.get("alerts", [])) or "none"
+        box(3.6, -0.9, "%s: Prometheus (alerts firing: %s)" % (", ".join(monitors), firing), "#eeeeee")
     ax.set_title("run %s: what each link carried" % summary.get("run_id", ""), fontsize=9)
 
 
@@ -79,7 +79,7 @@ def draw_rates(ax, prom):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("summary")
     p.add_argument("prometheus")
     p.add_argument("out")

@@ -38,7 +38,7 @@ def copies_at(url, job, when):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     p.add_argument("--since", type=float, required=True, help="start of the run (epoch seconds)")
     p.add_argument("--until", type=float, help="end of the run (default: now)")
     p.add_argument("--url", default="http://127.0.0.1:9090")

@@ -1,8 +1,8 @@
-#!/usr/bin/env bash
+# shellcheck shell=bash
 # Build (once, cached) the Debian bookworm root filesystem image used by the
 # User-Mode Linux test guests (lib/lflab/harness.py).
 #
-#   lib/lflab/build-image.sh            -> prints the image path as the last stdout line
+#   bash lib/lflab/build-image.sh       -> prints the image path as the last stdout line
 #   LOGFWDR_UML_CACHE=/some/dir ...     -> cache location (default /var/cache/logfwdr-uml)
 #   LOGFWDR_UML_MIRROR=http://...       -> Debian mirror (default http://deb.debian.org/debian)
 #   LOGFWDR_UML_FORCE=1                 -> rebuild the image even if cached (reuses the
