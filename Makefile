@@ -21,7 +21,7 @@ APT_NOSTART_PACKAGES += rsyslog rsyslog-gnutls
 APT_NOSTART_PACKAGES += prometheus
 POLICY_RC_D ?= /usr/sbin/policy-rc.d
 
-.PHONY: deps venv collection test unit alerts integration uml sanity lint molecule demo bench clean
+.PHONY: deps venv collection test unit alerts integration uml sanity lint molecule demo bench bench-peers clean
 
 deps: ## system packages and the pinned Python environments
 	@if [ "$$(id -u)" = 0 ]; then \
@@ -102,6 +102,10 @@ demo: deps ## lab up, site.yml, real traffic from every exporter, a table per co
 bench: venv
 	$(PY) bench/reconfig_under_load.py
 	$(PY) bench/apply_time.py
+
+bench-peers: ## logfwdr beside rsyslog and pmacct's tee (bench/peers.py; installs gcc and pmacct, never started)
+	$(MAKE) deps APT_PACKAGES="gcc libc6-dev iproute2" APT_NOSTART_PACKAGES="pmacct rsyslog"
+	$(PY) bench/peers.py
 
 clean:
 	rm -rf .build $(VENV) $(VENV_OLD) tests/output
