@@ -38,9 +38,6 @@ def details(proto, entry, run_id):
     return "; ".join(parts)
 
 
-PORTS = {"syslog": "514", "snmptrap": "162"}  # lab_counted_protocols in lab/playbooks/vars/lab_endpoints.yml
-
-
 def render(summary, prom=None):
     run_id = summary.get("run_id", "")
     lines = ["run %s" % run_id]
@@ -51,6 +48,8 @@ def render(summary, prom=None):
             ", ".join(prom.get("alerts", [])) or "none"))
     header = ("protocol", "messages", "kernel", "sources", "details") if prom is not None else (
         "protocol", "messages", "sources", "details")
+    # protocol -> port of the kernel counts to show: lab_counted_protocols, written by prometheus.yml
+    counted_ports = {p: str(port) for p, port in (prom or {}).get("counted", {}).items()}
     for name in sorted(summary.get("collectors", {})):
         protocols = summary["collectors"][name] or {}
         rows = []
@@ -59,8 +58,8 @@ def render(summary, prom=None):
             row = [proto, str(entry.get("messages", 0)), ", ".join(entry.get("sources", [])),
                    details(proto, entry, run_id)]
             if prom is not None:
-                counted = prom.get("copies", {}).get(name, {}).get(PORTS.get(proto, ""))
-                row.insert(2, "-" if proto not in PORTS else str(counted or 0))
+                counted = prom.get("copies", {}).get(name, {}).get(counted_ports.get(proto, ""))
+                row.insert(2, "-" if proto not in counted_ports else str(counted or 0))
             rows.append(tuple(row))
         lines.append("")
         lines.append(name)
