@@ -30,7 +30,8 @@ options:
         C(address) (C(mode=forward), the default) or C(device) (C(mode=mirror)). Optional C(ports)
         (protocol to the port the collector listens on), C(sources) (allow-list of exporter prefixes, for
         every protocol, or a dict of lists per protocol),
-        C(rate_limit) and C(burst) (packets per second), C(ingress) (only these ingress interfaces),
+        C(rate_limit) and C(burst) (packets per second), C(sample) (every Nth packet only),
+        C(ingress) (only these ingress interfaces),
         C(next_hop_mac) (forward only - the MAC the copies are sent to, instead of looking it up).
       - C(syslog_format) (C(rfc5424), the default, or C(rfc3164)) is the format in which a forward collector that
         receives syslog gets the messages of the TCP syslog bridge (P(netops.logfwdr.syslog_bridge_targets#filter));
@@ -118,6 +119,8 @@ def _destination(c, port):
         dest["rate_limit"] = c["rate_limit"]
         if c["burst"]:
             dest["burst"] = c["burst"]
+    if c.get("sample") and c["sample"] > 1:
+        dest["sample"] = c["sample"]
     return dest
 
 

@@ -199,6 +199,13 @@ options:
                 description: Packets allowed above O(devices[].ports[].destinations[].rate_limit) in a burst
                   (default a tenth of the rate, at least 10).
                 type: int
+              sample:
+                description:
+                  - Copy only every Nth packet of the port to this destination (deterministic 1-in-N sampling,
+                    2 to 65535; not set or 1 - every packet). The count runs in the kernel per destination, so of
+                    S packets exactly S // N are copied, and the destination's counters count those copies.
+                  - Needs the kernel's C(act_gact).
+                type: int
               counters:
                 description: Ignored. M(netops.logfwdr.tc_mirror_info) returns it; accepted so that output can be
                   given back as it is.

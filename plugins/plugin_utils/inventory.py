@@ -111,7 +111,7 @@ def parse_mac(value):
 # --------------------------------------------------------------------------- interfaces, protocols, collectors
 
 COLLECTOR_FIELDS = ("name", "mode", "address", "device", "protocols", "ports", "sources", "rate_limit", "burst",
-                    "ingress", "syslog_format", "next_hop_mac")
+                    "sample", "ingress", "syslog_format", "next_hop_mac")
 # syslog_format: how the TCP syslog bridge (plugins/filter/syslog_bridge.py) sends syslog to the collector
 SYSLOG_FORMATS = {"rfc5424": "RFC 5424 with the original HOSTNAME and the sender in [origin ip=...]",
                   "rfc3164": "RFC 3164 with the sender's address as HOSTNAME"}
@@ -435,6 +435,11 @@ def parse_collector(i, raw, ctx, problems):
                          % (value, " per second" if field == "rate_limit" else ""))
     if raw.get("burst") is not None and raw.get("rate_limit") is None:
         problems.add(where + ".burst", "only meaningful with rate_limit")
+    c["sample"] = whole(raw.get("sample"), 1)
+    if raw.get("sample") is not None and (c["sample"] is None or c["sample"] > 65535):
+        problems.add(where + ".sample", "%r; use a whole number from 2 to 65535 (every Nth packet of the "
+                     "collector's ports is copied to it), or leave it out for every packet" % (raw.get("sample"),))
+        c["sample"] = None
 
     ingress = raw.get("ingress")
     if ingress is None:

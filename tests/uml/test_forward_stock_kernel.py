@@ -43,6 +43,7 @@ SYSLOG_SPORT, TRAP_SPORT = 40514, 40162
 TRAP_REWRITE = 10162
 RATE, BURST = 10, 10  # packets/s and burst of collector A's trap destination
 N = 40  # datagrams per port
+SAMPLE = 4  # collector B gets every 4th syslog datagram (gact random determ)
 PRIORITY = DEFAULT_PRIORITY
 
 
@@ -287,7 +288,7 @@ def find_dest(devices, dev, port, name):
 # --------------------------------------------------------------------------- test 1
 
 PRESENT = {"state": "present", "devices": [{"name": "vec0", "ports": [
-    {"port": "syslog", "destinations": [{"address": COL_A_IP}, {"address": COL_B_IP}]},
+    {"port": "syslog", "destinations": [{"address": COL_A_IP}, {"address": COL_B_IP, "sample": SAMPLE}]},
     {"port": "snmptrap", "destinations": [{"address": COL_A_IP, "rate_limit": RATE, "burst": BURST},
                                           {"address": COL_B_IP, "port": TRAP_REWRITE}]},
 ]}]}
@@ -390,7 +391,7 @@ def test_forward_two_collectors(wire, payload):
     traps_a_wire = [f for f in frames_a if f.get("dport") == 162]
     for frames, ip, mac, ports, expected in (
             (frames_a, COL_A_IP, COL_A_MAC, {514: SYSLOG_SPORT, 162: TRAP_SPORT}, N + len(traps_a_wire)),
-            (frames_b, COL_B_IP, COL_B_MAC, {514: SYSLOG_SPORT, TRAP_REWRITE: TRAP_SPORT}, 2 * N)):
+            (frames_b, COL_B_IP, COL_B_MAC, {514: SYSLOG_SPORT, TRAP_REWRITE: TRAP_SPORT}, N // SAMPLE + N)):
         for f in frames:
             assert f["proto"] == 17, f
             assert (f["dmac"], f["smac"]) == (mac, vec1_mac), f
@@ -406,7 +407,9 @@ def test_forward_two_collectors(wire, payload):
     syslog_all = [(EXPORTER_IP, SYSLOG_SPORT, syslog_payload(i)) for i in range(N)]
     traps_all = [(EXPORTER_IP, TRAP_SPORT, trap_payload(i)) for i in range(N)]
     assert sorted(by_port(got_a, 514)) == sorted(syslog_all)
-    assert sorted(by_port(got_b, 514)) == sorted(syslog_all)
+    # 1-in-N sampling is deterministic: the kernel's count starts at the rule, so it is the 4th, 8th, ... datagram
+    # (A, unsampled, got all of them from the same node table)
+    assert sorted(by_port(got_b, 514)) == sorted(syslog_all[SAMPLE - 1::SAMPLE]), by_port(got_b, 514)
     assert sorted(by_port(got_b, TRAP_REWRITE)) == sorted(traps_all)
     traps_a = by_port(got_a, 162)
     assert len(set(traps_a)) == len(traps_a), "duplicates: %r" % traps_a
@@ -426,7 +429,7 @@ def test_forward_two_collectors(wire, payload):
     # ---- tc_mirror_info counters against what the collectors got
     info = module_result(res, "info")
     assert info["_rc"] == 0 and info["changed"] is False, info
-    expect_packets = {(514, COL_A_IP): N, (514, COL_B_IP): N, (162, COL_A_IP): len(traps_a),
+    expect_packets = {(514, COL_A_IP): N, (514, COL_B_IP): N // SAMPLE, (162, COL_A_IP): len(traps_a),
                       (162, COL_B_IP): N}
     for (port, ip), packets in expect_packets.items():
         pinfo, dest = find_dest(info["devices"], "vec0", port, ip)

@@ -179,6 +179,14 @@ def test_gact_drop():
     assert_same_filter(ours(node_msg(0x00100003, spec, ht=0x00100000)), captured("12"))
 
 
+def test_sampled_destination_is_what_tc_sends():
+    # gact continue, random determ pipe 10: nine packets in ten end the node (the next destination runs),
+    # the tenth pipes on to the copy
+    spec = layout.destination_nodes(dest(name="tool", mode="mirror", sample=10))[0]
+    assert [a["kind"] for a in spec["actions"]] == ["gact", "mirred"]
+    assert_same_filter(ours(node_msg(0x00100002, spec, ht=0x00100000)), captured("17"))
+
+
 def test_police_burst_is_time_in_psched_ticks():
     # tc: 100 packets at 1000/s -> 0.1 s -> 1562500 ticks of 64 ns
     assert codec.police_pkt_burst(1000, 100) == 1562500
@@ -202,6 +210,7 @@ ROUND_TRIP = [
     dict(layout.dispatch_nodes({"mac": "02:00:00:00:00:0a", "addresses": ["10.77.0.1"], "sources": ["10.0.0.0/8"]},
                                {"port": 6343, "original": "drop"})[0], link=0x00100000),
     layout.gate_node({"rate_limit": 500, "burst": 50}),
+    layout.destination_nodes(dest(sample=100, rate_limit=1000, burst=100))[0],
 ]
 
 

@@ -149,6 +149,15 @@ def test_user_protocols_and_numeric_strings():
     assert ports[9996][0]["rate_limit"] == 500 and ports[9996][0]["burst"] == 50
 
 
+def test_sample_goes_to_every_port_of_the_collector():
+    devices = build([{"name": "nf", "address": "10.20.1.31", "protocols": ["netflow", "ipfix"], "sample": 100},
+                     {"name": "all", "address": "10.20.1.32", "protocols": ["netflow"]}])
+    ports = ports_of(devices, "vec1")
+    by_name = dict(((port, d["name"]), d) for port, dests in ports.items() for d in dests)
+    assert by_name[(2055, "nf")]["sample"] == 100 and by_name[(4739, "nf")]["sample"] == 100
+    assert "sample" not in by_name[(2055, "all")]
+
+
 def test_unknown_protocol_names_field_and_fix():
     found = problems([{"name": "a", "address": "10.20.1.31", "protocols": ["syslog"]},
                       {"name": "b", "address": "10.20.1.32", "protocols": ["syslog"]},
@@ -203,6 +212,10 @@ def test_unknown_protocol_names_field_and_fix():
      "logfwdr_collectors[1].sources.sflow: 'sflow' is not in this collector's protocols"),
     ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "rate_limit": 0},
      "logfwdr_collectors[1].rate_limit: 0; use a whole number of packets per second above 0"),
+    ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "sample": 0},
+     "logfwdr_collectors[1].sample: 0; use a whole number from 2 to 65535"),
+    ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "sample": "ten"},
+     "logfwdr_collectors[1].sample: 'ten'; use a whole number from 2 to 65535"),
     ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "burst": 10},
      "logfwdr_collectors[1].burst: only meaningful with rate_limit"),
     ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "ingress": ["vec9"]},

@@ -87,6 +87,9 @@ def test_ports(port, ok):
     ({"address": "192.0.2.10", "sources": ["10.0.0.1/8"]}, "destinations[0].sources[0]", "not an IPv4 prefix"),
     ({"address": "192.0.2.10", "rate_limit": 0}, "destinations[0].rate_limit", "above 0"),
     ({"address": "192.0.2.10", "burst": 5}, "destinations[0].burst", "only meaningful with rate_limit"),
+    ({"address": "192.0.2.10", "sample": 0}, "destinations[0].sample", "from 2 to 65535"),
+    ({"address": "192.0.2.10", "sample": 65536}, "destinations[0].sample", "from 2 to 65535"),
+    ({"address": "192.0.2.10", "sample": True}, "destinations[0].sample", "from 2 to 65535"),
     ({"mode": "mirror", "device": "tool0", "address": "192.0.2.10"}, "destinations[0].address", "unchanged"),
     ({"mode": "mirror"}, "destinations[0].device", "tool port"),
     ({"mode": "bounce"}, "destinations[0].mode", "forward or mirror"),
@@ -127,6 +130,19 @@ def test_overlapping_sources_are_collapsed():
                           FakeHost())[0]["ports"][0]["destinations"][0]
     assert dest["sources"] == ["10.0.0.0/8"]
     assert len(layout.destination_nodes(dest)) == 1
+
+
+def test_sample_is_kept_and_needs_gact():
+    devs = model.validate(state({"mode": "mirror", "device": "tool0", "sample": 10}), FakeHost())
+    dest = devs[0]["ports"][0]["destinations"][0]
+    assert dest["sample"] == 10 and model.public_destination(dest)["sample"] == 10
+    assert layout.kernel_features(devs) == {"ingress", "u32", "gact", "mirred"}
+    node = layout.destination_nodes(dest)[0]
+    assert layout.have_destination([node], {dest["ifindex"]: "tool0"})["sample"] == 10
+    assert layout.action_text(node["actions"][0], {}) == "action gact continue random determ pipe 10"
+    # 1 is every packet: no sampling action at all
+    every = model.validate(state({"mode": "mirror", "device": "tool0", "sample": 1}), FakeHost())
+    assert "sample" not in every[0]["ports"][0]["destinations"][0]
 
 
 def test_default_burst_and_features():

@@ -46,11 +46,14 @@ def test_each_receiver_becomes_one_collector_with_the_prefixes_that_feed_it(tmp_
         # no port: samplicator sends to its default 2000, not to the port it listens on
         {"name": "10.30.0.5", "address": "10.30.0.5", "protocols": ["netflow"], "ports": {"netflow": 2000},
          "sources": ["10.1.0.0/16"]},
+        # /10: 1 in 10 packets, as samplicator sent it
         {"name": "10.20.2.40", "address": "10.20.2.40", "protocols": ["netflow"],
-         "sources": ["10.2.0.0/16", "10.10.1.7/32"]},
+         "sources": ["10.2.0.0/16", "10.10.1.7/32"], "sample": 10},
         {"name": "10.20.1.50", "address": "10.20.1.50", "protocols": ["netflow"]},  # 0.0.0.0/0: every exporter
     ]
-    assert "line 3: 10.20.2.40 gets 1 in 10 packets" in err
+    # mapped; only the second line, which samples it differently (every packet), is warned about
+    assert "line 4: 10.20.2.40 gets 1 in 1 packets here but 1 in 10 on line 3" in err
+    assert "line 3: 10.20.2.40 gets" not in err
     assert "line 3: TTL 3 for 10.20.2.40 is ignored" in err
     # what the role makes of it: the collectors as the kernel rules will carry them
     devices = replication_devices(got, INGRESS, PROTOCOLS, egress_interfaces=EGRESS)
@@ -60,6 +63,7 @@ def test_each_receiver_becomes_one_collector_with_the_prefixes_that_feed_it(tmp_
     assert sorted(dests) == ["10.20.1.31", "10.20.1.50", "10.20.2.40", "10.30.0.5"]
     assert dests["10.20.1.31"]["port"] == 9995 and dests["10.20.1.31"]["sources"] == ["10.1.0.0/16", "10.2.0.0/16"]
     assert "sources" not in dests["10.20.1.50"]
+    assert dests["10.20.2.40"]["sample"] == 10 and "sample" not in dests["10.20.1.31"]
 
 
 def test_without_a_protocol_name_the_port_number_is_the_protocol(tmp_path):

@@ -21,6 +21,7 @@ def _destination():
         sources=dict(type="list", elements="str"),
         rate_limit=dict(type="int"),
         burst=dict(type="int"),
+        sample=dict(type="int"),
         # tc_mirror_info adds these; accepted (and ignored) so its output can be fed back
         counters=dict(type="dict"),
     )

@@ -135,6 +135,19 @@ def pack_gact(control):
     return _gen(control)
 
 
+# struct tc_gact_p { __u16 ptype; __u16 pval; int paction; }: every pval-th packet gets paction (PGACT_DETERM)
+PGACT_DETERM = 2
+
+
+def pack_gact_prob(every, action):
+    return struct.pack("=HHi", PGACT_DETERM, every, action)
+
+
+def unpack_gact_prob(data):
+    ptype, pval, paction = struct.unpack_from("=HHi", bytes(data))
+    return {"ptype": ptype, "every": pval, "action": paction}
+
+
 def pack_mirred(eaction, ifindex, control):
     return _gen(control) + struct.pack("=iI", eaction, ifindex)
 
@@ -426,6 +439,8 @@ def encode_action(action):
     control = action.get("control", TC_ACT_PIPE)
     if kind == "gact":
         opts = [["TCA_GACT_PARMS", pack_gact(control)]]
+        if action.get("sample"):
+            opts.append(["TCA_GACT_PROB", pack_gact_prob(action["sample"], action.get("sample_control", TC_ACT_PIPE))])
     elif kind == "mirred":
         opts = [["TCA_MIRRED_PARMS", pack_mirred(action["eaction"], action["ifindex"], control)]]
     elif kind == "skbmod":
@@ -574,6 +589,13 @@ def decode_action(act):
                    burst=police_burst_packets(rate, burst) if rate and burst else None)
     elif kind == "gact":
         out["control"] = _ungen(attr("TCA_GACT_PARMS"))["action"]
+        prob = attr("TCA_GACT_PROB")
+        if prob:
+            prob = unpack_gact_prob(prob)
+            if prob["ptype"] == PGACT_DETERM:
+                out.update(sample=prob["every"], sample_control=prob["action"])
+            else:
+                out["probability"] = prob  # netrand: not the module's; canon_action keeps it foreign
     return out
 
 

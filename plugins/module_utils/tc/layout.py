@@ -158,6 +158,10 @@ def destination_class(dest):
 def destination_actions(dest):
     """The action list of one destination node, in the vocabulary of codec."""
     actions = []
+    if dest.get("sample"):
+        # every Nth packet pipes on to this destination's copy; the others end the node's actions with
+        # "continue", so the next destination's node runs (the kernel counts per action, so per destination)
+        actions.append({"kind": "gact", "control": -1, "sample": dest["sample"], "sample_control": 3})
     if dest.get("rate_limit"):
         actions.append({"kind": "police", "rate": dest["rate_limit"], "burst": dest["burst"]})
     if dest["mode"] == "forward":
@@ -197,6 +201,8 @@ def have_destination(nodes, link_names):
     if "police" in acts:
         out["rate_limit"] = acts["police"]["rate"]
         out["burst"] = acts["police"]["burst"]
+    if acts.get("gact", {}).get("sample"):
+        out["sample"] = acts["gact"]["sample"]
     return out
 
 
@@ -222,6 +228,8 @@ def action_text(action, link_names):
         return "action pedit %s pipe" % " ".join(words)
     if kind == "csum":
         return "action csum %sudp pipe" % ("ip4h " if action.get("update_flags", 16) & 1 else "")
+    if kind == "gact" and action.get("sample"):
+        return "action gact continue random determ pipe %d" % action["sample"]
     if kind == "gact":
         return "action drop%s" % (" cookie %s" % binascii.hexlify(bytes(action["cookie"])).decode()
                                   if action.get("cookie") else "")
@@ -339,7 +347,8 @@ def canon_action(action):
         return (kind, control, action.get("conform", _DEFAULT_CONFORM), action.get("rate"), action.get("burst"),
                 bytes(action.get("cookie") or b"") or None)
     if kind == "gact":
-        return (kind, control, bytes(action.get("cookie") or b"") or None)
+        return (kind, control, bytes(action.get("cookie") or b"") or None, action.get("sample"),
+                action.get("sample_control") if action.get("sample") else None, repr(action.get("probability")))
     return (kind, control)
 
 

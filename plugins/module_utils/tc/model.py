@@ -265,6 +265,12 @@ def _validate_destination(raw, where, ingress, resolver, problems, waiting=None)
     # overlapping prefixes would send a packet twice; collapse them
     dest["sources"] = [str(n) for n in ipaddress.collapse_addresses(sources)]
     dest["rate_limit"], dest["burst"] = _rate(raw, where, problems)
+    sample = raw.get("sample")
+    if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= 65535):
+        problems.append("%s.sample: %r; use a whole number of packets from 2 to 65535 (every Nth packet is "
+                        "copied), or 1 or nothing for every packet" % (where, sample))
+    elif sample and sample > 1:
+        dest["sample"] = sample
     mac = raw.get("next_hop_mac")
     if mac is not None and not _MAC_RE.match(u"%s" % mac):
         problems.append("%s.next_hop_mac: %r is not a MAC address like 52:54:00:12:34:56" % (where, mac))
@@ -326,4 +332,6 @@ def public_destination(dest):
     if dest.get("rate_limit"):
         out["rate_limit"] = dest["rate_limit"]
         out["burst"] = dest["burst"]
+    if dest.get("sample"):
+        out["sample"] = dest["sample"]
     return out

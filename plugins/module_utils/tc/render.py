@@ -122,5 +122,7 @@ def describe(devices):
                     extra += " sources=%s" % ",".join(dest["sources"])
                 if dest.get("rate_limit"):
                     extra += " rate_limit=%d/s burst=%d" % (dest["rate_limit"], dest["burst"])
+                if dest.get("sample"):
+                    extra += " sample=1/%d" % dest["sample"]
                 lines.append("    - %s: %s%s" % (dest["name"], target, extra))
     return "\n".join(lines) + ("\n" if lines else "")

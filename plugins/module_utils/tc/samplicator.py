@@ -94,10 +94,11 @@ def collectors(text, listen_port=DEFAULT_PORT, protocol=None):
             entry = by_target[key]
             if network not in entry["networks"]:
                 entry["networks"].append(network)
-            if r["freq"] != 1:
-                warnings.append("line %d: %s gets 1 in %d packets in samplicator; logfwdr copies every packet "
-                                "(no sampling yet): it will receive %d times as many"
-                                % (r["line"], r["address"], r["freq"], r["freq"]))
+            if r["freq"] != entry["receiver"]["freq"]:
+                warnings.append("line %d: %s gets 1 in %d packets here but 1 in %d on line %d; logfwdr samples a "
+                                "collector once per port: sample %d is kept"
+                                % (r["line"], r["address"], r["freq"], entry["receiver"]["freq"],
+                                   entry["receiver"]["line"], entry["receiver"]["freq"]))
             if r["ttl"]:
                 warnings.append("line %d: TTL %s for %s is ignored; copies leave with the TTL the exporter's packet "
                                 "arrived with" % (r["line"], r["ttl"], r["address"]))
@@ -118,6 +119,8 @@ def collectors(text, listen_port=DEFAULT_PORT, protocol=None):
         nets = entry["networks"]
         if not any(n.prefixlen == 0 for n in nets):
             c["sources"] = [str(n) for n in nets]
+        if entry["receiver"]["freq"] > 1:
+            c["sample"] = entry["receiver"]["freq"]
         out.append(c)
     return out, warnings
 
@@ -132,7 +135,7 @@ def to_yaml(entries, listen_port, protocol=None):
         lines[-1] += " []"
     for c in entries:
         first = True
-        for key in ("name", "address", "protocols", "ports", "sources"):
+        for key in ("name", "address", "protocols", "ports", "sources", "sample"):
             if key in c:
                 lines.append("%s%s: %s" % ("  - " if first else "    ", key, json.dumps(c[key])))
                 first = False

@@ -101,3 +101,5 @@ capture 14_forward_every_option "filter add $U handle 1::c01 u32 ht 1: match ip 
 capture 15_root_link_scoped   "filter add $U handle 800::2 u32 $MATCH3 match ether dst 02:00:00:00:00:0a match ip dst 10.77.0.1/32 match ip src 10.77.0.0/24 link 1:"
 # the per-port cap in front of every copy: over the rate the packet is dropped, else the next node runs
 capture 16_gate_police        "filter add $U handle 1::1 u32 ht 1: match u32 0 0 action police pkts_rate 20000 pkts_burst 2000 conform-exceed drop/continue cookie f100636170"
+# a sampled destination (every 10th packet): gact continue, random determ pipe, before the copy
+capture 17_gact_determ_sample  "filter add $U handle 1::2 u32 ht 1: match u32 0 0 action gact continue random determ pipe 10 action mirred egress mirror dev out0 continue cookie f1746f6f6c"
