@@ -47,7 +47,7 @@ def tc_gen(raw):
 
 
 def test_all_files_present():
-    assert len(FILES) == 16
+    assert len(FILES) == 17
 
 
 @pytest.mark.parametrize("path", FILES, ids=os.path.basename)
@@ -207,6 +207,16 @@ def test_12_gact_drop():
     (a,) = opts(m)["actions"]
     assert a["kind"] == "gact" and a["cookie"] is None and a["other"] == {}
     assert tc_gen(act_params(a, 2))[2] == TC_ACT_SHOT
+
+
+def test_17_gact_determ_sample():
+    # what tc writes for "gact continue random determ pipe 10": TCA_GACT_PROB (3) is struct tc_gact_p
+    # {u16 ptype (PGACT_DETERM = 2), u16 pval, int paction}, the base action in TCA_GACT_PARMS
+    _capture, m = load("17")
+    gact, mirred = opts(m)["actions"]
+    assert (gact["kind"], mirred["kind"]) == ("gact", "mirred")
+    assert tc_gen(act_params(gact, 2))[2] == TC_ACT_UNSPEC
+    assert struct.unpack("=HHi", act_params(gact, 3)) == (2, 10, TC_ACT_PIPE)
 
 
 def test_parser_basics():
