@@ -19,7 +19,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean as _ansible_boolean
 
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import NAME_MAX
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import NAME_MAX, SAMPLE_MAX
 
 ROLE_DEFAULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                              "roles", "logfwdr", "defaults", "main.yml")
@@ -435,11 +435,11 @@ def parse_collector(i, raw, ctx, problems):
                          % (value, " per second" if field == "rate_limit" else ""))
     if raw.get("burst") is not None and raw.get("rate_limit") is None:
         problems.add(where + ".burst", "only meaningful with rate_limit")
-    c["sample"] = whole(raw.get("sample"), 1)
-    if raw.get("sample") is not None and (c["sample"] is None or c["sample"] > 65535):
-        problems.add(where + ".sample", "%r; use a whole number from 2 to 65535 (every Nth packet of the "
-                     "collector's ports is copied to it), or leave it out for every packet" % (raw.get("sample"),))
-        c["sample"] = None
+    c["sample"] = whole(raw.get("sample"), 1, SAMPLE_MAX)
+    if raw.get("sample") is not None and c["sample"] is None:
+        problems.add(where + ".sample", "%r; use a whole number from 2 to %d (every Nth packet of the "
+                     "collector's ports is copied to it), or leave it out for every packet"
+                     % (raw.get("sample"), SAMPLE_MAX))
 
     ingress = raw.get("ingress")
     if ingress is None:

@@ -41,7 +41,7 @@ __metaclass__ = type
 import binascii
 import ipaddress
 
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc.codec import COOKIE_MAX
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.codec import COOKIE_MAX, TC_ACT_PIPE, TC_ACT_UNSPEC
 
 
 # The ownership mark: the first byte of every cookie the module writes (a byte no printable name starts with).
@@ -50,6 +50,7 @@ NAME_MAX = COOKIE_MAX - len(MARK)  # the mark and the name live in the mirred co
 GATE_COOKIE = MARK + b"\x00cap"  # the per-port cap (a name has no NUL)
 # The kernel gives a filter added without a priority 49152, then 49151, ...: stay clear of that range.
 DEFAULT_PRIORITY = 5140
+SAMPLE_MAX = 0xFFFF  # a destination's 1-in-N: tc_gact_p.pval is a u16
 
 # node-id ranges per node class (see module docstring); nodes of a table run in id order
 CLASS_GATE, CLASS_MIRROR, CLASS_FORWARD, CLASS_FORWARD_PORT = 3, 0, 1, 2
@@ -161,7 +162,8 @@ def destination_actions(dest):
     if dest.get("sample"):
         # every Nth packet pipes on to this destination's copy; the others end the node's actions with
         # "continue", so the next destination's node runs (the kernel counts per action, so per destination)
-        actions.append({"kind": "gact", "control": -1, "sample": dest["sample"], "sample_control": 3})
+        actions.append({"kind": "gact", "control": TC_ACT_UNSPEC, "sample": dest["sample"],
+                        "sample_control": TC_ACT_PIPE})
     if dest.get("rate_limit"):
         actions.append({"kind": "police", "rate": dest["rate_limit"], "burst": dest["burst"]})
     if dest["mode"] == "forward":

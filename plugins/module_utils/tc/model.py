@@ -266,9 +266,10 @@ def _validate_destination(raw, where, ingress, resolver, problems, waiting=None)
     dest["sources"] = [str(n) for n in ipaddress.collapse_addresses(sources)]
     dest["rate_limit"], dest["burst"] = _rate(raw, where, problems)
     sample = raw.get("sample")
-    if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= 65535):
-        problems.append("%s.sample: %r; use a whole number of packets from 2 to 65535 (every Nth packet is "
-                        "copied), or 1 or nothing for every packet" % (where, sample))
+    if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int)
+                               or not 1 <= sample <= layout.SAMPLE_MAX):
+        problems.append("%s.sample: %r; use a whole number of packets from 2 to %d (every Nth packet is "
+                        "copied), or 1 or nothing for every packet" % (where, sample, layout.SAMPLE_MAX))
     elif sample and sample > 1:
         dest["sample"] = sample
     mac = raw.get("next_hop_mac")
