@@ -212,15 +212,16 @@ print(json.dumps(got), flush=True)
         out, _err = proc.communicate("stop\n", timeout=30)
         return json.loads(out.strip().splitlines()[-1])
 
-    def send(self, port, payloads, source_port=None):
-        """Send each payload as one UDP datagram from the exporter to the replicator."""
+    def send(self, port, payloads, source_port=None, source_address="0.0.0.0"):
+        """Send each payload as one UDP datagram from the exporter to the replicator (from source_address,
+        which must be one of exp0's addresses)."""
         code = r"""
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-if %r: s.bind(("0.0.0.0", %r))
+s.bind((%r, %r or 0))
 for line in sys.stdin.read().splitlines():
     s.sendto(line.encode("latin-1"), (%r, %d))
-""" % (source_port, source_port, REPLICATOR_IP, port)
+""" % (source_address, source_port, REPLICATOR_IP, port)
         sh("ip", "netns", "exec", self.exp, sys.executable, "-c", code, input="\n".join(payloads))
 
     def rx_packets(self, index):

@@ -206,6 +206,21 @@ options:
                     S packets exactly S // N are copied, and the destination's counters count those copies.
                   - Needs the kernel's C(act_gact).
                 type: int
+              pool:
+                description:
+                  - Destinations of one port with the same pool name share its load. Each exporter's packets go
+                    to exactly one member, chosen by the last octet of the exporter's IPv4 address, so a
+                    collector sees whole streams.
+                  - The 256 possible octets are spread over the members by rendezvous hashing of (octet, member
+                    name). A member added takes only the octets it wins (about 1/(N+1) of them); a member removed,
+                    or pending (its next hop does not answer), gives each of its octets to that octet's
+                    runner-up, and gets them back when it returns. No other exporter moves.
+                  - A move is one atomic replace of the bucket's rule; no packet is lost or copied twice.
+                  - At most 14 printable ASCII characters, at most 16 members, all of one kind (all mirror, all
+                    forward, or all forward with O(devices[].ports[].destinations[].port)); a member cannot have
+                    O(devices[].ports[].destinations[].sources), O(devices[].ports[].destinations[].rate_limit)
+                    or O(devices[].ports[].destinations[].sample).
+                type: str
               counters:
                 description: Ignored. M(netops.logfwdr.tc_mirror_info) returns it; accepted so that output can be
                   given back as it is.

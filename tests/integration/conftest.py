@@ -215,7 +215,7 @@ class Rig(object):
         return [self.filters(d) for d in devs] + [self.tc("qdisc", "show")]
 
     # -- traffic --
-    def exchange(self, sends, ports=(514, 2055, 9999), receivers=None, settle=0.3):
+    def exchange(self, sends, ports=(514, 2055, 9999), receivers=None, settle=0.3, send=None):
         """Listen in every receiver, send {port: [payloads]} from the exporter, return what each received.
 
         Like netlab.Lab.listen/collect, but one listener process holds the UDP sockets of all the receiver
@@ -228,7 +228,7 @@ class Rig(object):
         self.lab.procs.append(proc)
         assert proc.stdout.readline().strip() == "ready"
         for port, payloads in sorted(sends.items()):
-            self.lab.send(port, payloads)
+            (send or self.lab.send)(port, payloads)
         time.sleep(settle)
         out, _err = proc.communicate("stop\n", timeout=30)
         got = json.loads(out.strip().splitlines()[-1])

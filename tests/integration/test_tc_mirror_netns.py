@@ -628,3 +628,75 @@ def test_info_devices_fed_back_verbatim(rig):
     res = rig.run({"devices": rig.info()["devices"]})
     assert res.get("failed") is not True, res.get("msg")
     assert res["changed"] is False
+
+
+# ---- collector pools --------------------------------------------------------------
+
+EXPORTERS = ["10.77.0.%d" % i for i in range(2, 34)]  # 32 exporters, the lab's own first
+
+
+def _pool_send(rig):
+    for address in EXPORTERS[1:]:
+        netlab.sh("ip", "-n", rig.lab.exp, "addr", "add", address + "/24", "dev", "exp0")
+
+    def send(port, lines):
+        for address in EXPORTERS:
+            rig.lab.send(port, [line for line in lines if line.startswith(address + "#")], source_address=address)
+    return send
+
+
+def _pool_round(rig, send, tag, count=3):
+    """Send `count` datagrams from every exporter; receiver -> {exporter: datagrams received}."""
+    lines = ["%s#%s-%d" % (a, tag, i) for a in EXPORTERS for i in range(count)]
+    got = rig.exchange({2055: lines}, ports=(2055,), send=send)
+    out = {}
+    for i, received in got.items():
+        for _port, source, data in received:
+            assert data.startswith(source + "#"), (source, data)  # the exporter's own address is kept
+            out.setdefault(i, {}).setdefault(source, []).append(data)
+    return out
+
+
+def _members(n):
+    return [mirror("m%d" % i, "tool%d" % i, pool="flows") for i in range(n)]
+
+
+def test_pool_each_exporter_to_one_member(rig):
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout
+    rig.lab.add_receivers(4)
+    send = _pool_send(rig)
+    args = state((2055, _members(3) + [mirror("all", "tool3")]))
+    rig.apply(args)
+    assert rig.run(args)["changed"] is False
+    got = _pool_round(rig, send, "a")
+    # the destination outside the pool gets everything, once
+    assert sorted(got[3]) == sorted(EXPORTERS) and all(len(v) == 3 for v in got[3].values())
+    owner = {}
+    for i in range(3):
+        for source, datagrams in got.get(i, {}).items():
+            assert source not in owner, "%s reached m%d and m%d" % (source, owner[source], i)
+            assert len(datagrams) == 3, (i, source, datagrams)  # whole stream, none twice
+            owner[source] = i
+    assert sorted(owner) == sorted(EXPORTERS)  # none lost
+    assert sorted(set(owner.values())) == [0, 1, 2]  # every member gets some
+    # the member is the one rendezvous hashing names for the exporter's last octet
+    chosen = layout.pool_buckets([{"name": "m%d" % i} for i in range(3)])
+    assert all(owner[a] == int(chosen[int(a.split(".")[-1])]["name"][1:]) for a in EXPORTERS)
+    # the kernel's counters agree, and the pool reads back as it was given
+    dests = dict((d["name"], d) for d in rig.info()["devices"][0]["ports"][0]["destinations"])
+    assert dict((n, dests[n]["counters"]["packets"]) for n in ("m0", "m1", "m2")) == \
+        dict(("m%d" % i, 3 * list(owner.values()).count(i)) for i in range(3))
+    assert [dests[n].get("pool") for n in ("m0", "m1", "m2", "all")] == ["flows", "flows", "flows", None]
+    buckets = [line for line in rig.filters().splitlines() if "fh " in line and "::" not in line and ":0:" not in line]
+    assert len(buckets) >= 255, buckets[:3]  # one node in every bucket of the pool's table
+
+    # m1 leaves: only its exporters move, each to its runner-up; m0's and m2's stay where they were
+    res = rig.apply(state((2055, [d for d in _members(3) if d["name"] != "m1"] + [mirror("all", "tool3")])))
+    assert res["changed"] is True
+    after = dict((source, i) for i, by in _pool_round(rig, send, "b").items() if i < 3 for source in by)
+    assert sorted(after) == sorted(EXPORTERS)
+    assert all(after[a] == owner[a] for a in EXPORTERS if owner[a] != 1)
+    assert all(after[a] in (0, 2) for a in EXPORTERS)
+    # the pool goes: no node of it is left
+    rig.apply(state((2055, [mirror("all", "tool3")])))
+    assert "hashkey" not in rig.filters() and "flows" not in rig.filters()

@@ -152,3 +152,47 @@ def test_default_burst_and_features():
                                             "mirred"}
     mirror = model.validate(state({"mode": "mirror", "device": "tool0"}), FakeHost())
     assert layout.kernel_features(mirror) == {"ingress", "u32", "mirred"}
+
+
+# ---- collector pools ---------------------------------------------------------
+
+def test_pool_members_keep_their_pool_and_need_no_other_action():
+    host = FakeHost(neighbours={("ens2", "192.0.2.10"): "52:54:00:00:00:10", ("ens2", "192.0.2.11"): "52:54:00:00:00:11"})
+    devs = model.validate(state({"address": "192.0.2.10", "pool": "nfc"}, {"address": "192.0.2.11", "pool": "nfc"},
+                                {"address": "192.0.2.10", "port": 1514, "name": "solo"}), host)
+    dests = devs[0]["ports"][0]["destinations"]
+    assert [d.get("pool") for d in dests] == ["nfc", "nfc", None]
+    assert model.public_destination(dests[0])["pool"] == "nfc"
+    mirrors = model.validate(state({"mode": "mirror", "device": "tool0", "pool": "ids"}), host)
+    assert layout.kernel_features(mirrors) == {"ingress", "u32", "mirred"}  # the host kernels without act_gact
+
+
+def test_a_pending_member_is_left_out_of_its_pool():
+    host = FakeHost(neighbours={("ens2", "192.0.2.10"): "52:54:00:00:00:10"})
+    pending = []
+    devs = model.validate(state({"address": "192.0.2.10", "pool": "nfc"}, {"address": "192.0.2.11", "pool": "nfc"}),
+                          host, pending)
+    assert [d["name"] for d in devs[0]["ports"][0]["destinations"]] == ["192.0.2.10"]
+    assert [p["name"] for p in pending] == ["192.0.2.11"]
+
+
+@pytest.mark.parametrize("extra,field", [({"sources": ["10.1.0.0/24"]}, "sources"), ({"rate_limit": 100}, "rate_limit"),
+                                         ({"sample": 4}, "sample")])
+def test_a_pool_member_cannot_have_per_member_counters(extra, field):
+    found = problems(state(dict({"address": "192.0.2.10", "pool": "nfc"}, **extra)))
+    assert [p for p in found if p.startswith("devices[0].ports[0].destinations[0].%s: a pool member" % field)], found
+
+
+def test_a_pool_of_mixed_kinds_or_a_bad_name_is_refused():
+    found = problems(state({"address": "192.0.2.10", "pool": "nfc"}, {"mode": "mirror", "device": "tool0", "pool": "nfc"}))
+    assert any(p.startswith("devices[0].ports[0].destinations[1].pool: pool 'nfc' mixes") for p in found), found
+    found = problems(state({"address": "192.0.2.10", "pool": "a name with spaces"}))
+    assert any(p.startswith("devices[0].ports[0].destinations[0].pool: 'a name with spaces'") for p in found), found
+    found = problems(state({"address": "192.0.2.10", "pool": "x" * 15}))
+    assert any("at most 14 printable" in p for p in found), found
+
+
+def test_a_pool_has_at_most_sixteen_members():
+    host = FakeHost(neighbours=dict((("ens2", "192.0.2.%d" % i), "52:54:00:00:00:%02x" % i) for i in range(1, 20)))
+    found = problems(state(*[{"address": "192.0.2.%d" % i, "pool": "nfc"} for i in range(1, 18)]), host)
+    assert any("pool 'nfc' has 17 members; at most 16" in p for p in found), found

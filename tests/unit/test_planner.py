@@ -26,7 +26,8 @@ class FakeKernel:
                 if self.root is None:  # the kernel creates the root table with the classifier
                     self.root = 0x800
                     self.filters.append(dict(kind="ht", prio=PRIO, chain=CHAIN, handle=0x800 << 20))
-                self.filters.append(dict(kind="ht", prio=PRIO, chain=CHAIN, handle=op["htid"] << 20))
+                self.filters.append(dict(kind="ht", prio=PRIO, chain=CHAIN, handle=op["htid"] << 20,
+                                         divisor=op.get("divisor", 1)))
             elif kind == "ht_del":
                 self.filters = [f for f in self.filters if not (f["kind"] == "ht" and f["prio"] == PRIO
                                                                 and layout.htid_of(f["handle"]) == op["htid"])]
@@ -36,8 +37,11 @@ class FakeKernel:
                     handle = layout.node_handle(self.root if handle[0] == layout.ROOT else handle[0], handle[1])
                 self.filters = [f for f in self.filters if f.get("handle") != handle or f["prio"] != PRIO]
                 spec = copy.deepcopy(op["spec"])
-                self.filters.append(dict(kind="node", prio=PRIO, chain=CHAIN, handle=handle, keys=spec["keys"],
-                                         link=spec.get("link"), actions=spec["actions"]))
+                node = dict(kind="node", prio=PRIO, chain=CHAIN, handle=handle, keys=spec["keys"],
+                            link=spec.get("link"), actions=spec["actions"])
+                if spec.get("hash"):
+                    node["hash"] = spec["hash"]
+                self.filters.append(node)
             elif kind == "node_del":
                 self.filters = [f for f in self.filters if not (f["prio"] == PRIO and f.get("handle") == op["handle"])]
             elif kind == "tp_del":
@@ -259,3 +263,109 @@ def test_sixty_four_and_more_destinations_per_port():
     dests = [mirror("m%d" % i, 100 + i) for i in range(300)]
     ops = k.converge([port(514, *dests, original="pass")])
     assert sum(1 for op in ops if op["op"] == "node_add") == 301
+
+
+# ---- collector pools ---------------------------------------------------------
+
+def pooled(name, address, pool="flows"):
+    return fwd(name, address, pool=pool)
+
+
+def bucket_members(k, pool_ht):
+    """bucket -> the member named in that bucket's node, read from the fake kernel's filters."""
+    return dict((layout.bucket_of(f["handle"]), layout.cookie_name(f)) for f in k.filters
+                if f["kind"] == "node" and layout.htid_of(f["handle"]) == pool_ht
+                and layout.nodeid_of(f["handle"]) == layout.POOL_NODE)
+
+
+def pool_table(k):
+    hp = k.have()["ports"][2055]
+    (pool,) = hp["pools"].values()
+    return pool["ht"]
+
+
+def test_a_pool_is_built_whole_before_its_link_node_and_the_dispatch():
+    k = FakeKernel()
+    ops = k.converge([port(2055, pooled("c1", "192.0.2.21"), pooled("c2", "192.0.2.22"), pooled("c3", "192.0.2.23"),
+                           fwd("all", "192.0.2.30"))])
+    kinds = [op["op"] for op in ops]
+    pool_ht = [op["htid"] for op in ops if op["op"] == "ht_add" and op.get("divisor") == layout.POOL_BUCKETS]
+    assert len(pool_ht) == 1
+    link = [i for i, op in enumerate(ops) if op["op"] == "node_add" and op["spec"].get("hash")]
+    assert len(link) == 1
+    link_op = ops[link[0]]
+    assert link_op["spec"]["link"] == pool_ht[0] << 20 and link_op["spec"]["hash"] == (0xFF, 12)
+    buckets = [i for i, op in enumerate(ops) if op["op"] == "node_add" and not isinstance(op["handle"], tuple)
+               and layout.htid_of(op["handle"]) == pool_ht[0]]
+    assert len(buckets) == 257 and max(buckets) < link[0]  # 256 buckets and the pool's marker
+    marker = ops[max(buckets)]
+    assert layout.pool_name(marker["spec"]) == "flows" and layout.bucket_of(marker["handle"]) == 0
+    dispatch = [i for i, op in enumerate(ops) if isinstance(op.get("handle"), tuple)]
+    assert min(dispatch) > link[0]
+    assert kinds.index("ht_add") < min(buckets)
+    members = bucket_members(k, pool_ht[0])
+    assert sorted(members) == list(range(256))
+    counts = dict((n, list(members.values()).count(n)) for n in ("c1", "c2", "c3"))
+    assert all(c > 40 for c in counts.values()), counts  # every member holds a share
+    assert "all" not in members.values()  # the port's other destination stays in the port table
+
+
+def test_adding_a_member_moves_only_the_buckets_it_wins():
+    k = FakeKernel()
+    three = [pooled("c%d" % i, "192.0.2.2%d" % i) for i in (1, 2, 3)]
+    k.converge([port(2055, *three)])
+    before = bucket_members(k, pool_table(k))
+    ops = k.converge([port(2055, *(three + [pooled("c4", "192.0.2.24")]))])
+    after = bucket_members(k, pool_table(k))
+    moved = [b for b in range(256) if before[b] != after[b]]
+    assert set(after[b] for b in moved) == {"c4"}
+    assert 30 < len(moved) < 100  # about a quarter
+    assert [op["op"] for op in ops] == ["node_replace"] * len(moved)
+
+
+def test_a_removed_or_pending_member_gives_each_bucket_to_its_runner_up():
+    k = FakeKernel()
+    four = [pooled("c%d" % i, "192.0.2.2%d" % i) for i in (1, 2, 3, 4)]
+    k.converge([port(2055, *four)])
+    before = bucket_members(k, pool_table(k))
+    k.converge([port(2055, *[d for d in four if d["name"] != "c2"])])
+    after = bucket_members(k, pool_table(k))
+    for b in range(256):
+        if before[b] != "c2":
+            assert after[b] == before[b]
+        else:
+            others = [d for d in four if d["name"] != "c2"]
+            assert after[b] == layout.pool_buckets(others)[b]["name"] != "c2"
+    # back again: every bucket it held comes back to it
+    k.converge([port(2055, *four)])
+    assert bucket_members(k, pool_table(k)) == before
+
+
+def test_removing_a_pool_unlinks_it_before_deleting_its_buckets_and_table():
+    k = FakeKernel()
+    k.converge([port(2055, pooled("c1", "192.0.2.21"), pooled("c2", "192.0.2.22"), fwd("all", "192.0.2.30"))])
+    pool_ht = pool_table(k)
+    ops = k.converge([port(2055, fwd("all", "192.0.2.30"))])
+    assert ops[0]["op"] == "node_del" and ops[0]["old"].get("hash") and not ops[0]["old"]["actions"]
+    assert [op["op"] for op in ops[1:]] == ["node_del"] * 257 + ["ht_del"]
+    assert ops[-1]["htid"] == pool_ht and ops[-1]["divisor"] == 256
+    assert not [f for f in k.filters if layout.htid_of(f["handle"]) == pool_ht]
+
+
+def test_a_pool_changing_kind_is_rebuilt_before_the_old_one_goes():
+    k = FakeKernel()
+    k.converge([port(2055, pooled("c1", "192.0.2.21"), pooled("c2", "192.0.2.22"))])
+    old_ht = pool_table(k)
+    ops = k.converge([port(2055, dict(mirror("c1", 7), pool="flows"), dict(mirror("c2", 8), pool="flows"))])
+    kinds = [op["op"] for op in ops]
+    assert kinds.index("ht_add") < kinds.index("node_del")
+    assert ops[-1] == dict(ops[-1], op="ht_del", htid=old_ht)
+    assert pool_table(k) != old_ht
+
+
+def test_removing_a_port_with_a_pool_removes_every_piece():
+    k = FakeKernel()
+    k.converge([port(2055, pooled("c1", "192.0.2.21")), port(514, fwd("a", "192.0.2.10"))])
+    k.converge([port(514, fwd("a", "192.0.2.10"))])
+    k.converge([])
+    assert [f for f in k.filters if f["prio"] == PRIO] == []

@@ -22,6 +22,7 @@ def _destination():
         rate_limit=dict(type="int"),
         burst=dict(type="int"),
         sample=dict(type="int"),
+        pool=dict(type="str"),
         # tc_mirror_info adds these; accepted (and ignored) so its output can be fed back
         counters=dict(type="dict"),
     )

@@ -108,10 +108,13 @@ _SEL_HDR = "=BBBxHHhhI"
 _SEL_KEY = "=IIii"
 
 
-def pack_u32_sel(keys, terminal):
-    """keys: iterable of (mask, value, offset) with mask/value as host ints."""
+def pack_u32_sel(keys, terminal, hashkey=None):
+    """keys: iterable of (mask, value, offset) with mask/value as host ints; hashkey: (hmask, hoff) of a node
+    that links to a hash table with a divisor (the bucket is (word at hoff & hmask) >> its lowest set bit)."""
     keys = list(keys)
-    data = struct.pack(_SEL_HDR, TC_U32_TERMINAL if terminal else 0, 0, len(keys), 0, 0, 0, 0, 0)
+    hmask, hoff = hashkey or (0, 0)
+    data = struct.pack(_SEL_HDR, TC_U32_TERMINAL if terminal else 0, 0, len(keys), 0, 0, 0, hoff,
+                       socket.htonl(hmask))
     for mask, value, off in keys:
         data += struct.pack(_SEL_KEY, socket.htonl(mask), socket.htonl(value & mask), off, 0)
     return data
@@ -126,7 +129,7 @@ def unpack_u32_sel(data):
     for i in range(nkeys):
         mask, val, koff, koffmask = struct.unpack_from(_SEL_KEY, data, base + i * step)
         keys.append((socket.ntohl(mask), socket.ntohl(val), koff))
-    return {"flags": flags, "keys": keys}
+    return {"flags": flags, "keys": keys, "hash": (socket.ntohl(hmask), hoff) if hmask else None}
 
 
 # ---- action parameter structs -------------------------------------------
@@ -491,7 +494,7 @@ def encode_u32_options(node):
     if node.get("link") is not None:
         attrs.append(["TCA_U32_LINK", node["link"]])
     actions = node.get("actions") or []
-    attrs.append(["TCA_U32_SEL", pack_u32_sel(node["keys"], terminal=bool(actions))])
+    attrs.append(["TCA_U32_SEL", pack_u32_sel(node["keys"], terminal=bool(actions), hashkey=node.get("hash"))])
     if actions:
         if len(actions) > TCA_ACT_MAX_PRIO:
             raise ValueError("a filter holds at most %d actions" % TCA_ACT_MAX_PRIO)
@@ -623,8 +626,10 @@ def decode_filter(msg):
     sel = opts.get_attr("TCA_U32_SEL")
     out["kind"] = "node"
     out["link"] = opts.get_attr("TCA_U32_LINK")
-    decoded = unpack_u32_sel(sel) if sel else {"flags": 0, "keys": []}
+    decoded = unpack_u32_sel(sel) if sel else {"flags": 0, "keys": [], "hash": None}
     out["keys"] = decoded["keys"]
+    if decoded["hash"]:
+        out["hash"] = decoded["hash"]
     out["terminal"] = bool(decoded["flags"] & TC_U32_TERMINAL)
     pcnt = opts.get_attr("TCA_U32_PCNT")
     if pcnt:

@@ -314,7 +314,7 @@ class Kernel(model.Resolver):
             self.request(codec.build_qdisc_msg(ifindex), RTM_DELQDISC, ack)
         elif kind in ("ht_add", "ht_del"):
             msg = codec.build_filter_msg(ifindex, priority, op["htid"] << 20, chain,
-                                         {"divisor": 1} if kind == "ht_add" else None)
+                                         {"divisor": op.get("divisor", 1)} if kind == "ht_add" else None)
             msg["parent"] = INGRESS_HOOK
             if kind == "ht_add":
                 self.request(msg, RTM_NEWTFILTER, ack | NLM_F_CREATE | NLM_F_EXCL)
@@ -333,7 +333,8 @@ class Kernel(model.Resolver):
                 msg["parent"] = INGRESS_HOOK
                 self._delete(msg, ifindex, priority, chain)
             else:
-                node = dict(op["spec"], ht=layout.htid_of(handle) << 20)
+                # TCA_U32_HASH names the table and the bucket the node goes in
+                node = dict(op["spec"], ht=handle & 0xFFFFF000)
                 msg = codec.build_filter_msg(ifindex, priority, handle, chain, node)
                 msg["parent"] = INGRESS_HOOK
                 flags = NLM_F_CREATE | (NLM_F_EXCL if kind == "node_add" else NLM_F_REPLACE)
@@ -392,7 +393,7 @@ def canon_filters(hook, filters):
 def _canon_filter(f):
     actions = tuple(layout.canon_action(a) for a in f.get("actions", []))
     return repr((f["prio"], f["chain"], f["protocol"], f["kind"], f["handle"], f.get("classifier"),
-                 f.get("divisor"), tuple(f.get("keys", ())), f.get("link"), actions))
+                 f.get("divisor"), tuple(f.get("keys", ())), f.get("hash"), f.get("link"), actions))
 
 
 class ApplyError(Exception):

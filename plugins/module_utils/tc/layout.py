@@ -39,6 +39,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import binascii
+import hashlib
 import ipaddress
 
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc.codec import COOKIE_MAX, TC_ACT_PIPE, TC_ACT_UNSPEC
@@ -51,6 +52,17 @@ GATE_COOKIE = MARK + b"\x00cap"  # the per-port cap (a name has no NUL)
 # The kernel gives a filter added without a priority 49152, then 49151, ...: stay clear of that range.
 DEFAULT_PRIORITY = 5140
 SAMPLE_MAX = 0xFFFF  # a destination's 1-in-N: tc_gact_p.pval is a u16
+
+# collector pools: a port-table node links to the pool's hash table, whose bucket is picked by the last octet of
+# the exporter's address (u32 hashkey); each bucket holds one node copying to the member that bucket maps to
+POOL_MARK = MARK + b"\x01"  # the pool marker's cookie: the mark, 0x01, the pool's name
+POOL_NAME_MAX = COOKIE_MAX - len(POOL_MARK)
+POOL_BUCKETS = 256  # u32's largest divisor
+POOL_HASH = (0x000000FF, 12)  # (hmask, hoff): the last octet of the IPv4 source address
+POOL_NODE = 0x001  # the node id of every bucket's one node
+POOL_MARKER = 0xFFF  # the node id of the pool's marker, in bucket 0
+LOOPBACK_IFINDEX = 1  # lo: in every network namespace, always 1
+POOL_MEMBERS_MAX = 16  # with 256 buckets each member wins some (a 17th would still, very likely; keep it plain)
 
 # node-id ranges per node class (see module docstring); nodes of a table run in id order
 CLASS_GATE, CLASS_MIRROR, CLASS_FORWARD, CLASS_FORWARD_PORT = 3, 0, 1, 2
@@ -287,6 +299,58 @@ def kernel_features(devices):
     return kinds
 
 
+# ---- collector pools -------------------------------------------------------
+
+def pool_cookie(name):
+    return POOL_MARK + name.encode("ascii")
+
+
+def pool_name(node):
+    """The pool name in a pool marker node's cookie, or None."""
+    for action in node.get("actions", []):
+        cookie = bytes(action.get("cookie") or b"")
+        if action["kind"] == "mirred" and cookie.startswith(POOL_MARK):
+            try:
+                return cookie[len(POOL_MARK):].decode("ascii")
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def _score(bucket, name):
+    return hashlib.sha256(("%d/%s" % (bucket, name)).encode("utf-8")).digest()
+
+
+def pool_buckets(members):
+    """Rendezvous (highest random weight) hashing: bucket -> the member with the highest score for it.
+
+    A member that joins takes only the buckets it now wins; one that leaves (or is pending) gives each of its
+    buckets to that bucket's runner-up; no other bucket moves.
+    """
+    if not members:
+        return []
+    return [max(members, key=lambda m: (_score(b, m["name"]), m["name"])) for b in range(POOL_BUCKETS)]
+
+
+def pool_bucket_node(member):
+    return {"keys": [(0, 0, 0)], "actions": destination_actions(member)}
+
+
+def pool_marker_node(name):
+    """A node that never matches (IP version 0), in bucket 0 after the bucket's copy: its cookie marks the pool's
+    table as the module's and names the pool.  The link node in the port table cannot carry it: u32 runs a link
+    node's actions after the linked table, and the only action every kernel has, mirred, would send a copy."""
+    return {"keys": [(0xF0000000, 0x00000000, OFF_VER_IHL)],
+            "actions": [{"kind": "mirred", "eaction": 2, "ifindex": LOOPBACK_IFINDEX, "control": -1,
+                         "cookie": pool_cookie(name)}]}
+
+
+def pool_link_node(pool_htid):
+    """The port-table node that sends the packet through the pool's hash table; no action, so the port
+    table's next node runs after it."""
+    return {"keys": [(0, 0, 0)], "link": pool_htid << 20, "hash": POOL_HASH, "actions": []}
+
+
 # ---- handles, canonical forms, names: reading the kernel back ----------
 
 ROOT = "root"  # placeholder for the classifier's root hash table id
@@ -300,8 +364,12 @@ def nodeid_of(handle):
     return handle & 0xFFF
 
 
-def node_handle(htid, nodeid):
-    return (htid << 20) | (nodeid & 0xFFF)
+def node_handle(htid, nodeid, bucket=0):
+    return (htid << 20) | ((bucket & 0xFF) << 12) | (nodeid & 0xFFF)
+
+
+def bucket_of(handle):
+    return (handle >> 12) & 0xFF
 
 
 def is_root_htid(htid):
@@ -356,14 +424,15 @@ def canon_action(action):
 
 def canon_node(node):
     keys = tuple((m, v & m, o) for m, v, o in node["keys"])
-    return (keys, node.get("link"), tuple(canon_action(a) for a in node.get("actions", [])))
+    hashkey = tuple(node["hash"]) if node.get("hash") and node["hash"][0] else None
+    return ((keys, hashkey), node.get("link"), tuple(canon_action(a) for a in node.get("actions", [])))
 
 
 def cookie_name(node):
     """The destination name in a marked mirred cookie, or None."""
     for action in node.get("actions", []):
         cookie = bytes(action.get("cookie") or b"")
-        if action["kind"] == "mirred" and cookie.startswith(MARK):
+        if action["kind"] == "mirred" and cookie.startswith(MARK) and not cookie.startswith(POOL_MARK):
             try:
                 return cookie[len(MARK):].decode("ascii")
             except UnicodeDecodeError:

@@ -168,6 +168,7 @@ def validate(params, resolver, pending=None):
                      for i, raw in enumerate(raw_port.get("destinations") or [])]
             dests = [d for d in dests if d is not None]
             _check_duplicates(dests, pwhere, problems)
+            _check_pools(dests, pwhere, problems)
             original = raw_port.get("original")
             # a pending forward destination still decides the original's fate: it is only waiting
             has_forward = any(d["mode"] == "forward" for d in dests) or bool(waiting)
@@ -224,6 +225,24 @@ def _check_duplicates(dests, pwhere, problems):
         targets.setdefault(target, dest["index"])
 
 
+def _check_pools(dests, pwhere, problems):
+    pools = {}
+    for dest in dests:
+        if dest.get("pool"):
+            pools.setdefault(dest["pool"], []).append(dest)
+    for name, members in sorted(pools.items()):
+        classes = set(layout.destination_class(d) for d in members)
+        if len(classes) > 1:
+            problems.append("%s.destinations[%d].pool: pool %r mixes mirror members, forward members and forward "
+                            "members that rewrite the port; make every member of a pool the same kind"
+                            % (pwhere, members[-1]["index"], name))
+        if len(members) > layout.POOL_MEMBERS_MAX:
+            problems.append("%s.destinations[%d].pool: pool %r has %d members; at most %d share one port's load "
+                            "(each must win some of the %d buckets); split the exporters over two ports"
+                            % (pwhere, members[-1]["index"], name, len(members), layout.POOL_MEMBERS_MAX,
+                               layout.POOL_BUCKETS))
+
+
 def _validate_destination(raw, where, ingress, resolver, problems, waiting=None):
     start = len(problems)
     idx = int(where.rsplit("[", 1)[1].rstrip("]"))
@@ -272,6 +291,19 @@ def _validate_destination(raw, where, ingress, resolver, problems, waiting=None)
                         "copied), or 1 or nothing for every packet" % (where, sample, layout.SAMPLE_MAX))
     elif sample and sample > 1:
         dest["sample"] = sample
+    pool = raw.get("pool")
+    if pool is not None:
+        pool = u"%s" % pool
+        if not pool or len(pool.encode("utf-8")) > layout.POOL_NAME_MAX or not all(0x20 < ord(c) < 0x7F for c in pool):
+            problems.append("%s.pool: %r; use at most %d printable ASCII characters without spaces (the pool's name is "
+                            "stored in the kernel with its rule)" % (where, pool, layout.POOL_NAME_MAX))
+        for field, why in (("sources", "list the exporters' prefixes on the device (sources) instead"),
+                            ("rate_limit", "cap the port (rate_limit on the port) instead"),
+                            ("sample", "make the sampled collector a destination of its own")):
+            if raw.get(field):
+                problems.append("%s.%s: a pool member cannot have %s: the kernel copies to a pool member from one "
+                                "rule per bucket, each with its own counters; %s" % (where, field, field, why))
+        dest["pool"] = pool
     mac = raw.get("next_hop_mac")
     if mac is not None and not _MAC_RE.match(u"%s" % mac):
         problems.append("%s.next_hop_mac: %r is not a MAC address like 52:54:00:12:34:56" % (where, mac))
@@ -335,4 +367,6 @@ def public_destination(dest):
         out["burst"] = dest["burst"]
     if dest.get("sample"):
         out["sample"] = dest["sample"]
+    if dest.get("pool"):
+        out["pool"] = dest["pool"]
     return out

@@ -42,9 +42,18 @@ def parse_have(filters, priority, chain):
             have["root_ids"].add(layout.nodeid_of(node["handle"]))
         else:
             tables.setdefault(ht, []).append(node)
-    ours = set(ht for ht, members in tables.items() if any(layout.is_marked(n) for n in members))
+    # pool tables: named by their marker node, linked from a node (without actions) in a port table
+    pool_tables = dict((ht, layout.pool_name(n)) for ht, members in tables.items() for n in members
+                       if layout.nodeid_of(n["handle"]) == layout.POOL_MARKER and layout.is_marked(n)
+                       and layout.pool_name(n) is not None)
+
+    def pool_link(node):
+        return bool(node.get("link")) and layout.htid_of(node["link"]) in pool_tables and not node.get("actions")
+
+    ours = set(ht for ht, members in tables.items() if any(layout.is_marked(n) or pool_link(n) for n in members))
     for ht, members in sorted(tables.items()):
-        have["foreign"].extend(n for n in members if ht not in ours or not layout.is_marked(n))
+        have["foreign"].extend(n for n in members if ht not in ours or not (layout.is_marked(n) or pool_link(n)))
+    pool_links = dict((layout.htid_of(n["link"]), n) for ht in ours for n in tables[ht] if pool_link(n))
     dispatch = {}
     for node in nodes:
         if layout.htid_of(node["handle"]) != have["root"]:
@@ -57,19 +66,42 @@ def parse_have(filters, priority, chain):
         else:
             have["foreign"].append(node)
     for ht in sorted(ours):
+        if ht in pool_tables and ht in pool_links:
+            continue  # taken with the port whose table links to it
         steering = dispatch.get(ht, [])
         ports = set(layout.port_of_keys(n["keys"]) for n in steering)
         port = ports.pop() if len(ports) == 1 else None
         if port is None or port in have["ports"]:
             # unsteered (a run stopped half-way) or inconsistent: ours, to remove
             have["stray_nodes"].extend(steering)
-            have["stray_nodes"].extend(n for n in tables[ht] if layout.is_marked(n))
+            have["stray_nodes"].extend(n for n in tables[ht] if layout.is_marked(n) or pool_link(n))
             have["stray_hts"].append(ht)
+            for node in tables[ht]:
+                target = layout.htid_of(node["link"]) if node.get("link") else None
+                if pool_links.get(target) is node:
+                    have["stray_nodes"].extend(n for n in tables.get(target, []) if layout.is_marked(n))
+                    have["stray_hts"].append(target)
             continue
         hp = {"dispatch": sorted(steering, key=lambda n: n["handle"]), "ht": ht,
               "original": "drop" if any(a["kind"] == "gact" for a in steering[0]["actions"]) else "pass",
-              "dests": {}, "nodes": [], "gate": None}
+              "dests": {}, "nodes": [], "gate": None, "pools": {}}
         for node in tables[ht]:
+            target = layout.htid_of(node["link"]) if node.get("link") else None
+            if target is not None and pool_links.get(target) is node:
+                pool = {"link": node, "ht": target, "buckets": {}, "nodes": [], "members": {}, "marker": None}
+                for member in tables.get(target, []):
+                    if not layout.is_marked(member):
+                        continue
+                    pool["nodes"].append(member)
+                    if layout.nodeid_of(member["handle"]) == layout.POOL_MARKER and layout.pool_name(member):
+                        pool["marker"] = member
+                    elif layout.nodeid_of(member["handle"]) == layout.POOL_NODE:
+                        pool["buckets"][layout.bucket_of(member["handle"])] = member
+                    name = layout.cookie_name(member)
+                    if name is not None:
+                        pool["members"].setdefault(name, []).append(member)
+                hp["pools"][pool_tables[target]] = pool
+                continue
             if not layout.is_marked(node):
                 continue
             if layout.nodeid_of(node["handle"]) == layout.NODE_RANGES[layout.CLASS_GATE][0] and \
@@ -136,6 +168,72 @@ def _alloc(used, low, high):
     raise model.ValidationError(["no free u32 id left in %#x-%#x" % (low, high)])
 
 
+def _pool_teardown(pool):
+    """The bucket nodes and then the table of a pool whose link node is already gone."""
+    items = [("node_del", dict(handle=n["handle"], old=n, dest=layout.cookie_name(n)))
+             for n in sorted(pool["nodes"], key=lambda n: n["handle"])]
+    return items + [("ht_del", dict(htid=pool["ht"], divisor=layout.POOL_BUCKETS))]
+
+
+def _plan_pools(port, hp, htid, used_hts, used_nodes, adds, replaces, deletes):
+    """The port's pools: (ops before the port table's node changes, ops after them); the link nodes go into
+    adds, replaces and deletes with the port table's other nodes."""
+    pools = {}
+    for dest in port["destinations"]:
+        if dest.get("pool"):
+            pools.setdefault(dest["pool"], []).append(dest)
+    have_pools = dict(hp["pools"]) if hp else {}
+    pre, post = [], []
+    for name in sorted(pools):
+        members = pools[name]
+        cls = layout.destination_class(members[0])
+        old = have_pools.pop(name, None)
+        if old is not None and layout.class_of_nodeid(layout.nodeid_of(old["link"]["handle"])) != cls:
+            # mirror <-> forward: a new pool in the other node range, the old one goes after it
+            deletes.append(dict(handle=old["link"]["handle"], old=old["link"], dest=None))
+            post.extend(_pool_teardown(old))
+            old = None
+        chosen = layout.pool_buckets(members)
+        if old is None:
+            pool_ht = _alloc(used_hts, *layout.HT_RANGE)
+            pre.append(("ht_add", dict(htid=pool_ht, divisor=layout.POOL_BUCKETS)))
+            for bucket, member in enumerate(chosen):
+                pre.append(("node_add", dict(handle=layout.node_handle(pool_ht, layout.POOL_NODE, bucket),
+                                             spec=layout.pool_bucket_node(member), dest=member["name"])))
+            pre.append(("node_add", dict(handle=layout.node_handle(pool_ht, layout.POOL_MARKER, 0),
+                                         spec=layout.pool_marker_node(name), dest=None)))
+            nodeid = _alloc(used_nodes, *layout.NODE_RANGES[cls])
+            adds.append(dict(handle=layout.node_handle(htid, nodeid), spec=layout.pool_link_node(pool_ht), dest=None))
+            continue
+        keep = set()
+        for bucket, member in enumerate(chosen):
+            spec = layout.pool_bucket_node(member)
+            node = old["buckets"].get(bucket)
+            if node is None or layout.canon_node(node)[0] != layout.canon_node(spec)[0]:
+                pre.append(("node_add", dict(handle=layout.node_handle(old["ht"], layout.POOL_NODE, bucket),
+                                             spec=spec, dest=member["name"])) if node is None else
+                           ("node_replace", dict(handle=node["handle"], spec=spec, old=node, dest=member["name"])))
+            elif layout.canon_node(node) != layout.canon_node(spec):
+                # a bucket moving to another member: one atomic replace, no packet of it is lost or sent twice
+                pre.append(("node_replace", dict(handle=node["handle"], spec=spec, old=node, dest=member["name"])))
+            if node is not None:
+                keep.add(node["handle"])
+        keep.add(old["marker"]["handle"])  # the name matched: the marker is unchanged
+        for node in old["nodes"]:
+            if node["handle"] not in keep:
+                post.append(("node_del", dict(handle=node["handle"], old=node, dest=layout.cookie_name(node))))
+        link = layout.pool_link_node(old["ht"])
+        if layout.canon_node(old["link"])[:2] != layout.canon_node(link)[:2]:
+            # another hash key (a release with a wider one): a new link node, the old one goes
+            deletes.append(dict(handle=old["link"]["handle"], old=old["link"], dest=None))
+            adds.append(dict(handle=layout.node_handle(htid, _alloc(used_nodes, *layout.NODE_RANGES[cls])),
+                             spec=link, dest=None))
+    for name, old in sorted(have_pools.items()):
+        deletes.append(dict(handle=old["link"]["handle"], old=old["link"], dest=None))
+        post.extend(_pool_teardown(old))
+    return pre, post
+
+
 def plan_device(dev_name, ifindex, want_ports, have, has_qdisc, scope=None):
     """Operations that turn `have` into `want_ports` on one device.
 
@@ -182,7 +280,10 @@ def plan_device(dev_name, ifindex, want_ports, have, has_qdisc, scope=None):
                 keep.add(old_gate["handle"])
                 if layout.canon_node(old_gate) != layout.canon_node(gate):
                     replaces.append(dict(handle=old_gate["handle"], spec=gate, old=old_gate, dest=None))
-        for dest in port["destinations"]:
+        # pool link nodes hold ids in the port table too
+        used_nodes.update(layout.nodeid_of(pool["link"]["handle"]) for pool in (hp["pools"].values() if hp else ()))
+        pre, post = _plan_pools(port, hp, htid, used_hts, used_nodes, adds, replaces, deletes)
+        for dest in [d for d in port["destinations"] if not d.get("pool")]:
             specs = layout.destination_nodes(dest)
             cls = layout.destination_class(dest)
             old = sorted(hp["dests"].get(dest["name"], []) if hp else [], key=lambda n: n["handle"])
@@ -207,12 +308,17 @@ def plan_device(dev_name, ifindex, want_ports, have, has_qdisc, scope=None):
         # the gate goes in before the copies it guards and out after them
         adds.sort(key=lambda item: item["dest"] is not None)
         deletes.sort(key=lambda item: item["dest"] is None)
+        # a pool's table is complete before its link node is added, and unlinked before it goes
+        for kind, item in pre:
+            op(kind, port=port["port"], **item)
         for item in adds:
             op("node_add", port=port["port"], **item)
         for item in replaces:
             op("node_replace", port=port["port"], **item)
         for item in deletes:
             op("node_del", port=port["port"], **item)
+        for kind, item in post:
+            op(kind, port=port["port"], **item)
         # dispatch: a node's selector cannot change in place, so new selectors are added before old ones go
         old_dispatch = dict((layout.canon_node(n)[0], n) for n in (hp["dispatch"] if hp else []))
         kept = set()
@@ -237,6 +343,10 @@ def plan_device(dev_name, ifindex, want_ports, have, has_qdisc, scope=None):
             op("node_del", port=port_no, handle=node["handle"], old=node, dest=None)
         for node in hp["nodes"]:
             op("node_del", port=port_no, handle=node["handle"], old=node, dest=layout.cookie_name(node))
+        for _name, pool in sorted(hp["pools"].items()):
+            op("node_del", port=port_no, handle=pool["link"]["handle"], old=pool["link"], dest=None)
+            for kind, item in _pool_teardown(pool):
+                op(kind, port=port_no, **item)
         if hp["gate"]:
             op("node_del", port=port_no, handle=hp["gate"]["handle"], old=hp["gate"], dest=None)
         op("ht_del", htid=hp["ht"], port=port_no)

@@ -18,7 +18,8 @@ def _ht(htid):
 def _handle(handle):
     if isinstance(handle, tuple):
         return "%s::%x" % (_ht(handle[0]), handle[1])
-    return "%x::%x" % (layout.htid_of(handle), layout.nodeid_of(handle))
+    bucket = layout.bucket_of(handle)
+    return "%x:%s:%x" % (layout.htid_of(handle), "%x" % bucket if bucket else "", layout.nodeid_of(handle))
 
 
 def _match(keys):
@@ -42,7 +43,7 @@ def command(op, priority, chain, link_names):
     if kind == "qdisc_del":
         return "tc qdisc del dev %s ingress" % op["dev"]
     if kind == "ht_add":
-        return head % "add" + " handle %x: u32 divisor 1" % op["htid"]
+        return head % "add" + " handle %x: u32 divisor %d" % (op["htid"], op.get("divisor", 1))
     if kind == "ht_del":
         return head % "del" + " handle %x: u32" % op["htid"]
     if kind == "tp_del":
@@ -53,10 +54,13 @@ def command(op, priority, chain, link_names):
     handle = op["handle"]
     parts = [head % ("add" if kind == "node_add" else "replace"), "handle %s u32" % _handle(handle)]
     ht = handle[0] if isinstance(handle, tuple) else layout.htid_of(handle)
-    parts.append("ht %s:" % _ht(ht))
+    bucket = 0 if isinstance(handle, tuple) else layout.bucket_of(handle)
+    parts.append("ht %s:%s" % (_ht(ht), "%x:" % bucket if bucket else ""))
     parts.append(_match(spec["keys"]))
     if spec.get("link"):
         parts.append("link %x:" % layout.htid_of(spec["link"]))
+    if spec.get("hash"):
+        parts.append("hashkey mask 0x%08x at %d" % tuple(spec["hash"]))
     parts.extend(layout.action_text(a, link_names) for a in spec.get("actions", []))
     return " ".join(parts)
 
@@ -67,6 +71,10 @@ def public_have(name, have, link_names):
     for port_no, hp in sorted(have["ports"].items()):
         dests = [layout.have_destination(sorted(nodes, key=lambda n: n["handle"]), link_names)
                  for _name, nodes in sorted(hp["dests"].items())]
+        for pool_name, pool in sorted(hp.get("pools", {}).items()):
+            dests.extend(dict(layout.have_destination(sorted(nodes, key=lambda n: n["handle"]), link_names),
+                              pool=pool_name) for _name, nodes in sorted(pool["members"].items()))
+        dests.sort(key=lambda d: d["name"])
         port = {"port": port_no, "original": hp["original"], "destinations": dests}
         if hp["gate"]:
             police = hp["gate"]["actions"][0]
@@ -124,5 +132,7 @@ def describe(devices):
                     extra += " rate_limit=%d/s burst=%d" % (dest["rate_limit"], dest["burst"])
                 if dest.get("sample"):
                     extra += " sample=1/%d" % dest["sample"]
+                if dest.get("pool"):
+                    extra += " pool=%s" % dest["pool"]
                 lines.append("    - %s: %s%s" % (dest["name"], target, extra))
     return "\n".join(lines) + ("\n" if lines else "")

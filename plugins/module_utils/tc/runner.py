@@ -279,7 +279,9 @@ def info(params, kern):
             if refused is not None:
                 port["refused"] = refused
             for dest in port["destinations"]:
-                actions = [a for n in hp["dests"][dest["name"]] for a in n["actions"]]
+                nodes = hp["pools"][dest["pool"]]["members"][dest["name"]] if dest.get("pool") else \
+                    hp["dests"][dest["name"]]
+                actions = [a for n in nodes for a in n["actions"]]
                 mirred = _sum_stats(actions, "mirred")
                 police = _sum_stats(actions, "police")
                 dest["counters"] = {
