@@ -31,6 +31,7 @@ options:
         (protocol to the port the collector listens on), C(sources) (allow-list of exporter prefixes, for
         every protocol, or a dict of lists per protocol),
         C(rate_limit) and C(burst) (packets per second), C(sample) (every Nth packet only),
+        C(pool) (collectors with the same pool name share each protocol's load, each exporter to one of them),
         C(ingress) (only these ingress interfaces),
         C(next_hop_mac) (forward only - the MAC the copies are sent to, instead of looking it up).
       - C(syslog_format) (C(rfc5424), the default, or C(rfc3164)) is the format in which a forward collector that
@@ -121,6 +122,8 @@ def _destination(c, port):
             dest["burst"] = c["burst"]
     if c.get("sample") and c["sample"] > 1:
         dest["sample"] = c["sample"]
+    if c.get("pool"):
+        dest["pool"] = c["pool"]
     return dest
 
 

@@ -19,7 +19,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean as _ansible_boolean
 
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import NAME_MAX, SAMPLE_MAX
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import NAME_MAX, POOL_NAME_MAX, SAMPLE_MAX
 
 ROLE_DEFAULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                              "roles", "logfwdr", "defaults", "main.yml")
@@ -111,7 +111,7 @@ def parse_mac(value):
 # --------------------------------------------------------------------------- interfaces, protocols, collectors
 
 COLLECTOR_FIELDS = ("name", "mode", "address", "device", "protocols", "ports", "sources", "rate_limit", "burst",
-                    "sample", "ingress", "syslog_format", "next_hop_mac")
+                    "sample", "pool", "ingress", "syslog_format", "next_hop_mac")
 # syslog_format: how the TCP syslog bridge (plugins/filter/syslog_bridge.py) sends syslog to the collector
 SYSLOG_FORMATS = {"rfc5424": "RFC 5424 with the original HOSTNAME and the sender in [origin ip=...]",
                   "rfc3164": "RFC 3164 with the sender's address as HOSTNAME"}
@@ -440,6 +440,22 @@ def parse_collector(i, raw, ctx, problems):
         problems.add(where + ".sample", "%r; use a whole number from 2 to %d (every Nth packet of the "
                      "collector's ports is copied to it), or leave it out for every packet"
                      % (raw.get("sample"), SAMPLE_MAX))
+
+    pool = raw.get("pool")
+    c["pool"] = None
+    if pool is not None:
+        if (not isinstance(pool, str) or not pool or len(pool) > POOL_NAME_MAX
+                or not all(0x20 < ord(ch) < 0x7F for ch in pool)):
+            problems.add(where + ".pool", "%r; use at most %d printable ASCII characters without spaces (the pool's "
+                                          "name is stored in the kernel with its rules)" % (pool, POOL_NAME_MAX))
+        else:
+            c["pool"] = pool
+        for field, why in (("sources", "set the exporters' networks on the ingress interface instead"),
+                           ("rate_limit", "cap the protocol (logfwdr_port_rate_limit) instead"),
+                           ("sample", "make the sampled collector one outside the pool")):
+            if raw.get(field):
+                problems.add("%s.%s" % (where, field), "a pool member cannot have %s: the kernel copies to a pool "
+                             "member from one rule per bucket, each with its own counters; %s" % (field, why))
 
     ingress = raw.get("ingress")
     if ingress is None:

@@ -108,6 +108,21 @@ def test_dispatch_nodes_are_one_per_address_and_prefix():
     assert len(specs) == 6 and len(pairs) == 6
 
 
+def test_pool_table_link_node_and_bucket_node():
+    """A pool as tc writes it: `divisor 256`, a link node with `hashkey mask 0x000000ff at 12`, and a node in
+    bucket 5 (`handle 2:5:1 ... ht 2:5:`)."""
+    assert_same_filter(ours(codec.build_filter_msg(IN0, PRIO, 0x00200000, 0, {"divisor": layout.POOL_BUCKETS})),
+                       captured("18"))
+    link = layout.pool_link_node(2)
+    assert_same_filter(ours(node_msg(0x00100400, link, ht=0x00100000)), captured("19"))
+    member = {"name": "m1", "mode": "mirror", "ifindex": OUT0, "sources": [], "rate_limit": None, "burst": None}
+    bucket = layout.pool_bucket_node(member)
+    handle = layout.node_handle(2, layout.POOL_NODE, 5)
+    assert handle == 0x00205001
+    # kernel.execute sends TCA_U32_HASH as the handle's table and bucket
+    assert_same_filter(ours(node_msg(handle, bucket, ht=handle & 0xFFFFF000)), captured("20"))
+
+
 def test_gate_node():
     spec = layout.gate_node({"rate_limit": 20000, "burst": 2000})
     assert_same_filter(ours(node_msg(0x00100001, spec, ht=0x00100000)), captured("16"))
@@ -230,6 +245,13 @@ def test_decode_what_we_encode(spec):
 def test_sel_keys_decode_at_the_right_offset():
     keys = layout.port_keys(2055)
     data = codec.pack_u32_sel(keys, terminal=True)
-    assert codec.unpack_u32_sel(data) == {"flags": 1, "keys": keys}
+    assert codec.unpack_u32_sel(data) == {"flags": 1, "keys": keys, "hash": None}
     # the first key starts right after the 16-byte selector header
     assert struct.unpack_from(">I", data, 16)[0] == 0xFF000000
+
+
+def test_a_pool_link_node_carries_its_hash_key_where_the_kernel_reads_it():
+    data = codec.pack_u32_sel([(0, 0, 0)], terminal=False, hashkey=layout.POOL_HASH)
+    # struct tc_u32_sel: flags, offshift, nkeys, pad, offmask, off, offoff, hoff (s16), hmask (__be32)
+    assert struct.unpack_from("=h", data, 10)[0] == 12 and data[12:16] == b"\x00\x00\x00\xff"
+    assert codec.unpack_u32_sel(data) == {"flags": 0, "keys": [(0, 0, 0)], "hash": (0xFF, 12)}

@@ -158,6 +158,16 @@ def test_sample_goes_to_every_port_of_the_collector():
     assert "sample" not in by_name[(2055, "all")]
 
 
+def test_pool_goes_to_every_port_of_its_members():
+    devices = build([{"name": "nf1", "address": "10.20.1.31", "protocols": ["netflow", "ipfix"], "pool": "flows"},
+                     {"name": "nf2", "address": "10.20.1.32", "protocols": ["netflow"], "pool": "flows"},
+                     {"name": "all", "address": "10.20.1.33", "protocols": ["netflow"]}])
+    ports = ports_of(devices, "vec1")
+    by_name = dict(((port, d["name"]), d) for port, dests in ports.items() for d in dests)
+    assert [by_name[k].get("pool") for k in ((2055, "nf1"), (2055, "nf2"), (4739, "nf1"), (2055, "all"))] == \
+        ["flows", "flows", "flows", None]
+
+
 def test_unknown_protocol_names_field_and_fix():
     found = problems([{"name": "a", "address": "10.20.1.31", "protocols": ["syslog"]},
                       {"name": "b", "address": "10.20.1.32", "protocols": ["syslog"]},
@@ -216,6 +226,12 @@ def test_unknown_protocol_names_field_and_fix():
      "logfwdr_collectors[1].sample: 0; use a whole number from 2 to 65535"),
     ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "sample": "ten"},
      "logfwdr_collectors[1].sample: 'ten'; use a whole number from 2 to 65535"),
+    ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "pool": "a pool"},
+     "logfwdr_collectors[1].pool: 'a pool'; use at most 14 printable ASCII characters"),
+    ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "pool": "p", "sample": 10},
+     "logfwdr_collectors[1].sample: a pool member cannot have sample"),
+    ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "pool": "p", "sources": ["10.10.1.0/24"]},
+     "logfwdr_collectors[1].sources: a pool member cannot have sources"),
     ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "burst": 10},
      "logfwdr_collectors[1].burst: only meaningful with rate_limit"),
     ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "ingress": ["vec9"]},

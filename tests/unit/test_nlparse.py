@@ -47,7 +47,7 @@ def tc_gen(raw):
 
 
 def test_all_files_present():
-    assert len(FILES) == 17
+    assert len(FILES) == 20
 
 
 @pytest.mark.parametrize("path", FILES, ids=os.path.basename)
@@ -217,6 +217,19 @@ def test_17_gact_determ_sample():
     assert (gact["kind"], mirred["kind"]) == ("gact", "mirred")
     assert tc_gen(act_params(gact, 2))[2] == TC_ACT_UNSPEC
     assert struct.unpack("=HHi", act_params(gact, 3)) == (2, 10, TC_ACT_PIPE)
+
+
+def test_19_20_pool_hashkey_and_bucket():
+    # "link 2: hashkey mask 0x000000ff at 12": hoff 12 and hmask (big-endian) 0xff in the selector, no flag
+    _capture, m = load("19")
+    o = opts(m)
+    assert o["link"] == 0x00200000 and o["sel_decoded"]["hoff"] == 12 and o["sel_decoded"]["hmask"] == 0xFF
+    assert o["sel_decoded"]["flags"] == 0
+    # "handle 2:5:1 ... ht 2:5:": the bucket is bits 12-19 of both the handle and TCA_U32_HASH
+    _capture, m = load("20")
+    assert m["handle"] == 0x00205001 and opts(m)["hash"] == 0x00205000
+    _capture, m = load("18")
+    assert opts(m)["divisor"] == 256
 
 
 def test_parser_basics():

@@ -298,8 +298,8 @@ def _validate_destination(raw, where, ingress, resolver, problems, waiting=None)
             problems.append("%s.pool: %r; use at most %d printable ASCII characters without spaces (the pool's name is "
                             "stored in the kernel with its rule)" % (where, pool, layout.POOL_NAME_MAX))
         for field, why in (("sources", "list the exporters' prefixes on the device (sources) instead"),
-                            ("rate_limit", "cap the port (rate_limit on the port) instead"),
-                            ("sample", "make the sampled collector a destination of its own")):
+                           ("rate_limit", "cap the port (rate_limit on the port) instead"),
+                           ("sample", "make the sampled collector a destination of its own")):
             if raw.get(field):
                 problems.append("%s.%s: a pool member cannot have %s: the kernel copies to a pool member from one "
                                 "rule per bucket, each with its own counters; %s" % (where, field, field, why))

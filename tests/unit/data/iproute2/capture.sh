@@ -103,3 +103,8 @@ capture 15_root_link_scoped   "filter add $U handle 800::2 u32 $MATCH3 match eth
 capture 16_gate_police        "filter add $U handle 1::1 u32 ht 1: match u32 0 0 action police pkts_rate 20000 pkts_burst 2000 conform-exceed drop/continue cookie f100636170"
 # a sampled destination (every 10th packet): gact continue, random determ pipe, before the copy
 capture 17_gact_determ_sample  "filter add $U handle 1::2 u32 ht 1: match u32 0 0 action gact continue random determ pipe 10 action mirred egress mirror dev out0 continue cookie f1746f6f6c"
+# a collector pool: its hash table of 256 buckets, the port table's link node hashing on the last octet of the
+# source address, and one bucket's node
+capture 18_pool_ht_divisor    "filter add $U handle 2: u32 divisor 256"
+capture 19_pool_link_hashkey  "filter add $U handle 1::400 u32 ht 1: match u32 0 0 link 2: hashkey mask 0x000000ff at 12"
+capture 20_pool_bucket_node   "filter add $U handle 2:5:1 u32 ht 2:5: match u32 0 0 action mirred egress mirror dev out0 continue cookie f16d31"
