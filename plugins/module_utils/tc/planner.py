@@ -209,10 +209,10 @@ def _plan_pools(port, hp, htid, used_hts, used_nodes, adds, replaces, deletes):
         for bucket, member in enumerate(chosen):
             spec = layout.pool_bucket_node(member)
             node = old["buckets"].get(bucket)
-            if node is None or layout.canon_node(node)[0] != layout.canon_node(spec)[0]:
+            # every bucket node matches everything, so its selector never changes and a replace always fits
+            if node is None:
                 pre.append(("node_add", dict(handle=layout.node_handle(old["ht"], layout.POOL_NODE, bucket),
-                                             spec=spec, dest=member["name"])) if node is None else
-                           ("node_replace", dict(handle=node["handle"], spec=spec, old=node, dest=member["name"])))
+                                             spec=spec, dest=member["name"])))
             elif layout.canon_node(node) != layout.canon_node(spec):
                 # a bucket moving to another member: one atomic replace, no packet of it is lost or sent twice
                 pre.append(("node_replace", dict(handle=node["handle"], spec=spec, old=node, dest=member["name"])))
