@@ -27,8 +27,12 @@ def require_lab():
     """Exit with a hint unless this is root and the lab is up."""
     if os.geteuid() != 0:
         sys.exit("run as root (the lab needs it)")
-    if subprocess.run([LABCTL, "status"], capture_output=True, check=False).returncode != 0:
-        sys.exit("the lab is not up: run `make demo` first")
+    # `labctl wait` retries each host's SSH for up to a minute: one 3-second probe of `labctl status`
+    # failed on a loaded 2-core CI machine right after molecule's idempotence run, with every host up.
+    p = subprocess.run([LABCTL, "wait", "--timeout", "60"], capture_output=True, text=True, check=False)
+    if p.returncode != 0:
+        st = subprocess.run([LABCTL, "status"], capture_output=True, text=True, check=False)
+        sys.exit("the lab is not up: run `make demo` first\n%s%s%s" % (p.stdout, p.stderr, st.stdout))
 
 
 def copy_probe(host):

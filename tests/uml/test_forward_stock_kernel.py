@@ -614,3 +614,93 @@ def test_a_flood_is_capped_in_front_of_every_copy(wire, payload):
     # the forged and misaddressed datagrams: not copied, counted (Debian's kernel keeps u32 per-key counters)
     assert not [d for d in a if b"forged" in d]
     assert port["refused"] == SPOOFED + MISADDRESSED, port
+
+
+# --------------------------------------------------------------------------- test 4
+
+POOL_EXPORTERS = ["192.0.2.%d" % i for i in range(30, 62)]  # 32 exporters
+POOL_SENDS = 3
+POOLED = {"state": "present", "devices": [{"name": "vec0", "ports": [
+    {"port": "netflow", "destinations": [{"address": ip, "pool": "flows"} for ip in (COL_A_IP, COL_B_IP, UNUSED_IP)]}]}]}
+
+POOL_SENDER = r"""
+import socket, sys, time
+dst, n = sys.argv[1], int(sys.argv[2])
+for address in sys.argv[3:]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((address, 42055))
+    for i in range(n):
+        s.sendto(("flow %s %d" % (address, i)).encode(), (dst, 2055))
+        time.sleep(0.002)
+"""
+
+
+def pool_script(payload_dir):
+    return guest_prelude(payload_dir) + args_file("/tmp/pooled.json", POOLED) + \
+        args_file("/tmp/info.json", {}) + r"""
+runmod pooled tc_mirror /tmp/pooled.json
+tc filter show dev vec0 ingress | grep -c "fh " || true
+lf_ready
+lf_wait_stop 90 || echo "lf_wait_stop timed out"
+runmod pooled2 tc_mirror /tmp/pooled.json
+runmod info tc_mirror_info /tmp/info.json
+"""
+
+
+def test_a_pool_sends_each_exporter_to_one_collector(wire, payload):
+    """Three forward members, one of them pending (nobody answers ARP): 32 exporters, each exporter's datagrams
+    all at one collector, rewritten for it with valid checksums, the pending member's exporters at its runner-up."""
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import pool_buckets
+    wire.bridge("ingress")
+    wire.bridge("egress")
+    exp, col_a, col_b = wire.name + "-exp", wire.name + "-ca", wire.name + "-cb"
+    wire.attach_netns("ingress", exp, "eth0", cidr=EXPORTER_IP + "/24")
+    for address in POOL_EXPORTERS:
+        wire.exec(exp, ["ip", "addr", "add", address + "/24", "dev", "eth0"])
+    wire.attach_netns("egress", col_a, "eth0", cidr=COL_A_IP + "/24", mac=COL_A_MAC)
+    wire.attach_netns("egress", col_b, "eth0", cidr=COL_B_IP + "/24", mac=COL_B_MAC)
+    for ns in (col_a, col_b):
+        wire.exec(ns, ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0",
+                       "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"])
+    g = wire.start_guest("replicator", bridges=["ingress", "egress"], script=pool_script(payload), timeout=150)
+    vec0_mac, vec1_mac = g.macs
+    wire.exec(exp, ["ip", "neigh", "replace", REPLICATOR_IN, "lladdr", vec0_mac, "dev", "eth0"])
+    rx_a, rx_b = start_collector(wire, col_a, [2055]), start_collector(wire, col_b, [2055])
+    g.wait_ready(timeout=90)
+    wire.exec(exp, [sys.executable, "-c", POOL_SENDER, REPLICATOR_IN, str(POOL_SENDS)] + POOL_EXPORTERS)
+    time.sleep(1.0)
+    g.stop()
+    res = g.wait()
+    got = {COL_A_IP: stop_collector(rx_a), COL_B_IP: stop_collector(rx_b)}
+    print(res.output)
+    assert res.rc == 0, res.output + "\n" + res.console[-2000:]
+    first = module_result(res, "pooled")
+    assert first["_rc"] == 0 and first["changed"] is True, first
+    assert UNUSED_IP in json.dumps(first.get("pending")), first.get("pending")
+    assert module_result(res, "pooled2")["changed"] is False
+
+    owner = {}
+    for ip, mac in ((COL_A_IP, COL_A_MAC), (COL_B_IP, COL_B_MAC)):
+        by_exporter = {}
+        for _p, src, _sport, data in got[ip]["udp"]:
+            text = bytes.fromhex(data).decode()
+            assert text.startswith("flow %s " % src), (src, text)  # the exporter's own address is kept
+            by_exporter.setdefault(src, []).append(text)
+        for src, texts in by_exporter.items():
+            assert src not in owner, "%s reached %s and %s" % (src, owner[src], ip)
+            assert sorted(texts) == ["flow %s %d" % (src, i) for i in range(POOL_SENDS)], texts  # whole, once
+            owner[src] = ip
+        for f in (parse_frame(bytes.fromhex(x)) for x in got[ip]["frames"]):
+            if f.get("dport") != 2055:
+                continue
+            assert (f["dmac"], f["smac"], f["dst"]) == (mac, vec1_mac, ip), f
+            assert f["src"] in POOL_EXPORTERS and f["ip_csum_ok"] and f["udp_csum_ok"], f
+    assert sorted(owner) == sorted(POOL_EXPORTERS)  # none lost
+    assert set(owner.values()) == {COL_A_IP, COL_B_IP}  # both answering members get some
+    # the pending member holds no exporter: each of its buckets went to that bucket's runner-up
+    chosen = pool_buckets([{"name": COL_A_IP}, {"name": COL_B_IP}])
+    assert all(owner[a] == chosen[int(a.split(".")[-1])]["name"] for a in POOL_EXPORTERS)
+    info = module_result(res, "info")
+    for ip in (COL_A_IP, COL_B_IP):
+        _port, dest = find_dest(info["devices"], "vec0", 2055, ip)
+        assert dest["pool"] == "flows" and dest["counters"]["packets"] == POOL_SENDS * list(owner.values()).count(ip)
