@@ -704,3 +704,164 @@ def test_a_pool_sends_each_exporter_to_one_collector(wire, payload):
     for ip in (COL_A_IP, COL_B_IP):
         _port, dest = find_dest(info["devices"], "vec0", 2055, ip)
         assert dest["pool"] == "flows" and dest["counters"]["packets"] == POOL_SENDS * list(owner.values()).count(ip)
+
+
+# --------------------------------------------------------------------------- test 5
+
+FRAG_SIZES = (3000, 9000)  # UDP payload bytes: 3 and 7 fragments at the exporter's MTU of 1500
+FRAG_EACH = 5
+MISADDRESSED_IP = "192.0.2.99"  # not an address of the replicator's; the exporter sends it to the replicator's MAC
+REASSEMBLED = {"state": "present", "devices": [{"name": "vec0", "addresses": [REPLICATOR_IN], "fragments": "reassemble",
+                                                "ports": [
+    {"port": "syslog", "destinations": [{"address": COL_A_IP}, {"address": COL_B_IP}]},
+    {"port": "snmptrap", "destinations": [{"address": COL_A_IP}]}]}]}
+
+FRAG_SENDER = r"""
+import socket, sys
+dst, misaddressed, sizes, each = sys.argv[1], sys.argv[2], [int(x) for x in sys.argv[3].split(",")], int(sys.argv[4])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[5], 40514))
+import time
+for port in (514, 162):
+    for size in sizes:
+        for i in range(each):
+            head = ("<134>big %d %d %d " % (port, size, i)).encode()
+            s.sendto(head + b"x" * (size - len(head)), (dst, port))
+            time.sleep(0.01)
+head = b"<134>big misaddressed "
+s.sendto(head + b"x" * (sizes[0] - len(head)), (misaddressed, 514))
+s.sendto(b"<134>small", (dst, 514))
+"""
+
+RSYSLOG_COLLECTOR = """
+global(maxMessageSize="64k" workDirectory="{d}")
+module(load="imudp")
+input(type="imudp" port="514")
+template(name="lf" type="string" string="%fromhost-ip% %rawmsg%\\n")
+*.* action(type="omfile" file="{d}/syslog.log" template="lf")
+"""
+
+
+def big_payload(port, size, i):
+    head = ("<134>big %d %d %d " % (port, size, i)).encode()
+    return head + b"x" * (size - len(head))
+
+
+def reassemble_frames(frames):
+    """IPv4 frames -> {(src, ip id): (dst, sport, dport, payload, udp checksum ok, fragments)}: every datagram put
+    back together from its fragments here, its UDP checksum recomputed over the whole datagram."""
+    parts = {}
+    for raw in frames:
+        ip = raw[14:]
+        ihl = (ip[0] & 0x0F) * 4
+        total = struct.unpack("!H", ip[2:4])[0]
+        ip = ip[:total]
+        assert csum16(ip[:ihl]) == 0xFFFF, "bad IP header checksum in a fragment"
+        ident, frag = struct.unpack("!HH", ip[4:8])
+        key = (".".join(map(str, ip[12:16])), ident)
+        parts.setdefault(key, []).append(((frag & 0x1FFF) * 8, bool(frag & 0x2000), ip[:20], ip[ihl:]))
+    out = {}
+    for key, pieces in parts.items():
+        pieces.sort(key=lambda p: p[0])
+        data, complete = b"", not pieces[-1][1]
+        for off, _mf, _hdr, body in pieces:
+            complete = complete and off == len(data)
+            data += body
+        assert complete, "datagram %r: fragments missing or overlapping" % (key,)
+        hdr = pieces[0][2]
+        sport, dport, ulen, ucheck = struct.unpack("!HHHH", data[:8])
+        pseudo = hdr[12:20] + struct.pack("!BBH", 0, 17, len(data))
+        out[key] = (".".join(map(str, hdr[16:20])), sport, dport, data[8:ulen],
+                    ucheck != 0 and csum16(pseudo + data) == 0xFFFF, len(pieces))
+    return out
+
+
+def frag_script(payload_dir):
+    return guest_prelude(payload_dir) + args_file("/tmp/reasm.json", REASSEMBLED) + \
+        args_file("/tmp/info.json", {}) + r"""
+runmod reasm tc_mirror /tmp/reasm.json
+lf_ready
+lf_wait_stop 90 || echo "lf_wait_stop timed out"
+runmod reasm2 tc_mirror /tmp/reasm.json
+runmod info tc_mirror_info /tmp/info.json
+nstat -az IpReasmOKs IpReasmFails IpFragCreates
+"""
+
+
+def test_fragmented_datagrams_arrive_whole_where_their_port_goes(wire, payload, tmp_path):
+    """`fragments: reassemble`: datagrams of 3,000 and 9,000 bytes (3 and 7 fragments) reach every collector of
+    their port complete, with the exporter's source address and a valid UDP checksum over the whole datagram;
+    collector B (syslog only) gets no fragment of the traps; a fragmented datagram to another address is
+    reassembled and then refused like any misaddressed one.  B's syslog is a real rsyslogd."""
+    wire.bridge("ingress")
+    wire.bridge("egress")
+    exp, col_a, col_b = wire.name + "-exp", wire.name + "-ca", wire.name + "-cb"
+    wire.attach_netns("ingress", exp, "eth0", cidr=EXPORTER_IP + "/24")
+    wire.attach_netns("egress", col_a, "eth0", cidr=COL_A_IP + "/24", mac=COL_A_MAC)
+    wire.attach_netns("egress", col_b, "eth0", cidr=COL_B_IP + "/24", mac=COL_B_MAC)
+    for ns in (col_a, col_b):
+        wire.exec(ns, ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0",
+                       "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"])
+    g = wire.start_guest("replicator", bridges=["ingress", "egress"], script=frag_script(payload), timeout=150)
+    vec0_mac, vec1_mac = g.macs
+    for ip in (REPLICATOR_IN, MISADDRESSED_IP):
+        wire.exec(exp, ["ip", "neigh", "replace", ip, "lladdr", vec0_mac, "dev", "eth0"])
+    conf = tmp_path / "rsyslog.conf"
+    conf.write_text(RSYSLOG_COLLECTOR.format(d=tmp_path))
+    rsyslogd = wire.popen(col_b, ["rsyslogd", "-n", "-f", str(conf), "-i", str(tmp_path / "rsyslog.pid")],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    rx_a, rx_b = start_collector(wire, col_a, [514, 162]), start_collector(wire, col_b, [9])
+    g.wait_ready(timeout=90)
+    wire.exec(exp, [sys.executable, "-c", FRAG_SENDER, REPLICATOR_IN, MISADDRESSED_IP,
+                    ",".join(map(str, FRAG_SIZES)), str(FRAG_EACH), EXPORTER_IP])
+    time.sleep(1.5)
+    g.stop()
+    res = g.wait()
+    got_a, got_b = stop_collector(rx_a), stop_collector(rx_b)
+    time.sleep(0.5)  # rsyslogd's omfile writes asynchronously
+    rsyslogd.terminate()
+    _out, err = rsyslogd.communicate(timeout=30)
+    print(res.output)
+    assert res.rc == 0, res.output + "\n" + res.console[-2000:]
+    first = module_result(res, "reasm")
+    assert first["_rc"] == 0 and first["changed"] is True, first
+    assert first["devices"][0]["fragments"] == "reassemble"
+    assert module_result(res, "reasm2")["changed"] is False
+
+    def wanted(port):
+        return sorted(big_payload(port, size, i) for size in FRAG_SIZES for i in range(FRAG_EACH))
+
+    # collector A's sockets: every datagram of both ports, whole, once, from the exporter's own address
+    for port in (514, 162):
+        got = sorted(bytes.fromhex(d) for p, src, sport, d in got_a["udp"] if p == port and src == EXPORTER_IP)
+        extra = [b"<134>small"] if port == 514 else []
+        assert got == sorted(wanted(port) + extra), [(len(x), x[:24]) for x in got]
+    assert len(got_a["udp"]) == 2 * len(FRAG_SIZES) * FRAG_EACH + 1
+    # the wire: each copy refragmented by the replicator, every fragment addressed to its collector, and every
+    # datagram's UDP checksum right over the whole datagram
+    for got, ip, mac, ports in ((got_a, COL_A_IP, COL_A_MAC, (514, 162)), (got_b, COL_B_IP, COL_B_MAC, (514,))):
+        frames = [bytes.fromhex(f) for f in got["frames"]]
+        for f in frames:
+            assert (mac_str(f[0:6]), mac_str(f[6:12])) == (mac, vec1_mac)
+        datagrams = reassemble_frames(frames)
+        assert len(datagrams) == len(ports) * len(FRAG_SIZES) * FRAG_EACH + 1, sorted(datagrams)
+        for (src, _ident), (dst, sport, dport, data, csum_ok, pieces) in datagrams.items():
+            assert (src, dst, sport) == (EXPORTER_IP, ip, 40514) and dport in ports, (src, dst, sport, dport)
+            assert csum_ok, "UDP checksum wrong over the reassembled datagram to %s: %r" % (ip, data[:24])
+            assert pieces == (1 if len(data) < 1400 else -(-(len(data) + 8) // 1480)), (len(data), pieces)
+        assert sorted(d[3] for d in datagrams.values()) == sorted(
+            sum((wanted(p) for p in ports), []) + [b"<134>small"])
+    # collector B's rsyslogd: the syslog datagrams, whole, from the exporter's address; no trap, nothing else
+    lines = (tmp_path / "syslog.log").read_text().splitlines()
+    assert sorted(lines) == sorted("%s %s" % (EXPORTER_IP, m.decode()) for m in wanted(514) + [b"<134>small"]), (
+        [l[:40] for l in lines], err)
+    # the kernel's counters: every fragment seen, each fragmented datagram (the misaddressed one too) reassembled
+    # once; the misaddressed one refused by the dispatch nodes, not copied
+    info = module_result(res, "info")
+    dev = info["devices"][0]
+    sent = [s for s in FRAG_SIZES for _ in range(2 * FRAG_EACH)] + [FRAG_SIZES[0]]
+    assert dev["reassembly"] == {"fragments": sum(-(-(s + 8) // 1480) for s in sent), "datagrams": len(sent)}, dev
+    syslog = [p for p in dev["ports"] if p["port"] == 514][0]
+    assert syslog["refused"] == 1, syslog
+    for dest in syslog["destinations"]:
+        assert dest["counters"]["packets"] == len(FRAG_SIZES) * FRAG_EACH + 1, dest

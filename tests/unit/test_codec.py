@@ -123,6 +123,58 @@ def test_pool_table_link_node_and_bucket_node():
     assert_same_filter(ours(node_msg(handle, bucket, ht=handle & 0xFFFFF000)), captured("20"))
 
 
+def _attrs(buf):
+    off = 0
+    while off + 4 <= len(buf):
+        length, kind = struct.unpack_from("=HH", buf, off)
+        yield kind, buf[off + 4:off + length]
+        off += (length + 3) & ~3
+
+
+def options_types(raw):
+    """(type, NLA_F_NESTED set) of every action's TCA_ACT_OPTIONS in a filter message, from the raw bytes."""
+    out = []
+    for kind, body in _attrs(raw[16 + 20:]):
+        if kind & 0x3FFF != 2:  # TCA_OPTIONS
+            continue
+        for ukind, ubody in _attrs(body):
+            if ukind & 0x3FFF != 7:  # TCA_U32_ACT
+                continue
+            for _prio, abody in _attrs(ubody):
+                out.extend((k & 0x3FFF, bool(k & 0x8000)) for k, _b in _attrs(abody) if k & 0x3FFF == 2)
+    return out
+
+
+def test_reassembly_node():
+    """The MF node of a device with `fragments: reassemble`, as tc writes it (the capture's cookie is short)."""
+    nodes = layout.frag_nodes({"fragments": "reassemble", "mac": "02:00:00:00:00:0a", "ports": [{"port": 514}]})
+    assert [n for n, _s in nodes] == list(range(0xFF2, 0x1000))
+    nodeid, spec = nodes[0]
+    for action in spec["actions"]:
+        action["cookie"] = b"\xf1\x02fr"
+    assert_same_filter(ours(node_msg(0x80000000 | nodeid, spec)), captured("21"))
+    # act_ct parses its options strictly: TCA_ACT_OPTIONS must carry NLA_F_NESTED, as tc sends it
+    with open(glob.glob(os.path.join(DATA, "21_*.json"))[0]) as handle:
+        ref = bytes.fromhex(json.load(handle)["nlmsg_hex"])
+    mine = node_msg(0x80000000 | nodeid, spec)
+    mine["header"]["type"] = 44
+    mine.encode()
+    assert options_types(ref) == options_types(bytes(mine.data)) == [(2, True), (2, True)]
+    # and back: decode_filter reads what codec wrote, so the planner finds its own node again
+    msg = node_msg(0x80000000 | nodeid, spec, ht=0x80000000)
+    msg["header"]["type"] = 44
+    msg.encode()
+    raw = codec.tcmsg(bytes(msg.data))
+    raw.decode()
+    back = codec.decode_filter(raw)
+    assert [(a["kind"], a["control"], a["clear"]) for a in back["actions"]] == [
+        ("ct", codec.TC_ACT_PIPE, False), ("ct", codec.TC_ACT_RECLASSIFY, True)]
+    assert layout.canon_node(back) == layout.canon_node(spec)
+    # the other 13 nodes: one offset bit each, the same actions
+    assert [s["keys"][1] for _n, s in nodes[1:]] == [(1 << i, 1 << i, layout.OFF_FRAG) for i in range(13)]
+    assert layout.frag_nodes({"fragments": "first", "ports": [{"port": 514}]}) == []
+
+
 def test_gate_node():
     spec = layout.gate_node({"rate_limit": 20000, "burst": 2000})
     assert_same_filter(ours(node_msg(0x00100001, spec, ht=0x00100000)), captured("16"))

@@ -196,3 +196,17 @@ def test_a_pool_has_at_most_sixteen_members():
     host = FakeHost(neighbours=dict((("ens2", "192.0.2.%d" % i), "52:54:00:00:00:%02x" % i) for i in range(1, 20)))
     found = problems(state(*[{"address": "192.0.2.%d" % i, "pool": "nfc"} for i in range(1, 18)]), host)
     assert any("pool 'nfc' has 17 members; at most 16" in p for p in found), found
+
+
+def test_fragments_reassemble_needs_act_ct_and_a_bad_mode_names_the_field():
+    host = FakeHost(neighbours={("ens2", "192.0.2.10"): "52:54:00:00:00:10"})
+    params = state({"address": "192.0.2.10"})
+    params["devices"][0]["fragments"] = "reassemble"
+    devs = model.validate(params, host)
+    assert devs[0]["fragments"] == "reassemble"
+    assert "ct" in layout.kernel_features(devs)
+    params["devices"][0]["fragments"] = "all"
+    (text,) = problems(params, host)
+    assert text.startswith("devices[0].fragments: 'all' is not one of first, reassemble"), text
+    del params["devices"][0]["fragments"]
+    assert model.validate(params, host)[0]["fragments"] == "first"

@@ -47,7 +47,7 @@ def tc_gen(raw):
 
 
 def test_all_files_present():
-    assert len(FILES) == 20
+    assert len(FILES) == 21
 
 
 @pytest.mark.parametrize("path", FILES, ids=os.path.basename)
@@ -83,9 +83,8 @@ def test_generic(path):
     assert [a["kind"] for a in o["actions"]] == want
     assert [a["prio"] for a in o["actions"]] == list(range(1, len(want) + 1))
     # cookies
-    cm = re.search(r"cookie ([0-9a-f]+)", d["command"])
     cookies = [a["cookie"] for a in o["actions"] if a["cookie"] is not None]
-    assert cookies == ([bytes.fromhex(cm.group(1))] if cm else [])
+    assert cookies == [bytes.fromhex(c) for c in re.findall(r"cookie ([0-9a-f]+)", d["command"])]
     for a in o["actions"]:
         if a["kind"] == "mirred":
             _index, _capab, action, _refcnt, _bindcnt, eaction, ifindex = struct.unpack("=IIiiiiI", act_params(a, 2))
@@ -230,6 +229,22 @@ def test_19_20_pool_hashkey_and_bucket():
     assert m["handle"] == 0x00205001 and opts(m)["hash"] == 0x00205000
     _capture, m = load("18")
     assert opts(m)["divisor"] == 256
+
+
+def test_21_ct_reassembly_node():
+    # "action ct pipe ... action ct clear reclassify": TCA_CT_ACTION (3, u16) is 0 for plain ct and
+    # TCA_CT_ACT_CLEAR (4) for clear; TCA_CT_PARMS (1) is a tc_gen carrying the control
+    _capture, m = load("21")
+    o = opts(m)
+    assert m["handle"] == 0x80000FF2 and o["link"] is None
+    ct, clear = o["actions"]
+    assert (ct["kind"], clear["kind"]) == ("ct", "ct")
+    assert ct["cookie"] == clear["cookie"] == b"\xf1\x02fr"
+    assert tc_gen(act_params(ct, 1))[2] == TC_ACT_PIPE and tc_gen(act_params(clear, 1))[2] == 1
+    assert struct.unpack("=H", act_params(ct, 3)[:2]) == (0,)
+    assert struct.unpack("=H", act_params(clear, 3)[:2]) == (4,)
+    keys = [(k[0], k[1], k[2]) for k in o["sel_decoded"]["keys"]]
+    assert (0x00FF0000, 0x00110000, 8) in keys and (0x00002000, 0x00002000, 4) in keys, keys
 
 
 def test_parser_basics():

@@ -369,3 +369,55 @@ def test_removing_a_port_with_a_pool_removes_every_piece():
     k.converge([port(514, fwd("a", "192.0.2.10"))])
     k.converge([])
     assert [f for f in k.filters if f["prio"] == PRIO] == []
+
+
+REASSEMBLE = {"mac": "02:00:00:00:00:01", "addresses": ["10.1.0.1"], "sources": ["10.1.0.0/24"],
+              "fragments": "reassemble"}
+
+
+def frag_key(node):
+    return [(m, v) for m, v, o in node["keys"] if o == layout.OFF_FRAG]
+
+
+def test_reassembly_nodes_follow_the_dispatch_nodes_and_go_with_the_ports():
+    k = FakeKernel()
+    ops = planner.plan_device("ens1", 1, BASE, k.have(), k.qdisc, REASSEMBLE)
+    k.apply(ops)
+    frag_ops = [op for op in ops if op["op"] == "node_add" and layout.is_frag_node(op["spec"])]
+    # 14 nodes (MF and the 13 offset bits), in the root table after every dispatch node, each added once the
+    # classifier exists
+    assert [op["handle"] for op in frag_ops] == [(layout.ROOT, n) for n in layout.FRAG_NODE_IDS]
+    assert ops.index(frag_ops[0]) > max(i for i, op in enumerate(ops) if op["op"] == "ht_add")
+    have = k.have()
+    assert sorted(have["frag"]) == layout.FRAG_NODE_IDS and not have["stray_nodes"]
+    dispatch = [n for hp in have["ports"].values() for n in hp["dispatch"]]
+    assert max(layout.nodeid_of(n["handle"]) for n in dispatch) < min(layout.FRAG_NODE_IDS)
+    # the dispatch nodes take only whole datagrams (MF clear too): a first fragment goes to reassembly
+    assert all(frag_key(n) == [(0x3FFF, 0)] for n in dispatch)
+    assert planner.plan_device("ens1", 1, BASE, have, k.qdisc, REASSEMBLE) == []
+    assert planner.device_scope(have)["fragments"] == "reassemble"
+    # back to first fragments only: new dispatch nodes, then the reassembly nodes go; no copy is touched
+    first = dict(REASSEMBLE, fragments="first")
+    ops = planner.plan_device("ens1", 1, BASE, have, k.qdisc, first)
+    assert all(op["dest"] is None for op in ops)
+    assert sum(1 for op in ops if op["op"] == "node_del" and layout.is_frag_node(op["old"])) == 14
+    k.apply(ops)
+    have = k.have()
+    assert not have["frag"] and planner.device_scope(have)["fragments"] == "first"
+    assert all(frag_key(n) == [(0x1FFF, 0)] for hp in have["ports"].values() for n in hp["dispatch"])
+    assert planner.plan_device("ens1", 1, BASE, have, k.qdisc, first) == []
+
+
+def test_reassembly_nodes_are_rebuilt_for_a_new_mac_and_removed_with_everything():
+    k = FakeKernel()
+    k.apply(planner.plan_device("ens1", 1, BASE, k.have(), k.qdisc, REASSEMBLE))
+    moved = dict(REASSEMBLE, mac="02:00:00:00:00:09")
+    ops = planner.plan_device("ens1", 1, BASE, k.have(), k.qdisc, moved)
+    frag = [op for op in ops if layout.is_frag_node(op.get("spec") or op.get("old"))]
+    assert [op["op"] for op in frag] == ["node_del", "node_add"] * 14
+    k.apply(ops)
+    assert planner.plan_device("ens1", 1, BASE, k.have(), k.qdisc, moved) == []
+    ops = planner.plan_device("ens1", 1, [], k.have(), k.qdisc, moved)
+    assert ops[-1]["op"] == "tp_del"
+    k.apply(ops)
+    assert k.filters == []

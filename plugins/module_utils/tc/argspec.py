@@ -38,6 +38,9 @@ def tc_mirror_spec():
             name=dict(type="str", required=True),
             addresses=dict(type="list", elements="str"),
             sources=dict(type="list", elements="str"),
+            fragments=dict(type="str", choices=["first", "reassemble"], default="first"),
+            # tc_mirror_info adds this; accepted (and ignored) so its output can be fed back
+            reassembly=dict(type="dict"),
             ports=dict(type="list", elements="dict", default=[], options=dict(
                 port=dict(type="raw", required=True),
                 original=dict(type="str", choices=["drop", "pass"]),

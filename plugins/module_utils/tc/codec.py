@@ -33,6 +33,7 @@ except ImportError as exc:  # pragma: no cover - reported by the module
     _pr_tcmsg = object
 
 # --- constants from the kernel uapi headers (linux/pkt_cls.h etc.) ---------
+NLA_F_NESTED = 1 << 15
 ETH_P_IP = 0x0800
 TC_H_INGRESS = 0xFFFFFFF1
 INGRESS_PARENT = 0xFFFF0000  # "ffff:" the ingress qdisc handle
@@ -41,6 +42,7 @@ TCA_ACT_MAX_PRIO = 32
 # action controls (TC_ACT_*)
 TC_ACT_UNSPEC = -1  # "continue": the next filter runs
 TC_ACT_OK = 0
+TC_ACT_RECLASSIFY = 1  # classify again from the first filter (ct's reassembled datagram)
 TC_ACT_SHOT = 2
 TC_ACT_PIPE = 3
 TC_ACT_STOLEN = 4
@@ -68,6 +70,9 @@ SKBMOD_F_SMAC = 2
 # csum update flags
 TCA_CSUM_UPDATE_FLAG_IPV4HDR = 1
 TCA_CSUM_UPDATE_FLAG_UDP = 16
+
+# act_ct flags (TCA_CT_ACTION)
+TCA_CT_ACT_CLEAR = 4
 
 # pedit legacy command "set"
 TCA_PEDIT_KEY_EX_CMD_SET = 0
@@ -320,6 +325,15 @@ class act_csum(nla):
                (2, "TCA_CSUM_TM", "cdata"))
 
 
+class act_ct(nla):
+    # act_ct parses its options strictly (nla_parse_nested): without NLA_F_NESTED the kernel says EINVAL
+    nla_flags = NLA_F_NESTED
+    nla_map = ((1, "TCA_CT_PARMS", "cdata"),
+               (2, "TCA_CT_TM", "cdata"),
+               (3, "TCA_CT_ACTION", "uint16"),
+               (4, "TCA_CT_ZONE", "uint16"))
+
+
 class act_police(nla):
     nla_map = ((1, "TCA_POLICE_TBF", "cdata"),
                (5, "TCA_POLICE_RESULT", "int32"),
@@ -336,6 +350,7 @@ ACTION_OPTIONS = {
     "pedit": act_pedit,
     "csum": act_csum,
     "police": act_police,
+    "ct": act_ct,
 }
 
 
@@ -464,6 +479,10 @@ def encode_action(action):
         opts = [["TCA_PEDIT_PARMS", pack_pedit(control, keys)]]
     elif kind == "csum":
         opts = [["TCA_CSUM_PARMS", pack_csum(control, action.get("update_flags", TCA_CSUM_UPDATE_FLAG_UDP))]]
+    elif kind == "ct":
+        # zone 0, no commit: only reassembly (and, with clear, dropping the entry the first ct made)
+        opts = [["TCA_CT_ACTION", TCA_CT_ACT_CLEAR if action.get("clear") else 0],
+                ["TCA_CT_PARMS", _gen(control)]]
     elif kind == "police":
         # exceed verdict in the TBF struct, conform verdict in TCA_POLICE_RESULT (a destination's police
         # skips its copy when exceeded; the port's gate drops the packet before every copy)
@@ -590,6 +609,12 @@ def decode_action(act):
             out["conform"] = result
         out.update(rate=rate, control=parms["action"],
                    burst=police_burst_packets(rate, burst) if rate and burst else None)
+    elif kind == "ct":
+        parms = attr("TCA_CT_PARMS")
+        out["control"] = _ungen(parms)["action"] if parms else None
+        out["ct_flags"] = attr("TCA_CT_ACTION") or 0
+        out["clear"] = out["ct_flags"] == TCA_CT_ACT_CLEAR
+        out["zone"] = attr("TCA_CT_ZONE") or 0
     elif kind == "gact":
         out["control"] = _ungen(attr("TCA_GACT_PARMS"))["action"]
         prob = attr("TCA_GACT_PROB")

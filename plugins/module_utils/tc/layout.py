@@ -42,7 +42,8 @@ import binascii
 import hashlib
 import ipaddress
 
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc.codec import COOKIE_MAX, TC_ACT_PIPE, TC_ACT_UNSPEC
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.codec import (
+    COOKIE_MAX, TC_ACT_PIPE, TC_ACT_RECLASSIFY, TC_ACT_UNSPEC, TCA_CT_ACT_CLEAR)
 
 
 # The ownership mark: the first byte of every cookie the module writes (a byte no printable name starts with).
@@ -64,6 +65,16 @@ POOL_MARKER = 0xFFF  # the node id of the pool's marker, in bucket 0
 LOOPBACK_IFINDEX = 1  # lo: in every network namespace, always 1
 POOL_MEMBERS_MAX = 16  # with 256 buckets each member wins some (a 17th would still, very likely; keep it plain)
 
+# reassembly (a device's `fragments: reassemble`): one root-table node per bit of the IPv4 flags/fragment-offset
+# field that makes a packet a fragment (MF, then the 13 offset bits), after every dispatch node; each runs ct
+# (reassembly: a fragment that completes no datagram is stolen) and ct clear (drops the conntrack entry ct made),
+# which reclassifies the whole datagram from the first filter, where its port's dispatch node takes it
+FRAG_COOKIE = MARK + b"\x02frag"
+FRAG_BITS = [0x2000] + [1 << i for i in range(13)]
+FRAG_NODE_IDS = list(range(0x1000 - len(FRAG_BITS), 0x1000))  # 0xff2-0xfff: after every dispatch node
+DISPATCH_IDS = (0x001, FRAG_NODE_IDS[0] - 1)
+FRAGMENT_MODES = ("first", "reassemble")
+
 # node-id ranges per node class (see module docstring); nodes of a table run in id order
 CLASS_GATE, CLASS_MIRROR, CLASS_FORWARD, CLASS_FORWARD_PORT = 3, 0, 1, 2
 NODE_RANGES = {
@@ -84,6 +95,7 @@ KERNEL_NEEDS = {
     "csum": ("act_csum", "CONFIG_NET_ACT_CSUM"),
     "police": ("act_police", "CONFIG_NET_ACT_POLICE"),
     "gact": ("act_gact", "CONFIG_NET_ACT_GACT"),
+    "ct": ("act_ct", "CONFIG_NET_ACT_CT"),
 }
 
 
@@ -94,11 +106,12 @@ OFF_ETH_DST_HI, OFF_ETH_DST_LO = -16, -12
 ANY_SOURCE = "0.0.0.0/0"
 
 
-def port_keys(port):
-    """u32 keys (mask, value, offset) matching IPv4/UDP first fragments to `port`."""
+def port_keys(port, whole=False):
+    """u32 keys (mask, value, offset) matching IPv4/UDP first fragments to `port`; with `whole`, only
+    datagrams that are not fragments (MF clear too): first fragments then go to reassembly."""
     return [
         (0xFF000000, 0x45000000, OFF_VER_IHL),  # version 4, no IP options
-        (0x00001FFF, 0x00000000, OFF_FRAG),  # fragment offset 0: UDP header present
+        (0x00003FFF if whole else 0x00001FFF, 0x00000000, OFF_FRAG),  # fragment offset 0: UDP header present
         (0x00FF0000, 0x00110000, OFF_PROTO),  # protocol 17
         (0x0000FFFF, port & 0xFFFF, OFF_PORTS),  # destination port
     ]
@@ -242,6 +255,11 @@ def action_text(action, link_names):
         return "action pedit %s pipe" % " ".join(words)
     if kind == "csum":
         return "action csum %sudp pipe" % ("ip4h " if action.get("update_flags", 16) & 1 else "")
+    if kind == "ct":
+        return "action ct%s %s%s" % (" clear" if action.get("clear") else "",
+                                     "reclassify" if action.get("control") == TC_ACT_RECLASSIFY else "pipe",
+                                     " cookie %s" % binascii.hexlify(bytes(action["cookie"])).decode()
+                                     if action.get("cookie") else "")
     if kind == "gact" and action.get("sample"):
         return "action gact continue random determ pipe %d" % action["sample"]
     if kind == "gact":
@@ -259,7 +277,7 @@ def dispatch_nodes(dev, port):
     """The root-table nodes steering `port` on `dev` into its table: one per accepted
     destination address x exporter prefix, each for frames sent to the device's own MAC."""
     actions = [{"kind": "gact", "control": 2, "cookie": MARK}] if port["original"] == "drop" else []
-    base = port_keys(port["port"])
+    base = port_keys(port["port"], whole=dev.get("fragments") == "reassemble")
     if dev.get("mac"):
         base = base + mac_keys(dev["mac"])
     nodes = []
@@ -282,12 +300,31 @@ def gate_node(port):
                                               "control": 2, "conform": -1, "cookie": GATE_COOKIE}]}
 
 
+def frag_nodes(dev):
+    """(node id, spec) of the device's reassembly nodes, or [] (see FRAG_COOKIE): UDP fragments sent to the
+    device's MAC; the complete datagram meets the dispatch nodes' address, source and port keys again."""
+    if dev.get("fragments") != "reassemble" or not dev.get("ports"):
+        return []
+    actions = [{"kind": "ct", "control": TC_ACT_PIPE, "clear": False, "cookie": FRAG_COOKIE},
+               {"kind": "ct", "control": TC_ACT_RECLASSIFY, "clear": True, "cookie": FRAG_COOKIE}]
+    extra = mac_keys(dev["mac"]) if dev.get("mac") else []
+    return [(nodeid, {"keys": [(0x00FF0000, 0x00110000, OFF_PROTO), (bit, bit, OFF_FRAG)] + extra,
+                      "actions": [dict(a) for a in actions]})
+            for nodeid, bit in zip(FRAG_NODE_IDS, FRAG_BITS)]
+
+
+def is_frag_node(node):
+    return any(a["kind"] == "ct" and bytes(a.get("cookie") or b"") == FRAG_COOKIE for a in node.get("actions", []))
+
+
 def kernel_features(devices):
     """The tc kinds a desired state needs (for the availability check)."""
     kinds = set()
     for dev in devices:
         if dev["ports"]:
             kinds.update(("ingress", "u32"))
+        if frag_nodes(dev):
+            kinds.add("ct")
         for port in dev["ports"]:
             if port["original"] == "drop":
                 kinds.add("gact")
@@ -413,6 +450,9 @@ def canon_action(action):
         return (kind, control, action.get("address"), action.get("port") or None)
     if kind == "csum":
         return (kind, control, action.get("update_flags", 16))
+    if kind == "ct":
+        flags = action.get("ct_flags", TCA_CT_ACT_CLEAR if action.get("clear") else 0)
+        return (kind, control, flags, action.get("zone", 0), bytes(action.get("cookie") or b"") or None)
     if kind == "police":
         return (kind, control, action.get("conform", _DEFAULT_CONFORM), action.get("rate"), action.get("burst"),
                 bytes(action.get("cookie") or b"") or None)

@@ -95,7 +95,11 @@ def validate_scope(params):
 
 def _device_scope(raw_dev, where, link, resolver, problems):
     """The ingress device's own MAC, accepted destination addresses and exporter prefixes."""
-    scope = {"mac": None, "addresses": [], "sources": [], "warnings": []}
+    scope = {"mac": None, "addresses": [], "sources": [], "warnings": [],
+             "fragments": raw_dev.get("fragments") or "first"}
+    if scope["fragments"] not in layout.FRAGMENT_MODES:
+        problems.append("%s.fragments: %r is not one of %s (reassemble: fragmented datagrams are reassembled and "
+                        "copied whole; needs act_ct)" % (where, scope["fragments"], ", ".join(layout.FRAGMENT_MODES)))
     if link and link.get("mac") and link["mac"] != "00:00:00:00:00:00":
         scope["mac"] = link["mac"].lower()
     for ai, address in enumerate(raw_dev.get("addresses") or []):

@@ -25,7 +25,7 @@ def parse_have(filters, priority, chain):
     the module's; the rest at its priority and chain is listed in "foreign".
     """
     have = {"used_htids": set(), "root": None, "ports": {}, "stray_nodes": [], "stray_hts": [],
-            "foreign": [], "unknown_hts": [], "tp": False, "root_ids": set()}
+            "foreign": [], "unknown_hts": [], "tp": False, "root_ids": set(), "frag": {}}
     at = [f for f in filters if f and f["prio"] == priority and f["chain"] == chain]
     for f in filters:
         if f and f.get("kind") == "ht":
@@ -59,7 +59,9 @@ def parse_have(filters, priority, chain):
         if layout.htid_of(node["handle"]) != have["root"]:
             continue
         target = layout.htid_of(node["link"]) if node.get("link") else None
-        if target in ours:
+        if target is None and layout.is_frag_node(node) and layout.nodeid_of(node["handle"]) in layout.FRAG_NODE_IDS:
+            have["frag"][layout.nodeid_of(node["handle"])] = node
+        elif target in ours:
             dispatch.setdefault(target, []).append(node)
         elif layout.is_marked(node):
             have["stray_nodes"].append(node)  # ours, but steering nowhere
@@ -129,7 +131,8 @@ def device_scope(have):
             sources.add(layout.source_of_keys(node["keys"]) or layout.ANY_SOURCE)
             macs.add(layout.mac_of_keys(node["keys"]))
     return {"addresses": sorted(addresses, key=layout.ip_sort_key),
-            "sources": sorted(sources, key=layout.ip_sort_key), "macs": macs}
+            "sources": sorted(sources, key=layout.ip_sort_key), "macs": macs,
+            "fragments": "reassemble" if have.get("frag") else "first"}
 
 
 def refused(hp):
@@ -326,7 +329,7 @@ def plan_device(dev_name, ifindex, want_ports, have, has_qdisc, scope=None):
             spec["link"] = htid << 20
             node = old_dispatch.get(layout.canon_node(spec)[0])
             if node is None:
-                nodeid = _alloc(used_dispatch, 1, 0xFFF)
+                nodeid = _alloc(used_dispatch, *layout.DISPATCH_IDS)
                 op("node_add", port=port["port"], handle=(root, nodeid), spec=spec, dest=None)
                 continue
             kept.add(node["handle"])
@@ -335,6 +338,22 @@ def plan_device(dev_name, ifindex, want_ports, have, has_qdisc, scope=None):
         for node in (hp["dispatch"] if hp else []):
             if node["handle"] not in kept:
                 op("node_del", port=port["port"], handle=node["handle"], old=node, dest=None)
+
+    # reassembly nodes (after the ports: the classifier and its root table exist by then). While dispatch
+    # nodes change between taking first fragments and not, a fragmented datagram may miss its copy once; none
+    # is ever copied twice
+    want_frag = dict(layout.frag_nodes(dict(scope, ports=want_ports)))
+    have_frag = have.get("frag", {})
+    for nodeid, spec in sorted(want_frag.items()):
+        node = have_frag.get(nodeid)
+        if node is not None and layout.canon_node(node) == layout.canon_node(spec):
+            continue
+        if node is not None and layout.canon_node(node)[0] == layout.canon_node(spec)[0]:
+            op("node_replace", port=None, handle=node["handle"], spec=spec, old=node, dest=None)
+            continue
+        if node is not None:  # a new MAC: cls_u32 keeps a node's selector on replace
+            op("node_del", port=None, handle=node["handle"], old=node, dest=None)
+        op("node_add", port=None, handle=(root, nodeid), spec=spec, dest=None)
 
     for port_no, hp in sorted(have["ports"].items()):
         if port_no in wanted:
@@ -350,6 +369,9 @@ def plan_device(dev_name, ifindex, want_ports, have, has_qdisc, scope=None):
         if hp["gate"]:
             op("node_del", port=port_no, handle=hp["gate"]["handle"], old=hp["gate"], dest=None)
         op("ht_del", htid=hp["ht"], port=port_no)
+    for nodeid, node in sorted(have_frag.items()):
+        if nodeid not in want_frag:
+            op("node_del", port=None, handle=node["handle"], old=node, dest=None)
     for node in have["stray_nodes"]:
         op("node_del", port=None, handle=node["handle"], old=node, dest=None)
     for htid in have["stray_hts"]:

@@ -85,6 +85,7 @@ def public_have(name, have, link_names):
         scope = planner.device_scope(have)
         out["addresses"] = scope["addresses"]
         out["sources"] = scope["sources"]
+        out["fragments"] = scope["fragments"]
     return out
 
 
@@ -101,6 +102,7 @@ def public_want(dev):
     if ports:
         out["addresses"] = list(dev.get("addresses") or [])
         out["sources"] = list(dev.get("sources") or [layout.ANY_SOURCE])
+        out["fragments"] = dev.get("fragments") or "first"
     return out
 
 
@@ -110,9 +112,10 @@ def describe(devices):
     for dev in sorted(devices, key=lambda d: d["name"]):
         if not dev["ports"]:
             continue
-        lines.append("%s:  accepts to %s from %s" % (
+        lines.append("%s:  accepts to %s from %s%s" % (
             dev["name"], ",".join(dev.get("addresses") or []) or "any address",
-            ",".join(dev.get("sources") or [layout.ANY_SOURCE])))
+            ",".join(dev.get("sources") or [layout.ANY_SOURCE]),
+            "  fragments=reassemble" if dev.get("fragments") == "reassemble" else ""))
         for port in dev["ports"]:
             label = model.PORT_NAMES.get(port["port"])
             suffix = " (%s)" % label if label else ""

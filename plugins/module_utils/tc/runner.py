@@ -291,6 +291,13 @@ def info(params, kern):
                     "overlimits": mirred["overlimits"],
                     "rate_limited": police["overlimits"],
                 }
+        if have["frag"]:
+            acts = [a for n in have["frag"].values() for a in n["actions"] if a["kind"] == "ct"]
+            public["reassembly"] = {
+                # every fragment passes the first ct; only a fragment that completes a datagram reaches ct clear
+                "fragments": sum(a["stats"]["packets"] for a in acts if not a.get("clear")),
+                "datagrams": sum(a["stats"]["packets"] for a in acts if a.get("clear")),
+            }
         if public["ports"] or params.get("devices"):
             devices.append(public)
     return {"changed": False, "devices": devices}

@@ -108,3 +108,7 @@ capture 17_gact_determ_sample  "filter add $U handle 1::2 u32 ht 1: match u32 0 
 capture 18_pool_ht_divisor    "filter add $U handle 2: u32 divisor 256"
 capture 19_pool_link_hashkey  "filter add $U handle 1::400 u32 ht 1: match u32 0 0 link 2: hashkey mask 0x000000ff at 12"
 capture 20_pool_bucket_node   "filter add $U handle 2:5:1 u32 ht 2:5: match u32 0 0 action mirred egress mirror dev out0 continue cookie f16d31"
+# reassembly (fragments: reassemble): a root node per fragment bit (here MF) for frames to in0's MAC; ct
+# reassembles (a fragment that does not complete a datagram is stolen), ct clear drops the conntrack entry
+# and the complete datagram is classified again from the first filter
+capture 21_frag_reassemble    "filter add $U handle 800::ff2 u32 match u8 17 0xff at 9 match u16 0x2000 0x2000 at 6 match ether dst 02:00:00:00:00:0a action ct pipe cookie f1026672 action ct clear reclassify cookie f1026672"
