@@ -113,6 +113,22 @@ options:
           - Default the interface's own connected subnets (read from the kernel). C(0.0.0.0/0) accepts any source.
         type: list
         elements: str
+      fragments:
+        description:
+          - What happens to fragmented UDP datagrams sent to this interface. Only the first fragment of a
+            fragmented datagram carries the UDP header (and so the port).
+          - C(first) matches and copies only first fragments, truncated to that fragment; the other fragments
+            are not copied.
+          - C(reassemble) reassembles every fragmented datagram in the kernel (act_ct, then C(ct clear) so no
+            conntrack entry stays) and copies the whole datagram to each destination of its port, fragmented
+            again to the egress MTU. Needs the kernel's C(act_ct) (C(CONFIG_NET_ACT_CT)).
+        type: str
+        choices: [first, reassemble]
+        default: first
+      reassembly:
+        description: Ignored. M(netops.logfwdr.tc_mirror_info) returns it; accepted so that output can be
+          given back as it is.
+        type: dict
       ports:
         description: UDP destination ports to replicate.
         type: list
@@ -228,7 +244,8 @@ options:
 notes:
   - Rules written by version 0.1 (priority 49152, no mark) are not this module's; remove them with
     C(tc filter del dev IFACE ingress prio 49152) before the first run of this version.
-  - Only the first fragment of a fragmented datagram carries the UDP header, so only it is matched and copied.
+  - Only the first fragment of a fragmented datagram carries the UDP header, so with O(devices[].fragments=first)
+    only it is matched and copied; O(devices[].fragments=reassemble) copies whole datagrams.
   - Packets with IP options are not matched.
   - Counters restart when a destination's rule is replaced.
 seealso:

@@ -70,6 +70,15 @@ devices:
     name:
       description: The ingress interface.
       type: str
+    fragments:
+      description: C(first) or C(reassemble) (see O(netops.logfwdr.tc_mirror#module:devices[].fragments)).
+      type: str
+    reassembly:
+      description:
+        - Only with C(fragments=reassemble). C(fragments) counts the fragments taken in for reassembly,
+          C(datagrams) the whole datagrams that came out of it and were matched again.
+      type: dict
+      returned: when fragments is reassemble
     ports:
       description: Replicated UDP ports.
       type: list

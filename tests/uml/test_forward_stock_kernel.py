@@ -859,7 +859,7 @@ def test_fragmented_datagrams_arrive_whole_where_their_port_goes(wire, payload, 
     # once; the misaddressed one refused by the dispatch nodes, not copied
     info = module_result(res, "info")
     dev = info["devices"][0]
-    sent = [s for s in FRAG_SIZES for _ in range(2 * FRAG_EACH)] + [FRAG_SIZES[0]]
+    sent = [size for size in FRAG_SIZES for _i in range(2 * FRAG_EACH)] + [FRAG_SIZES[0]]
     assert dev["reassembly"] == {"fragments": sum(-(-(s + 8) // 1480) for s in sent), "datagrams": len(sent)}, dev
     syslog = [p for p in dev["ports"] if p["port"] == 514][0]
     assert syslog["refused"] == 1, syslog
