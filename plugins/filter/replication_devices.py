@@ -43,7 +43,8 @@ options:
   ingress_interfaces:
     description:
       - The ingress interfaces (C(logfwdr_ingress_interfaces)), each with C(name) and C(address), optionally
-        C(virtual_address) and C(virtual_router_id) (VRRP, see O(vrrp)).
+        C(virtual_address) and C(virtual_router_id) (VRRP, see O(vrrp)), C(exporter_networks) and C(fragments)
+        (C(reassemble) or C(first), passed on as the device's O(netops.logfwdr.tc_mirror#module:devices[].fragments)).
     type: list
     elements: dict
     required: true

@@ -115,7 +115,8 @@ COLLECTOR_FIELDS = ("name", "mode", "address", "device", "protocols", "ports", "
 # syslog_format: how the TCP syslog bridge (plugins/filter/syslog_bridge.py) sends syslog to the collector
 SYSLOG_FORMATS = {"rfc5424": "RFC 5424 with the original HOSTNAME and the sender in [origin ip=...]",
                   "rfc3164": "RFC 3164 with the sender's address as HOSTNAME"}
-INGRESS_FIELDS = ("name", "address", "mtu", "virtual_address", "virtual_router_id", "exporter_networks")
+INGRESS_FIELDS = ("name", "address", "mtu", "virtual_address", "virtual_router_id", "exporter_networks", "fragments")
+FRAGMENT_MODES = ("first", "reassemble")
 EGRESS_FIELDS = ("name", "address", "mtu", "routes")
 ROUTE_FIELDS = ("to", "via")
 
@@ -254,7 +255,15 @@ def _segment_scope(where, item, iface, exporter_networks, problems):
         pass  # reported by _validate_virtual
     nets = [iface.network] + list(exporter_networks or [])
     nets += prefixes(item.get("exporter_networks"), where + ".exporter_networks", problems)
-    return {"addresses": addresses, "sources": [str(n) for n in ipaddress.collapse_addresses(nets)]}
+    scope = {"addresses": addresses, "sources": [str(n) for n in ipaddress.collapse_addresses(nets)]}
+    fragments = item.get("fragments")
+    if fragments is not None and fragments not in FRAGMENT_MODES:
+        problems.add(where + ".fragments", "%r is not one of %s (reassemble: fragmented datagrams reach the "
+                                           "collectors whole; first: only first fragments are copied)"
+                     % (fragments, ", ".join(FRAGMENT_MODES)))
+    elif fragments is not None:
+        scope["fragments"] = fragments
+    return scope
 
 
 def parse_interfaces(ingress_interfaces, egress_interfaces, problems, vrrp=False, exporter_networks=None,

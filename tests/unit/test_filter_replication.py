@@ -133,6 +133,27 @@ def test_segment_scope_errors_name_the_variable(kwargs, field):
     assert "- %s: " % field in str(info.value)
 
 
+def test_reassembly_is_chosen_per_segment_and_reaches_the_module_valid():
+    ingress = [dict(INGRESS[0], fragments="reassemble"), dict(INGRESS[1], fragments="first")]
+    devices = replication_devices([{"name": "c", "address": "10.20.1.31", "protocols": ["snmptrap"]}], ingress,
+                                  PROTOCOLS)
+    assert [d.get("fragments") for d in devices] == ["reassemble", "first"]
+    # the module's own argument spec and model take what the filter wrote
+    result = ArgumentSpecValidator(tc_mirror_spec()).validate({"devices": devices})
+    assert not result.error_messages
+    resolved = model.validate(result.validated_parameters, InventoryHost(ingress, EGRESS))
+    assert [d["fragments"] for d in resolved] == ["reassemble", "first"]
+    # a segment that does not say keeps the module's default
+    assert "fragments" not in build([])[0]
+
+
+def test_a_bad_fragments_mode_names_the_segment_and_changes_nothing():
+    ingress = [INGRESS[0], dict(INGRESS[1], fragments="all")]
+    found = problems([{"name": "c", "address": "10.20.1.31", "protocols": ["syslog"]}], ingress=ingress)
+    assert [p for p in found if p.startswith("logfwdr_ingress_interfaces[1].fragments: 'all' is not one of "
+                                             "first, reassemble")], found
+
+
 def test_the_port_cap_reaches_every_port():
     devices = replication_devices([{"name": "c", "address": "10.20.1.31", "protocols": ["syslog", "snmptrap"]}],
                                   INGRESS, PROTOCOLS, port_rate_limit=25000, port_burst=5000)
