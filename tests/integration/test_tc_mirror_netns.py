@@ -418,6 +418,10 @@ def _bad_cases():
         ("rate limit needs police", state(("syslog", [mirror("col0", "tool0", rate_limit=100)]), NEW_PORT),
          ["act_police", "CONFIG_NET_ACT_POLICE"], ["act_gact"]),
         ("original drop needs gact", state(NEW_PORT, ("syslog", GOOD)), ["act_gact"], []),
+        # reassembly runs act_ct, which this host's kernel lacks: named before anything is written
+        ("reassembly needs ct", {"devices": [{"name": "in0", "fragments": "reassemble",
+                                              "ports": [{"port": 514, "destinations": GOOD}]}]},
+         ["act_ct", "CONFIG_NET_ACT_CT"], ["act_gact"]),
         ("name too long", state(("syslog", GOOD + [mirror("n" * 17, "tool1")]), NEW_PORT),
          ["devices[0].ports[0].destinations[1].name: '%s'" % ("n" * 17)], []),
         ("original pass with forward", state(NEW_PORT, ("syslog", GOOD + [fwd_ok])),
