@@ -17,6 +17,8 @@ APT_PACKAGES := iproute2 tcpdump strace socat user-mode-linux debootstrap e2fspr
 APT_NOSTART_PACKAGES += keepalived
 # rsyslogd -N1 checks the syslog bridge's configuration; the bridge's tests run their own rsyslogd (TLS: gnutls)
 APT_NOSTART_PACKAGES += rsyslog rsyslog-gnutls
+# snmptrapd: a real trap collector in the UML fragments test (3,000- and 9,000-byte traps reassembled)
+APT_NOSTART_PACKAGES += snmptrapd
 # promtool checks and tests the shipped alert rules (make alerts); the Prometheus server itself never runs here
 APT_NOSTART_PACKAGES += prometheus
 POLICY_RC_D ?= /usr/sbin/policy-rc.d

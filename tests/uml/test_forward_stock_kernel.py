@@ -17,6 +17,7 @@ and raw frames (MACs, IP header and UDP checksums, recomputed here).
 import glob
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -717,21 +718,70 @@ REASSEMBLED = {"state": "present", "devices": [{"name": "vec0", "addresses": [RE
     {"port": "snmptrap", "destinations": [{"address": COL_A_IP}]}]}]}
 
 FRAG_SENDER = r"""
-import socket, sys
-dst, misaddressed, sizes, each = sys.argv[1], sys.argv[2], [int(x) for x in sys.argv[3].split(",")], int(sys.argv[4])
+import json, socket, sys, time
+dst, misaddressed, source, path = sys.argv[1:5]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[5], 40514))
-import time
-for port in (514, 162):
-    for size in sizes:
-        for i in range(each):
-            head = ("<134>big %d %d %d " % (port, size, i)).encode()
-            s.sendto(head + b"x" * (size - len(head)), (dst, port))
-            time.sleep(0.01)
-head = b"<134>big misaddressed "
-s.sendto(head + b"x" * (sizes[0] - len(head)), (misaddressed, 514))
-s.sendto(b"<134>small", (dst, 514))
+s.bind((source, 40514))
+for port, data in json.load(open(path)):
+    s.sendto(bytes.fromhex(data), (misaddressed if port == 0 else dst, port or 514))
+    time.sleep(0.01)
 """
+
+SNMPTRAPD_CONF = "disableAuthorization yes\n"
+
+
+def ber(tag, body):
+    """One BER TLV (definite length)."""
+    if len(body) < 0x80:
+        return bytes([tag, len(body)]) + body
+    raw = len(body).to_bytes((len(body).bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(raw)]) + raw + body
+
+
+def ber_oid(text):
+    parts = [int(x) for x in text.split(".")]
+    out = [parts[0] * 40 + parts[1]]
+    for part in parts[2:]:
+        chunk = [part & 0x7F]
+        while part > 0x7F:
+            part >>= 7
+            chunk.insert(0, 0x80 | (part & 0x7F))
+        out += chunk
+    return ber(0x06, bytes(out))
+
+
+def snmp_trap(size, text, request_id):
+    """An SNMPv2c trap (community public) of exactly `size` bytes: sysUpTime, snmpTrapOID and one string varbind
+    that starts with `text` and is padded with x to the size."""
+    def build(pad):
+        binds = (ber(0x30, ber_oid("1.3.6.1.2.1.1.3.0") + ber(0x43, b"\x01")) +
+                 ber(0x30, ber_oid("1.3.6.1.6.3.1.1.4.1.0") + ber_oid(TRAP_OID)) +
+                 ber(0x30, ber_oid(TRAP_VARBIND) + ber(0x04, text.encode() + b"x" * pad)))
+        pdu = ber(0xA7, ber(0x02, request_id.to_bytes(2, "big")) + ber(0x02, b"\0") + ber(0x02, b"\0") +
+                  ber(0x30, binds))
+        return ber(0x30, ber(0x02, b"\x01") + ber(0x04, b"public") + pdu)
+    pad = size - len(build(0))
+    for _i in range(4):  # a longer length field can need a second pass
+        msg = build(pad)
+        if len(msg) == size:
+            return msg
+        pad += size - len(msg)
+    raise ValueError("no trap of exactly %d bytes" % size)
+
+
+TRAP_OID, TRAP_VARBIND = "1.3.6.1.4.1.8072.2.3.0.1", "1.3.6.1.4.1.8072.2.3.2.1"
+
+
+def snmptrapd_traps(log):
+    """snmptrapd -F '%b|%v' log lines -> [(source address, source port, string varbind)]."""
+    out = []
+    for line in log.splitlines():
+        match = re.match(r"UDP: \[([0-9.]+)\]:(\d+)->\[[0-9.]+\]:162\|(.*)$", line)
+        if match:
+            value = re.search(r"\.%s = STRING: \"([^\"]*)\"" % re.escape(TRAP_VARBIND), match.group(3))
+            out.append((match.group(1), int(match.group(2)), value.group(1) if value else None))
+    return out
+
 
 RSYSLOG_COLLECTOR = """
 global(maxMessageSize="64k" workDirectory="{d}")
@@ -743,8 +793,11 @@ template(name="lf" type="string" string="%fromhost-ip% %rawmsg%\\n")
 
 
 def big_payload(port, size, i):
-    head = ("<134>big %d %d %d " % (port, size, i)).encode()
-    return head + b"x" * (size - len(head))
+    """A syslog message (514) or a real SNMPv2c trap (162) of exactly `size` bytes."""
+    head = "<134>big %d %d %d " % (port, size, i) if port == 514 else "big %d %d %d " % (port, size, i)
+    if port == 162:
+        return snmp_trap(size, head, i + 1)
+    return head.encode() + b"x" * (size - len(head))
 
 
 def reassemble_frames(frames):
@@ -792,7 +845,8 @@ def test_fragmented_datagrams_arrive_whole_where_their_port_goes(wire, payload, 
     """`fragments: reassemble`: datagrams of 3,000 and 9,000 bytes (3 and 7 fragments) reach every collector of
     their port complete, with the exporter's source address and a valid UDP checksum over the whole datagram;
     collector B (syslog only) gets no fragment of the traps; a fragmented datagram to another address is
-    reassembled and then refused like any misaddressed one.  B's syslog is a real rsyslogd."""
+    reassembled and then refused like any misaddressed one.  The collectors are real: B's syslog is rsyslogd, A's
+    traps (real SNMPv2c traps) go to snmptrapd."""
     wire.bridge("ingress")
     wire.bridge("egress")
     exp, col_a, col_b = wire.name + "-exp", wire.name + "-ca", wire.name + "-cb"
@@ -810,17 +864,33 @@ def test_fragmented_datagrams_arrive_whole_where_their_port_goes(wire, payload, 
     conf.write_text(RSYSLOG_COLLECTOR.format(d=tmp_path))
     rsyslogd = wire.popen(col_b, ["rsyslogd", "-n", "-f", str(conf), "-i", str(tmp_path / "rsyslog.pid")],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    rx_a, rx_b = start_collector(wire, col_a, [514, 162]), start_collector(wire, col_b, [9])
+    (tmp_path / "snmptrapd.conf").write_text(SNMPTRAPD_CONF)
+    trap_log = tmp_path / "traps.log"
+    snmptrapd = wire.popen(col_a, ["env", "SNMP_PERSISTENT_DIR=%s" % tmp_path, "snmptrapd", "-f", "-C", "-c",
+                                   str(tmp_path / "snmptrapd.conf"), "-m", "", "-On", "-Lf", str(trap_log),
+                                   "-F", "%b|%v\n", "udp:%s:162" % COL_A_IP],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    rx_a, rx_b = start_collector(wire, col_a, [514]), start_collector(wire, col_b, [9])
+    sent = [(port, big_payload(port, size, i)) for port in (514, 162) for size in FRAG_SIZES
+            for i in range(FRAG_EACH)]
+    sent += [(0, big_payload(514, FRAG_SIZES[0], 99)), (514, b"<134>small")]  # port 0: to MISADDRESSED_IP
+    (tmp_path / "sent.json").write_text(json.dumps([(port, data.hex()) for port, data in sent]))
     g.wait_ready(timeout=90)
-    wire.exec(exp, [sys.executable, "-c", FRAG_SENDER, REPLICATOR_IN, MISADDRESSED_IP,
-                    ",".join(map(str, FRAG_SIZES)), str(FRAG_EACH), EXPORTER_IP])
+    for _i in range(100):  # snmptrapd logs its version once it listens
+        if trap_log.exists() and "NET-SNMP version" in trap_log.read_text():
+            break
+        time.sleep(0.1)
+    wire.exec(exp, [sys.executable, "-c", FRAG_SENDER, REPLICATOR_IN, MISADDRESSED_IP, EXPORTER_IP,
+                    str(tmp_path / "sent.json")])
     time.sleep(1.5)
     g.stop()
     res = g.wait()
     got_a, got_b = stop_collector(rx_a), stop_collector(rx_b)
     time.sleep(0.5)  # rsyslogd's omfile writes asynchronously
-    rsyslogd.terminate()
+    for daemon in (rsyslogd, snmptrapd):
+        daemon.terminate()
     _out, err = rsyslogd.communicate(timeout=30)
+    _out, trap_err = snmptrapd.communicate(timeout=30)
     print(res.output)
     assert res.rc == 0, res.output + "\n" + res.console[-2000:]
     first = module_result(res, "reasm")
@@ -831,12 +901,16 @@ def test_fragmented_datagrams_arrive_whole_where_their_port_goes(wire, payload, 
     def wanted(port):
         return sorted(big_payload(port, size, i) for size in FRAG_SIZES for i in range(FRAG_EACH))
 
-    # collector A's sockets: every datagram of both ports, whole, once, from the exporter's own address
-    for port in (514, 162):
-        got = sorted(bytes.fromhex(d) for p, src, sport, d in got_a["udp"] if p == port and src == EXPORTER_IP)
-        extra = [b"<134>small"] if port == 514 else []
-        assert got == sorted(wanted(port) + extra), [(len(x), x[:24]) for x in got]
-    assert len(got_a["udp"]) == 2 * len(FRAG_SIZES) * FRAG_EACH + 1
+    # collector A's syslog socket: every syslog datagram, whole, once, from the exporter's own address
+    got = sorted(bytes.fromhex(d) for p, src, sport, d in got_a["udp"] if p == 514 and src == EXPORTER_IP)
+    assert got == sorted(wanted(514) + [b"<134>small"]), [(len(x), x[:24]) for x in got]
+    assert len(got_a["udp"]) == len(FRAG_SIZES) * FRAG_EACH + 1
+    # collector A's snmptrapd decoded every trap, 3,000 and 9,000 bytes, once, from the exporter's address
+    traps = snmptrapd_traps(trap_log.read_text())
+    # the string varbind is the message's last field: its value runs from its text to the end
+    expected = sorted((EXPORTER_IP, 40514, trap[trap.index(b"big 162 "):].decode()) for trap in wanted(162))
+    assert sorted(traps) == expected, ([(t[0], t[1], (t[2] or "")[:20], len(t[2] or "")) for t in traps],
+                                       trap_err[-2000:])
     # the wire: each copy refragmented by the replicator, every fragment addressed to its collector, and every
     # datagram's UDP checksum right over the whole datagram
     for got, ip, mac, ports in ((got_a, COL_A_IP, COL_A_MAC, (514, 162)), (got_b, COL_B_IP, COL_B_MAC, (514,))):
