@@ -61,20 +61,23 @@ def mac(text):
 
 payload = spec["payload"].encode()
 udp = struct.pack("!HHHH", 40000, spec["port"], 8 + len(payload), 0) + payload
-src, dst = socket.inet_aton(spec["src"]), socket.inet_aton(spec["dst"])
-ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src, dst)
-ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-frame = mac(spec["dmac"]) + mac(spec["smac"]) + b"\x08\x00" + ip + udp
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((spec["dev"], 0))
-for _ in range(spec["count"]):
-    s.send(frame)
+for source in spec.get("sources") or [spec["src"]]:
+    src, dst = socket.inet_aton(source), socket.inet_aton(spec["dst"])
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    frame = mac(spec["dmac"]) + mac(spec["smac"]) + b"\x08\x00" + ip + udp
+    for _ in range(spec["count"]):
+        s.send(frame)
 """
 
 
-def send_frames(lab, count, dmac=None, src=EXPORTER_IP, dst=REPLICATOR_IP, port=514):
+def send_frames(lab, count, dmac=None, src=EXPORTER_IP, dst=REPLICATOR_IP, port=514, sources=None):
+    """`count` frames from the exporter's namespace, from `src` or from each of `sources` (forged: the raw socket
+    writes any source address)."""
     spec = {"dev": "exp0", "smac": lab.mac(lab.exp, "exp0"), "dmac": dmac or lab.in0_mac, "src": src, "dst": dst,
-            "port": port, "count": count, "payload": "attack"}
+            "port": port, "count": count, "payload": "attack", "sources": sources}
     netlab.sh("ip", "netns", "exec", lab.exp, sys.executable, "-c", _SENDER, json.dumps(spec))
 
 
@@ -125,6 +128,29 @@ def test_declared_exporter_networks_are_copied_and_nothing_else(rig):
     assert copies(lab, 10, src="192.0.2.200") == [10]
     assert copies(lab, 10, src="192.0.2.100") == [0]
     assert copies(lab, 10, src="198.51.100.7") == [0]
+
+
+def test_forged_sources_get_one_copy_per_pool_and_no_more(rig):
+    """One host on the exporter segment forges every source address of the accepted /24 at a pool's port: each
+    forged datagram is copied once to the pool (to the member its last octet maps to) and once to the other
+    destination, never more; the attacks above get nothing from the pool either."""
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout
+    lab = rig.lab
+    tools = lab.add_receivers(4)
+    members = [dict(mirror("m%d" % i, tools[i]), pool="flows") for i in range(3)]
+    rig.apply({"priority": PRIO, "devices": [{"name": "in0", "addresses": [REPLICATOR_IP], "ports": [
+        {"port": 2055, "destinations": members + [mirror("all", tools[3])]}]}]})
+    prefix = EXPORTER_IP.rsplit(".", 1)[0]
+    forged = ["%s.%d" % (prefix, octet) for octet in range(256)]  # .0 and .255 too: the prefix accepts them
+    got = copies(lab, 4, port=2055, sources=forged)
+    owner = [int(m["name"][1:]) for m in layout.pool_buckets(members)]
+    # exactly 4 x (buckets each member owns): one copy per forged datagram to the pool, none twice, none lost
+    assert got == [4 * owner.count(i) for i in range(3)] + [4 * 256], got
+    assert all(got[:3]) and sum(got[:3]) == 4 * 256
+    for name, frame in sorted(ATTACKS.items()):
+        assert copies(lab, 100, port=2055, **frame) == [0, 0, 0, 0], name
+    # sources outside the prefix, forged in bulk, are not copied at all
+    assert copies(lab, 2, port=2055, sources=["198.51.100.%d" % o for o in range(256)]) == [0, 0, 0, 0]
 
 
 def test_a_mirror_to_the_ingress_interface_is_refused(rig):
