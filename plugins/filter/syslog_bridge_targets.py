@@ -22,6 +22,10 @@ description:
     the UDP syslog the tc rules copy. A collector's C(ingress) restricts them to senders on the subnets of those
     ingress interfaces (TCP reaches the bridge on any interface, so the sender's address stands for the
     interface); with both, a sender must match both.
+  - Collectors with the same C(pool) share the bridge's messages as they share the UDP syslog the kernel copies -
+    each sender's messages go to exactly one member, the one the kernel's rules map the last octet of the sender's
+    address to (rendezvous hashing over the members' names, the same function). The members of a pool must get the
+    same senders (the same C(ingress)), so that the mapping is the kernel's for every sender.
   - Checks the whole inventory first, with the same messages as P(netops.logfwdr.replication_devices#filter) (each
     naming the variable, the index and the field), and fails with every problem found.
 positional: ingress_interfaces, protocols
@@ -78,6 +82,8 @@ _value:
       C(format) (C(rfc5424) or C(rfc3164)), C(senders) (the IPv4 prefixes whose messages it gets, overlapping ones
       merged; empty for every sender) and C(ranges) (the same prefixes as C([first, last]) address numbers, as
       rsyslog's C(ip42num()) computes them).
+    - A pool member also has C(pool) and C(octets) - the last octets of the senders it gets, as C([first, last])
+      runs; every other collector has C(pool) null and C(octets) empty.
   type: list
   elements: dict
 """
@@ -85,6 +91,7 @@ _value:
 import ipaddress
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import pool_buckets
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import (
     Problems, check_same_target, parse_replication)
 
@@ -99,6 +106,36 @@ def _intersect(left, right):
             if a.overlaps(b):
                 out.append(a if a.prefixlen >= b.prefixlen else b)
     return out
+
+
+def _runs(numbers):
+    """Sorted whole numbers -> [[first, last], ...] of consecutive runs."""
+    out = []
+    for n in numbers:
+        if out and out[-1][1] == n - 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return out
+
+
+def _share_pools(targets, problems):
+    """Each pool member's octets: the buckets the kernel's rules give it (layout.pool_buckets)."""
+    pools = {}
+    for t in targets:
+        if t["pool"]:
+            pools.setdefault(t["pool"], []).append(t)
+    for name, members in pools.items():
+        odd = [m for m in members if m["senders"] != members[0]["senders"]]
+        for m in odd:
+            problems.add("logfwdr_collectors[%d].ingress" % m["index"],
+                         "the members of pool %r must get syslog from the same senders (%s gets %s, %s gets %s): "
+                         "the syslog bridge maps each sender to one member by its address alone; give the members "
+                         "the same ingress" % (name, members[0]["name"], ", ".join(members[0]["senders"]) or "all",
+                                               m["name"], ", ".join(m["senders"]) or "all"))
+        owners = [o["name"] for o in pool_buckets([{"name": m["name"]} for m in members])]
+        for m in members:
+            m["octets"] = _runs([b for b, owner in enumerate(owners) if owner == m["name"]])
 
 
 def syslog_bridge_targets(collectors, ingress_interfaces, protocols, egress_interfaces=None):
@@ -135,7 +172,14 @@ def syslog_bridge_targets(collectors, ingress_interfaces, protocols, egress_inte
             "format": c["syslog_format"],
             "senders": [str(n) for n in nets],
             "ranges": [[int(n.network_address), int(n.broadcast_address)] for n in nets],
+            "pool": c["pool"],
+            "octets": [],
+            "index": c["index"],
         })
+    _share_pools(targets, problems)
+    problems.fail("replication inventory")
+    for t in targets:
+        del t["index"]
     return targets
 
 

@@ -77,13 +77,13 @@ def test_registered_as_filters():
 def test_lab_inventory():
     assert targets(LAB_COLLECTORS) == [
         {"name": "collector1", "action": "to-collector1", "address": "10.20.1.31", "port": 514, "format": "rfc5424",
-         "senders": [], "ranges": []},
+         "senders": [], "ranges": [], "pool": None, "octets": []},
         {"name": "collector2", "action": "to-collector2", "address": "10.20.1.32", "port": 1514,
-         "format": "rfc3164", "senders": [], "ranges": []},
+         "format": "rfc3164", "senders": [], "ranges": [], "pool": None, "octets": []},
         {"name": "collector3", "action": "to-collector3", "address": "10.20.2.33", "port": 514, "format": "rfc5424",
-         "senders": [], "ranges": []},
+         "senders": [], "ranges": [], "pool": None, "octets": []},
         {"name": "collector4", "action": "to-collector4", "address": "10.20.2.34", "port": 514, "format": "rfc5424",
-         "senders": ["10.10.2.0/24"], "ranges": [rng("10.10.2.0/24")]},
+         "senders": ["10.10.2.0/24"], "ranges": [rng("10.10.2.0/24")], "pool": None, "octets": []},
     ]
 
 
@@ -131,6 +131,60 @@ def test_ingress_restricts_to_the_ingress_subnets():
     ])
     by = dict((t["name"], t["senders"]) for t in found)
     assert by == {"seg2": ["10.10.2.0/24"], "both": [], "narrow": ["10.10.2.0/24"], "wide": ["10.10.1.16/28"]}
+
+
+POOL = [{"name": "sys%d" % i, "address": "10.20.1.%d" % (41 + i), "protocols": ["syslog"], "pool": "sys"}
+        for i in range(3)] + [{"name": "all", "address": "10.20.1.31", "protocols": ["syslog"]}]
+
+
+def test_a_pool_shares_the_senders_as_the_kernel_does():
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout
+    found = dict((t["name"], t) for t in targets(POOL))
+    # every last octet goes to exactly one member: the one the kernel's rules give it
+    owner = {}
+    for name in ("sys0", "sys1", "sys2"):
+        assert found[name]["pool"] == "sys" and found[name]["octets"], found[name]
+        for first, last in found[name]["octets"]:
+            for octet in range(first, last + 1):
+                assert octet not in owner, (octet, owner.get(octet), name)
+                owner[octet] = name
+    assert sorted(owner) == list(range(256))
+    assert [owner[b] for b in range(256)] == [m["name"] for m in layout.pool_buckets(
+        [{"name": "sys%d" % i} for i in range(3)])]
+    # the same destinations, with the same pool, as the tc rules have
+    (device,) = [d for d in replication_devices(POOL, INGRESS, PROTOCOLS, egress_interfaces=EGRESS)
+                 if d["name"] == "vec1"]
+    kernel = [d for p in device["ports"] if p["port"] == 514 for d in p["destinations"]]
+    assert [(d["name"], d.get("pool")) for d in kernel] == [(n, found[n]["pool"]) for n in ("sys0", "sys1", "sys2",
+                                                                                            "all")]
+    assert found["all"]["pool"] is None and found["all"]["octets"] == []
+
+
+def test_pool_members_must_get_the_same_senders():
+    pool = copy.deepcopy(POOL)
+    pool[1]["ingress"] = ["vec2"]
+    found = target_problems(pool)
+    assert [p for p in found if p.startswith("logfwdr_collectors[1].ingress: the members of pool 'sys' must get "
+                                             "syslog from the same senders (sys0 gets all, sys1 gets 10.10.2.0/24)")
+            ], found
+
+
+def test_a_pool_renders_to_one_member_per_octet(rsyslogd, tmp_path):
+    text, _vars = bridgeconf.render_conf(dict(LAB, logfwdr_collectors=POOL + [dict(
+        LAB_COLLECTORS[3], name="narrow", pool=None)]), str(tmp_path))
+    result = bridgeconf.check(_write(tmp_path, text))
+    assert result.returncode == 0, text + "\n" + result.stdout
+    assert "    set $.logfwdr_octet = $.logfwdr_ip % 256;\n" in text
+    by = dict((t["name"], t) for t in targets(POOL))
+    for name in ("sys0", "sys1", "sys2"):
+        cond = " or ".join("$.logfwdr_octet == %d" % a if a == b else
+                           "($.logfwdr_octet >= %d and $.logfwdr_octet <= %d)" % (a, b) for a, b in by[name]["octets"])
+        assert "    if %s then {\n        action(name=\"to-%s\"" % (cond, name) in text, name
+    # outside the pool nothing changes: every sender, or its own senders
+    assert "\n    action(name=\"to-all\"" in text
+    low, high = rng("10.10.2.0/24")
+    assert "if ($.logfwdr_ip >= %d and $.logfwdr_ip <= %d) then {\n        action(name=\"to-narrow\"" % (
+        low, high) in text
 
 
 def test_mirror_and_non_syslog_collectors_get_nothing():
