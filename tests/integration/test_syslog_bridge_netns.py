@@ -680,3 +680,47 @@ def test_tls_only_bridge_has_no_plain_listener(bridge):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_pool_gets_each_senders_messages_at_one_member(bridge):
+    """A second bridge (plain TCP on 1602) whose syslog collectors 10.78.0.11 and 10.78.0.13 form a pool: each of
+    32 senders' messages reach exactly one member, the one the kernel's rules map its last octet to, whole and
+    once; the collector outside the pool (10.78.0.12:1514) gets every message."""
+    sys.path.insert(0, netlab.ensure_collection_path())
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout
+    directory = os.path.join(bridge.tmpdir, "pool")
+    inventory = dict(INVENTORY, logfwdr_syslog_bridge_tls=False, logfwdr_syslog_bridge_port=1602,
+                     logfwdr_collectors=[
+                         {"name": "m0", "address": LIVE["c5424"][0], "protocols": ["syslog"], "pool": "sys"},
+                         {"name": "m1", "address": LIVE["cpart"][0], "protocols": ["syslog"], "pool": "sys"},
+                         {"name": "all", "address": LIVE["c3164"][0], "protocols": ["syslog"],
+                          "ports": {"syslog": LIVE["c3164"][1]}}])
+    senders = ["10.77.0.%d" % i for i in range(10, 42)]
+    for ip in senders:
+        netlab.sh("ip", "-n", bridge.lab.exp, "addr", "add", ip + "/24", "dev", "exp0")
+    _text, _vars, proc, log = start_bridge(bridge.lab, directory, inventory, bridge.pki["bridge.test"][1], ":1602 ")
+    try:
+        run = run_id()
+        for sender in senders:
+            result = bridge.send(sender, ['<13>1 2026-11-25T10:00:00Z h app - - - pool %s %s %d' % (run, sender, i)
+                                          for i in range(2)], port=1602)
+            assert result["error"] is None and result["sent"] == 2, result
+        got = bridge.collectors.take(run, expected=4 * len(senders))
+        assert proc.poll() is None, open(log).read()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        for ip in senders:
+            netlab.sh("ip", "-n", bridge.lab.exp, "addr", "del", ip + "/24", "dev", "exp0")
+    by_member = {}
+    for member, name in (("m0", "c5424"), ("m1", "cpart"), ("all", "c3164")):
+        for _src, payload in got[name]:
+            sender = re.search(r"pool %s (\S+) \d" % run, payload).group(1)
+            by_member.setdefault(member, {}).setdefault(sender, []).append(payload)
+    assert sorted(by_member["all"]) == sorted(senders) and all(len(v) == 2 for v in by_member["all"].values())
+    owners = layout.pool_buckets([{"name": "m0"}, {"name": "m1"}])
+    for sender in senders:
+        where = [m for m in ("m0", "m1") if sender in by_member.get(m, {})]
+        assert where == [owners[int(sender.rsplit(".", 1)[1])]["name"]], (sender, where)
+        assert len(by_member[where[0]][sender]) == 2, by_member[where[0]][sender]
+    assert by_member.get("m0") and by_member.get("m1")  # both members get some
