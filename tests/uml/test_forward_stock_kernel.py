@@ -320,24 +320,31 @@ tc qdisc show dev vec0
 """ % (BURST / RATE + 0.2)
 
 
-def test_forward_two_collectors(wire, payload):
-    t0 = time.monotonic()
+def two_collectors(wire, script, exporters=()):
+    """The exporter (and `exporters`, more addresses of its) on the ingress bridge, collectors A and B on the egress
+    bridge, and the replicator guest started with `script`; the exporter knows the replicator's MAC, so there is no
+    ARP race with the first datagrams.  Returns (exporter, collector A, collector B namespaces, guest)."""
     wire.bridge("ingress")
     wire.bridge("egress")
     exp, col_a, col_b = wire.name + "-exp", wire.name + "-ca", wire.name + "-cb"
     wire.attach_netns("ingress", exp, "eth0", cidr=EXPORTER_IP + "/24")
+    for address in exporters:
+        wire.exec(exp, ["ip", "addr", "add", address + "/24", "dev", "eth0"])
     wire.attach_netns("egress", col_a, "eth0", cidr=COL_A_IP + "/24", mac=COL_A_MAC)
     wire.attach_netns("egress", col_b, "eth0", cidr=COL_B_IP + "/24", mac=COL_B_MAC)
     # the collectors have no route back to the exporters' subnet: keep rp_filter out of the way
     for ns in (col_a, col_b):
         wire.exec(ns, ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0",
                        "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"])
+    g = wire.start_guest("replicator", bridges=["ingress", "egress"], script=script, timeout=150)
+    wire.exec(exp, ["ip", "neigh", "replace", REPLICATOR_IN, "lladdr", g.macs[0], "dev", "eth0"])
+    return exp, col_a, col_b, g
 
-    g = wire.start_guest("replicator", bridges=["ingress", "egress"], script=forward_script(payload),
-                         timeout=150)
+
+def test_forward_two_collectors(wire, payload):
+    t0 = time.monotonic()
+    exp, col_a, col_b, g = two_collectors(wire, forward_script(payload))
     vec0_mac, vec1_mac = g.macs
-    # the exporter knows the replicator's MAC: no ARP race with the first datagrams
-    wire.exec(exp, ["ip", "neigh", "replace", REPLICATOR_IN, "lladdr", vec0_mac, "dev", "eth0"])
     rx_a = start_collector(wire, col_a, [514, 162])
     rx_b = start_collector(wire, col_b, [514, TRAP_REWRITE])
 
@@ -574,18 +581,8 @@ runmod info tc_mirror_info /tmp/info.json
 def test_a_flood_is_capped_in_front_of_every_copy(wire, payload):
     """1,000 datagrams at the sender's speed: at most rate x time + burst are copied, the same ones to every
     collector (the cap counts packets, not copies), and the kernel counts the rest."""
-    wire.bridge("ingress")
-    wire.bridge("egress")
-    exp, col_a, col_b = wire.name + "-exp", wire.name + "-ca", wire.name + "-cb"
-    wire.attach_netns("ingress", exp, "eth0", cidr=EXPORTER_IP + "/24")
-    wire.attach_netns("egress", col_a, "eth0", cidr=COL_A_IP + "/24", mac=COL_A_MAC)
-    wire.attach_netns("egress", col_b, "eth0", cidr=COL_B_IP + "/24", mac=COL_B_MAC)
-    for ns in (col_a, col_b):
-        wire.exec(ns, ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0",
-                       "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"])
-    g = wire.start_guest("replicator", bridges=["ingress", "egress"], script=cap_script(payload), timeout=150)
+    exp, col_a, col_b, g = two_collectors(wire, cap_script(payload))
     vec0_mac = g.macs[0]
-    wire.exec(exp, ["ip", "neigh", "replace", REPLICATOR_IN, "lladdr", vec0_mac, "dev", "eth0"])
     rx_a, rx_b = start_collector(wire, col_a, [514]), start_collector(wire, col_b, [514])
     g.wait_ready(timeout=90)
     seconds = float(wire.exec(exp, [sys.executable, "-c", FLOODER, str(FLOOD), REPLICATOR_IN]).stdout.strip())
@@ -652,20 +649,8 @@ def test_a_pool_sends_each_exporter_to_one_collector(wire, payload):
     """Three forward members, one of them pending (nobody answers ARP): 32 exporters, each exporter's datagrams
     all at one collector, rewritten for it with valid checksums, the pending member's exporters at its runner-up."""
     from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import pool_buckets
-    wire.bridge("ingress")
-    wire.bridge("egress")
-    exp, col_a, col_b = wire.name + "-exp", wire.name + "-ca", wire.name + "-cb"
-    wire.attach_netns("ingress", exp, "eth0", cidr=EXPORTER_IP + "/24")
-    for address in POOL_EXPORTERS:
-        wire.exec(exp, ["ip", "addr", "add", address + "/24", "dev", "eth0"])
-    wire.attach_netns("egress", col_a, "eth0", cidr=COL_A_IP + "/24", mac=COL_A_MAC)
-    wire.attach_netns("egress", col_b, "eth0", cidr=COL_B_IP + "/24", mac=COL_B_MAC)
-    for ns in (col_a, col_b):
-        wire.exec(ns, ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0",
-                       "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"])
-    g = wire.start_guest("replicator", bridges=["ingress", "egress"], script=pool_script(payload), timeout=150)
+    exp, col_a, col_b, g = two_collectors(wire, pool_script(payload), exporters=POOL_EXPORTERS)
     vec0_mac, vec1_mac = g.macs
-    wire.exec(exp, ["ip", "neigh", "replace", REPLICATOR_IN, "lladdr", vec0_mac, "dev", "eth0"])
     rx_a, rx_b = start_collector(wire, col_a, [2055]), start_collector(wire, col_b, [2055])
     g.wait_ready(timeout=90)
     wire.exec(exp, [sys.executable, "-c", POOL_SENDER, REPLICATOR_IN, str(POOL_SENDS)] + POOL_EXPORTERS)
@@ -847,19 +832,9 @@ def test_fragmented_datagrams_arrive_whole_where_their_port_goes(wire, payload, 
     collector B (syslog only) gets no fragment of the traps; a fragmented datagram to another address is
     reassembled and then refused like any misaddressed one.  The collectors are real: B's syslog is rsyslogd, A's
     traps (real SNMPv2c traps) go to snmptrapd."""
-    wire.bridge("ingress")
-    wire.bridge("egress")
-    exp, col_a, col_b = wire.name + "-exp", wire.name + "-ca", wire.name + "-cb"
-    wire.attach_netns("ingress", exp, "eth0", cidr=EXPORTER_IP + "/24")
-    wire.attach_netns("egress", col_a, "eth0", cidr=COL_A_IP + "/24", mac=COL_A_MAC)
-    wire.attach_netns("egress", col_b, "eth0", cidr=COL_B_IP + "/24", mac=COL_B_MAC)
-    for ns in (col_a, col_b):
-        wire.exec(ns, ["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0",
-                       "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0"])
-    g = wire.start_guest("replicator", bridges=["ingress", "egress"], script=frag_script(payload), timeout=150)
+    exp, col_a, col_b, g = two_collectors(wire, frag_script(payload))
     vec0_mac, vec1_mac = g.macs
-    for ip in (REPLICATOR_IN, MISADDRESSED_IP):
-        wire.exec(exp, ["ip", "neigh", "replace", ip, "lladdr", vec0_mac, "dev", "eth0"])
+    wire.exec(exp, ["ip", "neigh", "replace", MISADDRESSED_IP, "lladdr", vec0_mac, "dev", "eth0"])
     conf = tmp_path / "rsyslog.conf"
     conf.write_text(RSYSLOG_COLLECTOR.format(d=tmp_path))
     rsyslogd = wire.popen(col_b, ["rsyslogd", "-n", "-f", str(conf), "-i", str(tmp_path / "rsyslog.pid")],
