@@ -19,6 +19,8 @@ APT_NOSTART_PACKAGES += keepalived
 APT_NOSTART_PACKAGES += rsyslog rsyslog-gnutls
 # snmptrapd: a real trap collector in the UML fragments test (3,000- and 9,000-byte traps reassembled)
 APT_NOSTART_PACKAGES += snmptrapd
+# nfdump: nfcapd, a real IPFIX collector in the same test (template and flows in datagrams of 3,000 and 9,000 bytes)
+APT_NOSTART_PACKAGES += nfdump
 # promtool checks and tests the shipped alert rules (make alerts); the Prometheus server itself never runs here
 APT_NOSTART_PACKAGES += prometheus
 POLICY_RC_D ?= /usr/sbin/policy-rc.d

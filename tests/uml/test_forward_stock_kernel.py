@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import sys
@@ -700,7 +701,8 @@ MISADDRESSED_IP = "192.0.2.99"  # not an address of the replicator's; the export
 REASSEMBLED = {"state": "present", "devices": [{"name": "vec0", "addresses": [REPLICATOR_IN], "fragments": "reassemble",
                                                 "ports": [
     {"port": "syslog", "destinations": [{"address": COL_A_IP}, {"address": COL_B_IP}]},
-    {"port": "snmptrap", "destinations": [{"address": COL_A_IP}]}]}]}
+    {"port": "snmptrap", "destinations": [{"address": COL_A_IP}]},
+    {"port": "ipfix", "destinations": [{"address": COL_B_IP}]}]}]}
 
 FRAG_SENDER = r"""
 import json, socket, sys, time
@@ -777,11 +779,36 @@ template(name="lf" type="string" string="%fromhost-ip% %rawmsg%\\n")
 """
 
 
+# IPFIX (RFC 7011) template 256: sourceIPv4Address, destinationIPv4Address, sourceTransportPort,
+# destinationTransportPort, protocolIdentifier, octetDeltaCount, packetDeltaCount, flowStartSeconds, flowEndSeconds
+IPFIX_FIELDS = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 8), (2, 8), (150, 4), (151, 4)]
+IPFIX_RECORD = sum(length for _id, length in IPFIX_FIELDS)
+
+
+def ipfix_flows(size, i):
+    """The flows of IPFIX message `i` of about `size` bytes: [(source address, packets)], each flow its own."""
+    count = (size - 16 - 4 - 4 - 4 * len(IPFIX_FIELDS) - 4) // IPFIX_RECORD
+    return [("10.%d.%d.%d" % (size // 1000, i, n), 1 + n) for n in range(count)]
+
+
+def ipfix_message(size, i):
+    """An IPFIX message (a template set and one data set) of at most `size` bytes."""
+    template = struct.pack("!HH", 256, len(IPFIX_FIELDS)) + b"".join(struct.pack("!HH", f, n) for f, n in IPFIX_FIELDS)
+    records = b"".join(socket.inet_aton(src) + socket.inet_aton("192.0.2.1") +
+                       struct.pack("!HHBQQII", 1000 + i, 53, 17, 100 * packets, packets, 1764921600, 1764921610)
+                       for src, packets in ipfix_flows(size, i))
+    body = struct.pack("!HH", 2, 4 + len(template)) + template + struct.pack("!HH", 256, 4 + len(records)) + records
+    return struct.pack("!HHIII", 10, 16 + len(body), 1764921610, i, 1) + body
+
+
 def big_payload(port, size, i):
-    """A syslog message (514) or a real SNMPv2c trap (162) of exactly `size` bytes."""
+    """A syslog message (514), a real SNMPv2c trap (162) of exactly `size` bytes, or an IPFIX message (4739) of
+    at most `size` bytes."""
     head = "<134>big %d %d %d " % (port, size, i) if port == 514 else "big %d %d %d " % (port, size, i)
     if port == 162:
         return snmp_trap(size, head, i + 1)
+    if port == 4739:
+        return ipfix_message(size, i)
     return head.encode() + b"x" * (size - len(head))
 
 
@@ -831,7 +858,7 @@ def test_fragmented_datagrams_arrive_whole_where_their_port_goes(wire, payload, 
     their port complete, with the exporter's source address and a valid UDP checksum over the whole datagram;
     collector B (syslog only) gets no fragment of the traps; a fragmented datagram to another address is
     reassembled and then refused like any misaddressed one.  The collectors are real: B's syslog is rsyslogd, A's
-    traps (real SNMPv2c traps) go to snmptrapd."""
+    traps (real SNMPv2c traps) go to snmptrapd, B's IPFIX (a template set and 79 or 241 flows) to nfcapd."""
     exp, col_a, col_b, g = two_collectors(wire, frag_script(payload))
     vec0_mac, vec1_mac = g.macs
     wire.exec(exp, ["ip", "neigh", "replace", MISADDRESSED_IP, "lladdr", vec0_mac, "dev", "eth0"])
@@ -845,14 +872,18 @@ def test_fragmented_datagrams_arrive_whole_where_their_port_goes(wire, payload, 
                                    str(tmp_path / "snmptrapd.conf"), "-m", "", "-On", "-Lf", str(trap_log),
                                    "-F", "%b|%v\n", "udp:%s:162" % COL_A_IP],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    flow_dir = tmp_path / "flows"
+    flow_dir.mkdir()
+    nfcapd = wire.popen(col_b, ["nfcapd", "-w", str(flow_dir), "-b", COL_B_IP, "-p", "4739", "-t", "3600",
+                                "-P", str(tmp_path / "nfcapd.pid")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     rx_a, rx_b = start_collector(wire, col_a, [514]), start_collector(wire, col_b, [9])
-    sent = [(port, big_payload(port, size, i)) for port in (514, 162) for size in FRAG_SIZES
+    sent = [(port, big_payload(port, size, i)) for port in (514, 162, 4739) for size in FRAG_SIZES
             for i in range(FRAG_EACH)]
     sent += [(0, big_payload(514, FRAG_SIZES[0], 99)), (514, b"<134>small")]  # port 0: to MISADDRESSED_IP
     (tmp_path / "sent.json").write_text(json.dumps([(port, data.hex()) for port, data in sent]))
     g.wait_ready(timeout=90)
-    for _i in range(100):  # snmptrapd logs its version once it listens
-        if trap_log.exists() and "NET-SNMP version" in trap_log.read_text():
+    for _i in range(100):  # snmptrapd logs its version once it listens; nfcapd writes its pid file
+        if trap_log.exists() and "NET-SNMP version" in trap_log.read_text() and (tmp_path / "nfcapd.pid").exists():
             break
         time.sleep(0.1)
     wire.exec(exp, [sys.executable, "-c", FRAG_SENDER, REPLICATOR_IN, MISADDRESSED_IP, EXPORTER_IP,
@@ -862,10 +893,11 @@ def test_fragmented_datagrams_arrive_whole_where_their_port_goes(wire, payload, 
     res = g.wait()
     got_a, got_b = stop_collector(rx_a), stop_collector(rx_b)
     time.sleep(0.5)  # rsyslogd's omfile writes asynchronously
-    for daemon in (rsyslogd, snmptrapd):
-        daemon.terminate()
+    for daemon in (rsyslogd, snmptrapd, nfcapd):
+        daemon.terminate()  # nfcapd writes its flow file out on SIGTERM
     _out, err = rsyslogd.communicate(timeout=30)
     _out, trap_err = snmptrapd.communicate(timeout=30)
+    nfcapd_out, _err = nfcapd.communicate(timeout=30)
     print(res.output)
     assert res.rc == 0, res.output + "\n" + res.console[-2000:]
     first = module_result(res, "reasm")
@@ -888,7 +920,7 @@ def test_fragmented_datagrams_arrive_whole_where_their_port_goes(wire, payload, 
                                        trap_err[-2000:])
     # the wire: each copy refragmented by the replicator, every fragment addressed to its collector, and every
     # datagram's UDP checksum right over the whole datagram
-    for got, ip, mac, ports in ((got_a, COL_A_IP, COL_A_MAC, (514, 162)), (got_b, COL_B_IP, COL_B_MAC, (514,))):
+    for got, ip, mac, ports in ((got_a, COL_A_IP, COL_A_MAC, (514, 162)), (got_b, COL_B_IP, COL_B_MAC, (514, 4739))):
         frames = [bytes.fromhex(f) for f in got["frames"]]
         for f in frames:
             assert (mac_str(f[0:6]), mac_str(f[6:12])) == (mac, vec1_mac)
@@ -904,13 +936,23 @@ def test_fragmented_datagrams_arrive_whole_where_their_port_goes(wire, payload, 
     lines = (tmp_path / "syslog.log").read_text().splitlines()
     assert sorted(lines) == sorted("%s %s" % (EXPORTER_IP, m.decode()) for m in wanted(514) + [b"<134>small"]), (
         [l[:40] for l in lines], err)
+    # collector B's nfcapd: every flow of the IPFIX messages (of about 3,000 and 9,000 bytes), each once, with the
+    # exporter's address as the exporting router's
+    flows = subprocess.run(["nfdump", "-R", str(flow_dir), "-q", "-N", "-o", "fmt:%sa|%pkt|%ra"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+    got_flows = sorted(tuple(x.strip() for x in line.split("|")) for line in flows.stdout.splitlines() if "|" in line)
+    assert got_flows == sorted((src, str(packets), EXPORTER_IP) for size in FRAG_SIZES for i in range(FRAG_EACH)
+                               for src, packets in ipfix_flows(size, i)), (flows.stdout[-2000:], nfcapd_out[-2000:])
     # the kernel's counters: every fragment seen, each fragmented datagram (the misaddressed one too) reassembled
     # once; the misaddressed one refused by the dispatch nodes, not copied
     info = module_result(res, "info")
     dev = info["devices"][0]
-    sent = [size for size in FRAG_SIZES for _i in range(2 * FRAG_EACH)] + [FRAG_SIZES[0]]
-    assert dev["reassembly"] == {"fragments": sum(-(-(s + 8) // 1480) for s in sent), "datagrams": len(sent)}, dev
+    fragmented = [len(data) for _port, data in sent if len(data) + 28 > 1500]
+    assert dev["reassembly"] == {"fragments": sum(-(-(n + 8) // 1480) for n in fragmented),
+                                 "datagrams": len(fragmented)}, dev
     syslog = [p for p in dev["ports"] if p["port"] == 514][0]
     assert syslog["refused"] == 1, syslog
     for dest in syslog["destinations"]:
         assert dest["counters"]["packets"] == len(FRAG_SIZES) * FRAG_EACH + 1, dest
+    (ipfix,) = [p["destinations"] for p in dev["ports"] if p["port"] == 4739]
+    assert [d["counters"]["packets"] for d in ipfix] == [len(FRAG_SIZES) * FRAG_EACH], ipfix
