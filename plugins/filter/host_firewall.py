@@ -58,7 +58,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import (
-    Problems, parse_port, role_defaults_under)
+    Problems, ipv6_note, parse_port, role_defaults_under)
 
 PREFIX = "logfwdr_firewall_"
 DEFAULTS = role_defaults_under(PREFIX)
@@ -81,8 +81,8 @@ def host_firewall(settings, devices, bridge=None):
         try:
             net = str(ipaddress.IPv4Network(str(prefix), strict=True))
         except ValueError as exc:
-            problems.add("%smanagement_networks[%d]" % (PREFIX, i), "%r is not an IPv4 prefix like 192.0.2.0/24 (%s)"
-                         % (prefix, exc))
+            problems.add("%smanagement_networks[%d]" % (PREFIX, i), "%r is not an IPv4 prefix like 192.0.2.0/24 (%s)%s"
+                         % (prefix, exc, ipv6_note(prefix)))
             continue
         if net not in networks:
             networks.append(net)

@@ -87,7 +87,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import (
-    Problems, boolean, interface_address, role_defaults_under, whole)
+    Problems, boolean, interface_address, ipv6_note, role_defaults_under, whole)
 
 PREFIX = "logfwdr_syslog_bridge_"
 DEFAULTS = role_defaults_under(PREFIX)
@@ -128,8 +128,8 @@ def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
         try:
             net = ipaddress.IPv4Network(str(prefix), strict=True)
         except ValueError as exc:
-            bad("allowed_senders[%d]" % i, "%r is not an IPv4 prefix like 10.10.1.0/24 or an address (%s)"
-                % (prefix, exc))
+            bad("allowed_senders[%d]" % i, "%r is not an IPv4 prefix like 10.10.1.0/24 or an address (%s)%s"
+                % (prefix, exc, ipv6_note(prefix)))
             continue
         if str(net) not in senders:
             senders.append(str(net))

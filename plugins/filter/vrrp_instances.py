@@ -92,7 +92,7 @@ from decimal import Decimal, InvalidOperation
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import (
-    IFNAME_RE, Problems, boolean, interface_address, parse_mac, role_defaults, whole)
+    IFNAME_RE, Problems, boolean, interface_address, ipv6_note, parse_mac, role_defaults, whole)
 
 DEFAULTS = role_defaults((
     "logfwdr_vrrp_priority",
@@ -202,7 +202,8 @@ def _pair_link(value, where, problems):
                      % (value.get("name"), hint))
         ok = False
     if address is None or address.network.prefixlen == 32:
-        problems.add(where + ".address", "%r is not an IPv4 address with its prefix; %s" % (value.get("address"), hint))
+        problems.add(where + ".address", "%r is not an IPv4 address with its prefix%s; %s"
+                     % (value.get("address"), ipv6_note(value.get("address")), hint))
         ok = False
     return {"name": name, "address": str(address)} if ok else None
 

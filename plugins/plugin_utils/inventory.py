@@ -19,7 +19,8 @@ import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean as _ansible_boolean
 
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import NAME_MAX, POOL_NAME_MAX, SAMPLE_MAX
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import (
+    NAME_MAX, POOL_NAME_MAX, SAMPLE_MAX, ipv6_note)
 
 ROLE_DEFAULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                              "roles", "logfwdr", "defaults", "main.yml")
@@ -167,7 +168,7 @@ def _interface(where, item, known, problems, seen):
                 raise ValueError("the network or broadcast address of its subnet")
         except ValueError as exc:
             problems.add(where + ".address", "%r is not this host's IPv4 address with prefix length, like "
-                                             "10.10.1.2/24 (%s)" % (address, exc))
+                                             "10.10.1.2/24 (%s)%s" % (address, exc, ipv6_note(address)))
             iface = None
     mtu = item.get("mtu")
     if mtu is not None and whole(mtu, 68, 65535) is None:
@@ -193,7 +194,7 @@ def _virtual(where, item, iface, vrrp, problems, vrrp_seen):
             virtual = ipaddress.IPv4Interface(str(address))
         except ValueError as exc:
             problems.add(where + ".virtual_address", "%r is not an IPv4 address with prefix length, like 10.10.1.1/24 "
-                                                     "(%s)" % (address, exc))
+                                                     "(%s)%s" % (address, exc, ipv6_note(address)))
             virtual = None
         if virtual is not None and iface is not None:
             if virtual.ip == iface.ip:
@@ -240,7 +241,8 @@ def prefixes(value, where, problems):
         try:
             nets.append(ipaddress.IPv4Network(str(prefix), strict=True))
         except ValueError as exc:
-            problems.add("%s[%d]" % (where, i), "%r is not an IPv4 prefix like 192.0.2.0/24 (%s)" % (prefix, exc))
+            problems.add("%s[%d]" % (where, i), "%r is not an IPv4 prefix like 192.0.2.0/24 (%s)%s"
+                         % (prefix, exc, ipv6_note(prefix)))
     return nets
 
 
@@ -304,13 +306,14 @@ def parse_interfaces(ingress_interfaces, egress_interfaces, problems, vrrp=False
                 try:
                     to = ipaddress.IPv4Network(str(route.get("to")), strict=True)
                 except ValueError as exc:
-                    problems.add(rwhere + ".to", "%r is not an IPv4 prefix like 10.30.0.0/16 (%s)"
-                                 % (route.get("to"), exc))
+                    problems.add(rwhere + ".to", "%r is not an IPv4 prefix like 10.30.0.0/16 (%s)%s"
+                                 % (route.get("to"), exc, ipv6_note(route.get("to"))))
                     to = None
                 try:
                     via = ipaddress.IPv4Address(str(route.get("via")))
                 except ValueError:
-                    problems.add(rwhere + ".via", "%r is not the IPv4 address of a router" % (route.get("via"),))
+                    problems.add(rwhere + ".via", "%r is not the IPv4 address of a router%s"
+                                 % (route.get("via"), ipv6_note(route.get("via"))))
                     via = None
                 if via is not None and iface is not None and via not in iface.network:
                     problems.add(rwhere + ".via", "%s is not in %s's subnet %s; the router must be directly "
@@ -432,8 +435,8 @@ def parse_collector(i, raw, ctx, problems):
             try:
                 nets.append(str(ipaddress.IPv4Network(str(prefix), strict=True)))
             except ValueError as exc:
-                problems.add("%s[%d]" % (swhere[proto], s), "%r is not an IPv4 prefix like 10.10.2.0/24 (%s)"
-                             % (prefix, exc))
+                problems.add("%s[%d]" % (swhere[proto], s), "%r is not an IPv4 prefix like 10.10.2.0/24 (%s)%s"
+                             % (prefix, exc, ipv6_note(prefix)))
         c["sources"][by_name[str(proto)]] = nets
 
     for field in ("rate_limit", "burst"):
@@ -507,8 +510,11 @@ def _forward(where, raw, c, ctx, problems):
     try:
         ip = ipaddress.IPv4Address(str(address))
     except ValueError:
-        problems.add(where + ".address", "required: the collector's IPv4 address (got %r); for an unchanged copy "
-                                         "out of a tool port use mode: mirror with device" % (address,))
+        if ipv6_note(address):
+            problems.add(where + ".address", "%r is not an IPv4 address%s" % (address, ipv6_note(address)))
+        else:
+            problems.add(where + ".address", "required: the collector's IPv4 address (got %r); for an unchanged "
+                                             "copy out of a tool port use mode: mirror with device" % (address,))
         return
     c["address"] = str(ip)
     mac = raw.get("next_hop_mac")

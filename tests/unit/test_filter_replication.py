@@ -239,6 +239,11 @@ def test_unknown_protocol_names_field_and_fix():
      "logfwdr_collectors[1].ports.syslog: 0 is not a UDP port"),
     ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "sources": ["10.10.1.1/24"]},
      "logfwdr_collectors[1].sources[0]: '10.10.1.1/24' is not an IPv4 prefix"),
+    ({"name": "a", "address": "2001:db8::10", "protocols": ["syslog"]},
+     "logfwdr_collectors[1].address: '2001:db8::10' is not an IPv4 address; IPv6 is not supported yet, the kernel rules match IPv4 only"),
+    ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "sources": {"syslog": ["2001:db8::/32"]}},
+     "logfwdr_collectors[1].sources.syslog[0]: '2001:db8::/32' is not an IPv4 prefix like 10.10.2.0/24 "
+     "(Expected 4 octets in '2001:db8::'); IPv6 is not supported yet, the kernel rules match IPv4 only"),
     ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "sources": {"sflow": ["10.10.1.0/24"]}},
      "logfwdr_collectors[1].sources.sflow: 'sflow' is not in this collector's protocols"),
     ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "rate_limit": 0},
@@ -276,6 +281,17 @@ def test_all_problems_reported_at_once():
     ([{"name": "vec1"}], EGRESS, "logfwdr_ingress_interfaces[0].address: required"),
     ([{"name": "vec1", "address": "10.10.1.2"}], EGRESS,
      "logfwdr_ingress_interfaces[0].address: '10.10.1.2' is not this host's IPv4 address with prefix length"),
+    ([{"name": "vec1", "address": "2001:db8:1::2/64"}], EGRESS,
+     "logfwdr_ingress_interfaces[0].address: '2001:db8:1::2/64' is not this host's IPv4 address with prefix length, "
+     "like 10.10.1.2/24 (Expected 4 octets in '2001:db8:1::2'); IPv6 is not supported yet, the kernel rules match IPv4 only"),
+    (INGRESS, [{"name": "vec3", "address": "10.20.1.2/24", "routes": [{"to": "2001:db8:30::/48", "via": "fe80::1"}]}],
+     "logfwdr_egress_interfaces[0].routes[0].to: '2001:db8:30::/48' is not an IPv4 prefix like 10.30.0.0/16 "
+     "(Expected 4 octets in '2001:db8:30::'); IPv6 is not supported yet, the kernel rules match IPv4 only"),
+    (INGRESS, [{"name": "vec3", "address": "10.20.1.2/24", "routes": [{"to": "10.30.0.0/16", "via": "fe80::1"}]}],
+     "logfwdr_egress_interfaces[0].routes[0].via: 'fe80::1' is not the IPv4 address of a router; IPv6 is not supported yet, the kernel rules match IPv4 only"),
+    ([{"name": "vec1", "address": "10.10.1.2/24", "exporter_networks": ["2001:db8:2::/48"]}], EGRESS,
+     "logfwdr_ingress_interfaces[0].exporter_networks[0]: '2001:db8:2::/48' is not an IPv4 prefix like 192.0.2.0/24 "
+     "(Expected 4 octets in '2001:db8:2::'); IPv6 is not supported yet"),
     ([{"name": "vec1", "address": "10.10.1.0/24"}], EGRESS,
      "logfwdr_ingress_interfaces[0].address: '10.10.1.0/24' is not this host's IPv4 address"),
     ([{"name": "vec1", "address": "10.10.1.2/24", "mtu": 20}], EGRESS, "logfwdr_ingress_interfaces[0].mtu: 20"),

@@ -77,6 +77,9 @@ def test_ports(port, ok):
 
 @pytest.mark.parametrize("dest,field,words", [
     ({"address": "192.0.2.300"}, "destinations[0].address", "not an IPv4 address"),
+    ({"address": "2001:db8::10"}, "destinations[0].address", "'2001:db8::10' is not an IPv4 address; IPv6 is not "
+     "supported yet, the kernel rules match IPv4 only"),
+    ({"address": "192.0.2.10", "sources": ["2001:db8::/32"]}, "destinations[0].sources[0]", "); IPv6 is not supported yet, the kernel rules match IPv4 only"),
     ({}, "destinations[0].address", "needs the collector's IPv4 address"),
     ({"address": "192.0.2.10", "port": 70000}, "destinations[0].port", "not a UDP port"),
     ({"address": "192.0.2.10", "device": "eth9"}, "destinations[0].device", "no interface named 'eth9'"),
@@ -114,6 +117,19 @@ def test_every_problem_is_reported_at_once():
     assert any(p.startswith("devices[1].ports[0].destinations[0].address") for p in found)
     assert any(p.startswith("devices[1].ports[1].original: pass would deliver") for p in found)
     assert any(p.startswith("devices[1].ports[2].port: port 514 is already listed") for p in found)
+
+
+@pytest.mark.parametrize("field, value", [("addresses", ["fe80::1"]), ("sources", ["2001:db8:1::/48"])])
+def test_ipv6_ingress_values_are_refused_as_not_supported(field, value):
+    found = problems({"devices": [{"name": "ens1", field: value, "ports": [{"port": 514, "destinations": [
+        {"address": "192.0.2.10"}]}]}]})
+    assert len(found) == 1 and found[0].startswith("devices[0].%s[0]: %r is not " % (field, value[0])), found
+    assert found[0].endswith("; IPv6 is not supported yet, the kernel rules match IPv4 only (docs/roadmap.md, IPv6)"), found
+
+
+def test_an_ipv4_typo_is_not_called_ipv6():
+    found = problems(state({"address": "192.0.2.300", "sources": ["10.0.0.1/8"]}))
+    assert len(found) == 2 and not [p for p in found if "IPv6" in p], found
 
 
 def test_duplicates():

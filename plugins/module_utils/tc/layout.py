@@ -162,6 +162,19 @@ def address_of_keys(keys):
     return None
 
 
+IPV6_NOTE = "; IPv6 is not supported yet, the kernel rules match IPv4 only (docs/roadmap.md, IPv6)"
+
+
+def ipv6_note(value):
+    """IPV6_NOTE if `value` is an IPv6 address, interface or prefix, else "": an operator who writes one is told
+    why it is refused, not only that it is not IPv4."""
+    try:
+        ipaddress.IPv6Interface(u"%s" % value)
+    except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError):
+        return ""
+    return IPV6_NOTE
+
+
 def ip_sort_key(text):
     net = ipaddress.ip_network(u"%s" % text, strict=False)
     return (int(net.network_address), net.prefixlen)

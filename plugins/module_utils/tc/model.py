@@ -106,7 +106,7 @@ def _device_scope(raw_dev, where, link, resolver, problems):
         parsed = _ipv4(address)
         if parsed is None or parsed.is_multicast or parsed.is_unspecified or str(parsed) == "255.255.255.255":
             problems.append("%s.addresses[%d]: %r is not a unicast IPv4 address (the replicator's own or virtual "
-                            "address that exporters send to)" % (where, ai, address))
+                            "address that exporters send to)%s" % (where, ai, address, layout.ipv6_note(address)))
         elif str(parsed) not in scope["addresses"]:
             scope["addresses"].append(str(parsed))
     if raw_dev.get("addresses") is None and raw_dev.get("name") and raw_dev.get("ports"):
@@ -124,7 +124,8 @@ def _device_scope(raw_dev, where, link, resolver, problems):
         try:
             nets.append(ipaddress.IPv4Network(u"%s" % prefix, strict=True))
         except ValueError as exc:
-            problems.append("%s.sources[%d]: %r is not an IPv4 prefix (%s)" % (where, si, prefix, exc))
+            problems.append("%s.sources[%d]: %r is not an IPv4 prefix (%s)%s"
+                            % (where, si, prefix, exc, layout.ipv6_note(prefix)))
     scope["sources"] = [str(n) for n in ipaddress.collapse_addresses(nets)]
     return scope
 
@@ -270,7 +271,7 @@ def _validate_destination(raw, where, ingress, resolver, problems, waiting=None)
         if address is None:
             problems.append("%s.address: a forward destination needs the collector's IPv4 address" % where)
         elif _ipv4(address) is None:
-            problems.append("%s.address: %r is not an IPv4 address" % (where, address))
+            problems.append("%s.address: %r is not an IPv4 address%s" % (where, address, layout.ipv6_note(address)))
         else:
             dest["address"] = str(_ipv4(address))
         if raw.get("port") is not None:
@@ -284,7 +285,8 @@ def _validate_destination(raw, where, ingress, resolver, problems, waiting=None)
         try:
             sources.append(ipaddress.IPv4Network(u"%s" % prefix, strict=True))
         except ValueError as exc:
-            problems.append("%s.sources[%d]: %r is not an IPv4 prefix (%s)" % (where, si, prefix, exc))
+            problems.append("%s.sources[%d]: %r is not an IPv4 prefix (%s)%s"
+                            % (where, si, prefix, exc, layout.ipv6_note(prefix)))
     # overlapping prefixes would send a packet twice; collapse them
     dest["sources"] = [str(n) for n in ipaddress.collapse_addresses(sources)]
     dest["rate_limit"], dest["burst"] = _rate(raw, where, problems)
