@@ -41,7 +41,6 @@ EXPORTER_IP, REPLICATOR_IN, REPLICATOR_OUT = "192.0.2.20", "192.0.2.1", "198.51.
 COLLECTORS = {"A": ("198.51.100.10", "02:cc:00:00:00:0a"), "B": ("198.51.100.11", "02:cc:00:00:00:0b")}
 CASES = {"first": ("first", 1400), "reasm-1400": ("reassemble", 1400), "reasm-3000": ("reassemble", 3000),
          "reasm-9000": ("reassemble", 9000), "first-3000": ("first", 3000)}
-CLI = "import sys; from ansible_collections.netops.logfwdr.plugins.module_utils.tc import cli; sys.exit(cli.main())"
 
 GUEST = r"""
 set -u
@@ -49,13 +48,7 @@ ip link set vec0 up
 ip link set vec1 up
 ip addr add {rin}/24 dev vec0
 ip addr add {rout}/24 dev vec1
-mkdir -p /tmp/lib/ansible_collections/netops /tmp/run
-ln -s /repo /tmp/lib/ansible_collections/netops/logfwdr
-export PYTHONPATH=/tmp/lib PYTHONDONTWRITEBYTECODE=1 LOGFWDR_LOCK=/tmp/lock LOGFWDR_RUN_DIR=/tmp/run
-CLI='{cli}'
-cat >/tmp/state.json <<'LF_JSON'
-{state}
-LF_JSON
+""" + harness.GUEST_CLI + r"""
 python3 -c "$CLI" apply --state /tmp/state.json >/share/apply.json 2>/share/apply.err
 lf_ready
 while [ ! -e /share/go ]; do sleep 0.05; done
@@ -98,24 +91,6 @@ while True:
 print(json.dumps({"whole": whole, "other": other}), flush=True)
 """
 
-SENDER = r"""
-import socket, sys, time
-rate, seconds, dst, size = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[5], 40514))
-start = time.time()
-i = 0
-while i < rate * seconds:
-    due = start + i / rate
-    now = time.time()
-    if due > now:
-        time.sleep(due - now)
-    head = b"<134>bench %d " % i
-    s.sendto(head + b"x" * (size - len(head)), (dst, 514))
-    i += 1
-print(i, flush=True)
-"""
-
 
 def busy(stat):
     """(softirq, user + nice + system + irq + softirq) jiffies of a /proc/stat cpu line: tc's ingress hook, the
@@ -147,7 +122,7 @@ def run_case(image, name, rate, seconds):
     state = {"priority": 5140, "devices": [{"name": "vec0", "addresses": [REPLICATOR_IN], "fragments": fragments,
                                             "sources": ["192.0.2.0/24"], "ports": [
         {"port": "syslog", "destinations": [{"name": n, "address": ip} for n, (ip, _m) in sorted(COLLECTORS.items())]}]}]}
-    script = GUEST.format(rin=REPLICATOR_IN, rout=REPLICATOR_OUT, cli=CLI, state=json.dumps(state))
+    script = GUEST.format(rin=REPLICATOR_IN, rout=REPLICATOR_OUT, cli=harness.CLI, state=json.dumps(state))
     with harness.Wire(image=image) as wire:
         wire.bridge("ingress")
         wire.bridge("egress")
@@ -172,7 +147,7 @@ def run_case(image, name, rate, seconds):
         time.sleep(0.3)
         sid = os.getsid(g.proc.pid)
         host0 = host_cpu(sid)
-        sent = int(wire.exec(exp, [sys.executable, "-c", SENDER, str(rate), str(seconds), REPLICATOR_IN, str(size),
+        sent = int(wire.exec(exp, [sys.executable, "-c", harness.PACED_SENDER, str(rate), str(seconds), REPLICATOR_IN, str(size),
                                    EXPORTER_IP]).stdout.split()[-1])
         time.sleep(1.0)  # copies still in flight through the guest
         host1 = host_cpu(sid)

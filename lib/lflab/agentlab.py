@@ -23,6 +23,7 @@ import sys
 import time
 
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import DEFAULT_PRIORITY
+from lflab import harness
 
 EXPORTER_IP = "192.0.2.20"
 REPLICATOR_IN, REPLICATOR_OUT, REPLICATOR_OUT2 = "192.0.2.1", "198.51.100.1", "198.51.101.1"
@@ -35,7 +36,6 @@ STATE = {"priority": PRIORITY, "devices": [{"name": "vec0", "addresses": [REPLIC
     {"port": "syslog", "destinations": [{"name": "A", "address": COL_IP["A"]},
                                         {"name": "B", "address": COL_IP["B"]}]}]}]}
 
-CLI = "import sys; from ansible_collections.netops.logfwdr.plugins.module_utils.tc import cli; sys.exit(cli.main())"
 
 GUEST = r"""
 set -u
@@ -45,13 +45,7 @@ ip link set vec2 up
 ip addr add {rin}/24 dev vec0
 ip addr add {rout}/24 dev vec1
 ip addr add {rout2}/24 dev vec2
-mkdir -p /tmp/lib/ansible_collections/netops /tmp/run
-ln -s /repo /tmp/lib/ansible_collections/netops/logfwdr
-export PYTHONPATH=/tmp/lib PYTHONDONTWRITEBYTECODE=1 LOGFWDR_LOCK=/tmp/lock LOGFWDR_RUN_DIR=/tmp/run
-CLI='{cli}'
-cat >/tmp/state.json <<'LF_JSON'
-{state}
-LF_JSON
+""" + harness.GUEST_CLI + r"""
 python3 -c "import importlib.metadata as m; print('PYROUTE2', m.version('pyroute2'))"
 python3 -c "$CLI" apply --state /tmp/state.json >/share/apply.json 2>/share/apply.err
 echo "apply rc=$?"
@@ -106,22 +100,6 @@ while True:
 print(json.dumps(got), flush=True)
 """
 
-SENDER = r"""
-import socket, sys, time
-rate, seconds, dst = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-start = time.time()
-print(start, flush=True)
-i = 0
-while i < rate * seconds:
-    due = start + i / rate
-    now = time.time()
-    if due > now:
-        time.sleep(due - now)
-    s.sendto(b"<134>logfwdr-agent-test seq %d" % i, (dst, 514))
-    i += 1
-print(i, flush=True)
-"""
 
 GARP = r"""
 import socket, struct, sys
@@ -136,7 +114,7 @@ for op in (1, 2):  # a gratuitous request and reply, as arping -U / -A send
 
 
 def guest_script(agent_args="--metrics-listen 127.0.0.1:9514"):
-    return GUEST.format(rin=REPLICATOR_IN, rout=REPLICATOR_OUT, rout2=REPLICATOR_OUT2, cli=CLI, state=json.dumps(STATE, indent=1),
+    return GUEST.format(rin=REPLICATOR_IN, rout=REPLICATOR_OUT, rout2=REPLICATOR_OUT2, cli=harness.CLI, state=json.dumps(STATE, indent=1),
                         agent_args=agent_args)
 
 
@@ -181,7 +159,7 @@ class Scenario(object):
 
     def send(self, rate, seconds):
         self.rate = rate
-        self.sender = self.wire.popen(self.ns["exp"], [sys.executable, "-c", SENDER, str(rate), str(seconds),
+        self.sender = self.wire.popen(self.ns["exp"], [sys.executable, "-c", harness.PACED_SENDER, str(rate), str(seconds),
                                                        REPLICATOR_IN], stdout=subprocess.PIPE, text=True)
         self.start = float(self.sender.stdout.readline())
 

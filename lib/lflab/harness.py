@@ -195,6 +195,41 @@ lf_wait_stop() {  # lf_wait_stop [timeout_seconds] -> 0 when the host asked to s
 # ---- test script ----
 """
 
+# Guest script lines that make the shared repository the collection (lock and run directory in /tmp), set $CLI
+# to the collection's command line (python3 -c "$CLI" apply ...) and write /tmp/state.json; a template for
+# str.format with {cli} (CLI) and {state} (JSON)
+GUEST_CLI = r"""mkdir -p /tmp/lib/ansible_collections/netops /tmp/run
+ln -s /repo /tmp/lib/ansible_collections/netops/logfwdr
+export PYTHONPATH=/tmp/lib PYTHONDONTWRITEBYTECODE=1 LOGFWDR_LOCK=/tmp/lock LOGFWDR_RUN_DIR=/tmp/run
+CLI='{cli}'
+cat >/tmp/state.json <<'LF_JSON'
+{state}
+LF_JSON
+"""
+# A paced UDP sender for the exporter's namespace: argv rate (datagrams/s), seconds, destination, and optionally
+# the datagram size and the address to send from; prints its start time, then the number of datagrams sent
+PACED_SENDER = r"""
+import socket, sys, time
+rate, seconds, dst = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+size = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+if len(sys.argv) > 5:
+    s.bind((sys.argv[5], 40514))
+start = time.time()
+print(start, flush=True)
+i = 0
+while i < rate * seconds:
+    due = start + i / rate
+    now = time.time()
+    if due > now:
+        time.sleep(due - now)
+    head = b"<134>logfwdr paced seq %d " % i
+    s.sendto(head + b"x" * (size - len(head)), (dst, 514))
+    i += 1
+print(i, flush=True)
+"""
+CLI = "import sys; from ansible_collections.netops.logfwdr.plugins.module_utils.tc import cli; sys.exit(cli.main())"
+
 
 # Kernel arguments that cut UML boot time roughly in half (measured 1.6 s -> 0.4 s to
 # init): no legacy BSD ptys (pty_init creates 256 pairs, ~0.5 s; Unix98 /dev/pts still
