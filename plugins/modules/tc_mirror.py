@@ -72,6 +72,8 @@ options:
       - The u32 filter priority the module owns on each ingress interface, 1-65535.
       - The default stays clear of 49152 and the priorities just below it, which the kernel gives filters
         added without a priority.
+      - IPv6 is copied by a second classifier (protocol ipv6) at the next priority, O(priority) + 1; it exists
+        only on interfaces with an IPv6 address in O(devices[].addresses).
     type: int
     default: 5140
   chain:
@@ -101,16 +103,19 @@ options:
         required: true
       addresses:
         description:
-          - The IPv4 addresses exporters send to on this interface (the replicator's own and its virtual
+          - The IPv4 and IPv6 addresses exporters send to on this interface (the replicator's own and its virtual
             address). Packets to any other destination address are not copied.
+          - IPv6 is copied only on an interface with an IPv6 address here; IPv4 unless every address is IPv6.
           - When not set, packets to any destination address are copied (still only frames sent to the
             interface's own MAC address), and the module warns.
         type: list
         elements: str
       sources:
         description:
-          - IPv4 prefixes of the exporters allowed on this interface; packets from other sources are not copied.
-          - Default the interface's own connected subnets (read from the kernel). C(0.0.0.0/0) accepts any source.
+          - IPv4 and IPv6 prefixes of the exporters allowed on this interface; packets from other sources are not
+            copied. Each family copied needs at least one.
+          - Default the interface's own connected subnets of each family copied (read from the kernel; IPv6
+            link-local excluded). C(0.0.0.0/0) or C(::/0) accepts any source.
         type: list
         elements: str
       fragments:
@@ -190,7 +195,9 @@ options:
                 choices: [forward, mirror]
                 default: forward
               address:
-                description: The collector's IPv4 address (forward only).
+                description:
+                  - The collector's IPv4 or IPv6 address (forward only). It gets the exporters' packets of its own
+                    address family; an IPv6 next hop is found by neighbour discovery.
                 type: str
               port:
                 description: Rewrite the UDP destination port to this one (forward only).
@@ -202,10 +209,13 @@ options:
                 type: str
               next_hop_mac:
                 description:
-                  - The next hop's MAC address; looked up in the neighbour table (or by ARP) when not given.
+                  - The next hop's MAC address; looked up in the neighbour table (or by ARP, or neighbour discovery
+                    for IPv6) when not given.
                 type: str
               sources:
-                description: Only packets from these IPv4 prefixes go to this destination.
+                description:
+                  - Only packets from these IPv4 or IPv6 prefixes go to this destination (a forward destination
+                    takes prefixes of its collector's family only).
                 type: list
                 elements: str
               rate_limit:

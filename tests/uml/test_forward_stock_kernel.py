@@ -956,3 +956,163 @@ def test_fragmented_datagrams_arrive_whole_where_their_port_goes(wire, payload, 
         assert dest["counters"]["packets"] == len(FRAG_SIZES) * FRAG_EACH + 1, dest
     (ipfix,) = [p["destinations"] for p in dev["ports"] if p["port"] == 4739]
     assert [d["counters"]["packets"] for d in ipfix] == [len(FRAG_SIZES) * FRAG_EACH], ipfix
+
+
+# --------------------------------------------------------------------------- IPv6 forward
+
+EXPORTER6, REPLICATOR_IN6, REPLICATOR_OUT6 = "fd00:20::20", "fd00:20::1", "fd00:51::1"
+COL_A6, COL_B6 = "fd00:51::10", "fd00:51::11"
+V6_REWRITE = 10514
+
+V6_STATE = {"state": "present", "devices": [{"name": "vec0", "addresses": [REPLICATOR_IN, REPLICATOR_IN6],
+                                             "sources": ["192.0.2.0/24", "fd00:20::/64"], "ports": [
+    {"port": "syslog", "destinations": [{"address": COL_A6, "name": "a6"},
+                                        {"address": COL_B6, "name": "b6", "port": V6_REWRITE},
+                                        {"address": COL_A_IP, "name": "a4"}]}]}]}
+
+COLLECTOR6 = r"""
+import json, select, socket, sys
+ports = [int(p) for p in sys.argv[1].split(",")]
+socks = {}
+for p in ports:
+    for family, any_addr in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
+        s = socket.socket(family, socket.SOCK_DGRAM)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((any_addr, p))
+        socks[s.fileno()] = (s, p)
+raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd))
+raw.bind((sys.argv[2], 0))
+udp, frames = [], []
+
+def drain():
+    for fd, (s, p) in socks.items():
+        while True:
+            try:
+                data, addr = s.recvfrom(65535, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            udp.append([p, addr[0], addr[1], data.hex()])
+    while True:
+        try:
+            data, addr = raw.recvfrom(65535, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            break
+        if addr[2] != 4 and data[20] == 17:  # incoming UDP/IPv6 (no extension header)
+            frames.append(data.hex())
+
+print("ready", flush=True)
+while True:
+    r, _w, _x = select.select(list(socks) + [raw.fileno(), 0], [], [], 5)
+    drain()
+    if 0 in r:
+        break
+print(json.dumps({"udp": udp, "frames": frames}), flush=True)
+"""
+
+EXPORTER6_CODE = r"""
+import socket, sys, time
+n = int(sys.argv[1])
+six = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+six.bind((%r, %d))
+four = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+four.bind((%r, %d))
+for i in range(n):
+    six.sendto(b"<134>Jan  1 00:00:00 exp logfwdr-test: syslog6 %%03d" %% i, (%r, 514))
+    four.sendto(b"<134>Jan  1 00:00:00 exp logfwdr-test: syslog4 %%03d" %% i, (%r, 514))
+    time.sleep(0.003)
+""" % (EXPORTER6, SYSLOG_SPORT, EXPORTER_IP, SYSLOG_SPORT, REPLICATOR_IN6, REPLICATOR_IN)
+
+
+def parse_frame6(frame):
+    """Ethernet/IPv6/UDP frame -> dict, the UDP checksum recomputed over the pseudo-header."""
+    ip = frame[14:]
+    plen = struct.unpack("!H", ip[4:6])[0]
+    udp = ip[40:40 + plen]
+    sport, dport, ulen, ucheck = struct.unpack("!HHHH", udp[:8])
+    pseudo = ip[8:40] + struct.pack("!IxxxB", len(udp), 17)
+    return {"dmac": mac_str(frame[0:6]), "smac": mac_str(frame[6:12]),
+            "src": socket.inet_ntop(socket.AF_INET6, ip[8:24]), "dst": socket.inet_ntop(socket.AF_INET6, ip[24:40]),
+            "sport": sport, "dport": dport, "udp_csum_ok": ucheck != 0 and csum16(pseudo + udp) == 0xFFFF,
+            "payload": bytes(udp[8:ulen])}
+
+
+def v6_script(payload_dir):
+    return guest_prelude(payload_dir) + args_file("/tmp/v6.json", V6_STATE) + args_file("/tmp/info.json", {}) + r"""
+modprobe ipv6  # a module in Debian's UML kernel
+ip -6 addr add %s/64 dev vec0 nodad
+ip -6 addr add %s/64 dev vec1 nodad
+runmod v6a tc_mirror /tmp/v6.json
+runmod v6b tc_mirror /tmp/v6.json
+tc filter show dev vec0 ingress
+ip -6 neigh show
+lf_ready
+lf_wait_stop 90 || echo "lf_wait_stop timed out"
+runmod v6info tc_mirror_info /tmp/info.json
+tc -s filter show dev vec0 ingress prio %d
+""" % (REPLICATOR_IN6, REPLICATOR_OUT6, PRIORITY + 1)
+
+
+def test_ipv6_collectors_get_the_exporters_datagrams_with_its_source_and_a_valid_checksum(wire, payload):
+    """Forward destinations with IPv6 addresses on Debian's kernel: the next hop found by neighbour discovery,
+    pedit on the IPv6 destination (and port), act_csum fixing the UDP checksum; an IPv4 collector on the same port
+    gets the IPv4 exporters, each family only its own."""
+    exp, col_a, col_b, g = two_collectors(wire, v6_script(payload))
+    vec0_mac, vec1_mac = g.macs
+    wire.exec(exp, ["ip", "-6", "addr", "add", EXPORTER6 + "/64", "dev", "eth0", "nodad"])
+    wire.exec(exp, ["ip", "-6", "neigh", "replace", REPLICATOR_IN6, "lladdr", vec0_mac, "dev", "eth0"])
+    for ns, address in ((col_a, COL_A6), (col_b, COL_B6)):
+        wire.exec(ns, ["ip", "-6", "addr", "add", address + "/64", "dev", "eth0", "nodad"])
+        # the collectors have no route back to the exporters' prefix; they only receive
+    rx_a = wire.popen(col_a, [sys.executable, "-c", COLLECTOR6, "514", "eth0"], stdin=subprocess.PIPE,
+                      stdout=subprocess.PIPE, text=True)
+    rx_b = wire.popen(col_b, [sys.executable, "-c", COLLECTOR6, "514,%d" % V6_REWRITE, "eth0"],
+                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert rx_a.stdout.readline().strip() == "ready" and rx_b.stdout.readline().strip() == "ready"
+    g.wait_ready(timeout=90)
+    wire.exec(exp, [sys.executable, "-c", EXPORTER6_CODE, str(N)])
+    time.sleep(1.0)
+    g.stop()
+    res = g.wait()
+    got_a, got_b = stop_collector(rx_a), stop_collector(rx_b)
+    print(res.output)
+    assert res.rc == 0, res.output + "\n" + res.console[-2000:]
+
+    first = module_result(res, "v6a")
+    assert first["_rc"] == 0 and first["changed"] is True and not first.get("failed"), first
+    _p, a6 = find_dest(first["devices"], "vec0", 514, "a6")
+    _p, b6 = find_dest(first["devices"], "vec0", 514, "b6")
+    # neighbour discovery found the collectors' MACs: nothing was typed by hand
+    assert (a6["device"], a6["next_hop_mac"]) == ("vec1", COL_A_MAC), a6
+    assert (b6["device"], b6["next_hop_mac"], b6["port"]) == ("vec1", COL_B_MAC, V6_REWRITE), b6
+    assert any("protocol ipv6 prio %d" % (PRIORITY + 1) in c and "munge ip6 dst set %s" % COL_A6 in c
+               for c in first["commands"]), first["commands"]
+    second = module_result(res, "v6b")
+    assert second["changed"] is False and second["commands"] == [], second
+
+    def payloads(tag):
+        return sorted(b"<134>Jan  1 00:00:00 exp logfwdr-test: %s %03d" % (tag, i) for i in range(N))
+
+    # the collectors' sockets: every datagram once, from the exporter's own address and port
+    assert sorted(bytes.fromhex(d) for p, src, sp, d in got_a["udp"] if (p, src, sp) == (514, EXPORTER6, SYSLOG_SPORT)) \
+        == payloads(b"syslog6")
+    assert sorted(bytes.fromhex(d) for p, src, sp, d in got_a["udp"] if (p, src, sp) == (514, EXPORTER_IP, SYSLOG_SPORT)) \
+        == payloads(b"syslog4")
+    assert len(got_a["udp"]) == 2 * N, got_a["udp"]
+    assert sorted(bytes.fromhex(d) for p, src, sp, d in got_b["udp"]
+                  if (p, src, sp) == (V6_REWRITE, EXPORTER6, SYSLOG_SPORT)) == payloads(b"syslog6")
+    assert len(got_b["udp"]) == N, "collector B (IPv6 only) got %d datagrams" % len(got_b["udp"])
+    # on the wire: MACs, addresses, port and a UDP checksum recomputed here over the IPv6 pseudo-header
+    for got, address, mac, port in ((got_a, COL_A6, COL_A_MAC, 514), (got_b, COL_B6, COL_B_MAC, V6_REWRITE)):
+        frames = [parse_frame6(bytes.fromhex(f)) for f in got["frames"]]
+        assert len(frames) == N, "%s saw %d UDP/IPv6 frames" % (address, len(frames))
+        for f in frames:
+            assert (f["dmac"], f["smac"], f["src"], f["dst"]) == (mac, vec1_mac, EXPORTER6, address), f
+            assert (f["sport"], f["dport"]) == (SYSLOG_SPORT, port), f
+            assert f["udp_csum_ok"], "UDP checksum zero or wrong: %r" % f
+
+    info = module_result(res, "v6info")
+    port, _d = find_dest(info["devices"], "vec0", 514, "a6")
+    counts = dict((d["name"], d["counters"]["packets"]) for d in port["destinations"])
+    assert counts == {"a6": N, "b6": N, "a4": N}, counts
+    assert port["original_dropped"] == 2 * N, port  # both families' originals: each has a forward destination

@@ -22,13 +22,17 @@ class FakeHost(model.Resolver):
             return {"device": "ens2", "gateway": None}
         if address.startswith("198.51.100."):
             return {"device": "ens2", "gateway": "192.0.2.1"}
+        if address.startswith("2001:db8:2:"):
+            return {"device": "ens2", "gateway": "fe80::1"}
         return None
 
     def neighbour(self, device, address):
         self.asked.append((device, address))
         return self.neighbours.get((device, address))
 
-    def subnets(self, name):
+    def subnets(self, name, family=4):
+        if family == 6:
+            return ["2001:db8:1::/64"] if name == "ens1" else []
         return ["10.1.0.0/24"] if name == "ens1" else []
 
 
@@ -76,18 +80,19 @@ def test_ports(port, ok):
 
 
 @pytest.mark.parametrize("dest,field,words", [
-    ({"address": "192.0.2.300"}, "destinations[0].address", "not an IPv4 address"),
-    ({"address": "2001:db8::10"}, "destinations[0].address", "'2001:db8::10' is not an IPv4 address; IPv6 is not "
-     "supported yet, the kernel rules match IPv4 only"),
-    ({"address": "192.0.2.10", "sources": ["2001:db8::/32"]}, "destinations[0].sources[0]", "); IPv6 is not supported yet, the kernel rules match IPv4 only"),
-    ({}, "destinations[0].address", "needs the collector's IPv4 address"),
+    ({"address": "192.0.2.300"}, "destinations[0].address", "not a unicast IPv4 or global IPv6 address"),
+    ({"address": "fe80::10"}, "destinations[0].address", "'fe80::10' is not a unicast IPv4 or global IPv6 address"),
+    ({"address": "192.0.2.10", "sources": ["2001:db8::/32"]}, "destinations[0].sources[0]",
+     "2001:db8::/32 is an IPv6 prefix; a forward destination gets only the packets of its collector's address "
+     "family (IPv4)"),
+    ({}, "destinations[0].address", "needs the collector's IPv4 or IPv6 address"),
     ({"address": "192.0.2.10", "port": 70000}, "destinations[0].port", "not a UDP port"),
     ({"address": "192.0.2.10", "device": "eth9"}, "destinations[0].device", "no interface named 'eth9'"),
     ({"address": "10.9.9.9"}, "destinations[0].address", "no route to 10.9.9.9"),
     ({"address": "192.0.2.99"}, "destinations[0]", "did not answer ARP"),
     ({"address": "192.0.2.10", "name": "a-very-long-collector"}, "destinations[0].name", "at most 15"),
     ({"address": "192.0.2.10", "next_hop_mac": "zz"}, "destinations[0].next_hop_mac", "not a MAC address"),
-    ({"address": "192.0.2.10", "sources": ["10.0.0.1/8"]}, "destinations[0].sources[0]", "not an IPv4 prefix"),
+    ({"address": "192.0.2.10", "sources": ["10.0.0.1/8"]}, "destinations[0].sources[0]", "not an IPv4 or IPv6 prefix"),
     ({"address": "192.0.2.10", "rate_limit": 0}, "destinations[0].rate_limit", "above 0"),
     ({"address": "192.0.2.10", "burst": 5}, "destinations[0].burst", "only meaningful with rate_limit"),
     ({"address": "192.0.2.10", "sample": 0}, "destinations[0].sample", "from 2 to 65535"),
@@ -119,17 +124,90 @@ def test_every_problem_is_reported_at_once():
     assert any(p.startswith("devices[1].ports[2].port: port 514 is already listed") for p in found)
 
 
-@pytest.mark.parametrize("field, value", [("addresses", ["fe80::1"]), ("sources", ["2001:db8:1::/48"])])
-def test_ipv6_ingress_values_are_refused_as_not_supported(field, value):
-    found = problems({"devices": [{"name": "ens1", field: value, "ports": [{"port": 514, "destinations": [
-        {"address": "192.0.2.10"}]}]}]})
-    assert len(found) == 1 and found[0].startswith("devices[0].%s[0]: %r is not " % (field, value[0])), found
-    assert found[0].endswith("; IPv6 is not supported yet, the kernel rules match IPv4 only (docs/roadmap.md, IPv6)"), found
+def v6dev(dests=None, **dev):
+    return {"priority": 5140, "devices": [dict({"name": "ens1", "ports": [{"port": 514, "destinations": dests or [
+        {"mode": "mirror", "device": "tool0"}]}]}, **dev)]}
+
+
+@pytest.mark.parametrize("dev, field, words", [
+    ({"addresses": ["fe80::1"]}, "addresses[0]", "is not a unicast IPv4 or global IPv6 address"),
+    ({"addresses": ["ff02::1"]}, "addresses[0]", "is not a unicast IPv4 or global IPv6 address"),
+    ({"addresses": ["10.1.0.2"], "sources": ["10.1.0.0/24", "2001:db8:1::/48"]}, "sources[1]",
+     "2001:db8:1::/48 is an IPv6 prefix but no address in devices[0].addresses is"),
+    ({"addresses": ["10.1.0.2", "2001:db8:1::2"], "sources": ["10.1.0.0/24"]}, "sources",
+     "no IPv6 prefix, so IPv6 exporters would be accepted from any source; list them (::/0 accepts any source)"),
+    ({"addresses": ["2001:db8:1::2"], "sources": ["2001:db8:1::1/64"]}, "sources[0]", "host bits set"),
+])
+def test_bad_ipv6_device_scope_names_the_field(dev, field, words):
+    found = problems(v6dev(**dev))
+    assert len(found) == 1 and found[0].startswith("devices[0].%s: " % field) and words in found[0], found
+
+
+def test_ipv6_address_enables_the_ipv6_family_with_the_connected_prefixes():
+    dev = model.validate(v6dev(addresses=["10.1.0.2", "2001:db8:1::2"]), FakeHost())[0]
+    assert dev["families"] == [4, 6]
+    assert dev["addresses"] == ["10.1.0.2", "2001:db8:1::2"]
+    assert dev["sources"] == ["10.1.0.0/24", "2001:db8:1::/64"]
+    six = layout.family_view(dev, 6)
+    assert six["addresses"] == ["2001:db8:1::2"] and six["sources"] == ["2001:db8:1::/64"]
+    assert [p["original"] for p in six["ports"]] == ["pass"]
+    four = layout.family_view(dev, 4)
+    assert four["addresses"] == ["10.1.0.2"] and four["sources"] == ["10.1.0.0/24"]
+    only6 = model.validate(v6dev(addresses=["2001:db8:1::2"]), FakeHost())[0]
+    assert only6["families"] == [6] and layout.family_view(only6, 4)["ports"] == []
+    # without an IPv6 address, IPv6 is not copied (and the connected IPv6 prefix is not taken)
+    plain = model.validate(v6dev(addresses=["10.1.0.2"]), FakeHost())[0]
+    assert plain["families"] == [4] and plain["sources"] == ["10.1.0.0/24"] and layout.family_view(plain, 6)["ports"] == []
+
+
+def test_ipv6_only_device_refuses_forward_destinations_and_the_last_priority():
+    found = problems(v6dev([{"address": "192.0.2.10"}], addresses=["2001:db8:1::2"]))
+    assert found == ["devices[0].ports[0].destinations[0]: a forward destination gets the packets of its own address "
+                     "family (IPv4), and devices[0].addresses has no IPv4 address; add the one exporters send to, "
+                     "or use mode: mirror"]
+    params = v6dev(addresses=["2001:db8:1::2"])
+    params["priority"] = 65535
+    assert problems(params) == ["priority: 65535; IPv6 (devices[0].addresses) is copied by rules at the next "
+                                "priority, so use at most 65534"]
+
+
+def test_ipv6_view_keeps_mirror_destinations_that_allow_ipv6():
+    dests = [{"address": "192.0.2.10", "name": "fwd"},
+             {"mode": "mirror", "device": "tool0", "name": "all"},
+             {"mode": "mirror", "device": "ens3", "name": "v4only", "sources": ["10.1.0.0/25"]},
+             {"mode": "mirror", "device": "ens2", "name": "mixed", "sources": ["2001:db8:1::/80", "10.1.0.0/25"]}]
+    dev = model.validate(v6dev(dests, addresses=["10.1.0.2", "2001:db8:1::2"]), FakeHost())[0]
+    assert dev["ports"][0]["original"] == "drop"  # the forward destination's rewritten IPv4 original
+    port6 = layout.family_view(dev, 6)["ports"][0]
+    assert [(d["name"], d.get("sources")) for d in port6["destinations"]] == [
+        ("all", []), ("mixed", ["2001:db8:1::/80"])]
+    assert port6["original"] == "pass"  # nothing rewrites an IPv6 packet: it goes on to the local stack
+    port4 = layout.family_view(dev, 4)["ports"][0]
+    assert [d["name"] for d in port4["destinations"]] == ["fwd", "all", "v4only", "mixed"]
+
+
+def test_an_ipv6_collector_is_forwarded_to_through_its_ipv6_next_hop():
+    neighbours = dict(FakeHost().neighbours)
+    neighbours[("ens2", "fe80::1")] = "52:54:00:00:00:61"
+    host = FakeHost(neighbours)
+    dests = [{"address": "2001:db8:2::10", "name": "c6"}, {"address": "192.0.2.10", "name": "c4"}]
+    dev = model.validate(v6dev(dests, addresses=["10.1.0.2", "2001:db8:1::2"]), host)[0]
+    c6 = [d for d in dev["ports"][0]["destinations"] if d["name"] == "c6"][0]
+    assert (c6["device"], c6["next_hop_mac"]) == ("ens2", "52:54:00:00:00:61") and ("ens2", "fe80::1") in host.asked
+    assert dev["ports"][0]["originals"] == {4: "drop", 6: "drop"}
+    pending = []
+    model.validate(v6dev(dests, addresses=["10.1.0.2", "2001:db8:1::2"]), FakeHost(), pending)
+    assert [(p["name"], p["reason"]) for p in pending] == [
+        ("c6", "next hop fe80::1 on ens2 did not answer neighbour discovery")]
+    found = problems(v6dev(dests[:1], addresses=["10.1.0.2"]), host)
+    assert found == ["devices[0].ports[0].destinations[0]: a forward destination gets the packets of its own address "
+                     "family (IPv6), and devices[0].addresses has no IPv6 address; add the one exporters send to, or "
+                     "use mode: mirror"]
 
 
 def test_an_ipv4_typo_is_not_called_ipv6():
     found = problems(state({"address": "192.0.2.300", "sources": ["10.0.0.1/8"]}))
-    assert len(found) == 2 and not [p for p in found if "IPv6" in p], found
+    assert len(found) == 2 and not [p for p in found if "not supported" in p or "IPv6 prefix;" in p], found
 
 
 def test_duplicates():

@@ -221,14 +221,20 @@ def unpack_pedit(data):
     return parms
 
 
-def pedit_udp_dport_key(port):
-    """The key `pedit munge offset 22 u16 set PORT` sends (IHL 5 assumed).
+def pedit_udp_dport_key(port, off=20):
+    """The key `pedit munge offset 22 u16 set PORT` sends (IHL 5 assumed; IPv6: offset 42, `off` 40).
 
     pedit works on 32-bit words: offset 20 holds sport|dport; keep sport.
     """
     mask = struct.unpack("=I", struct.pack(">I", 0xFFFF0000))[0]
     value = struct.unpack("=I", struct.pack(">I", port & 0xFFFF))[0]
-    return (mask, value, 20)
+    return (mask, value, off)
+
+
+def pedit_ipv6_dst_keys(address):
+    """The four keys `pedit munge ip6 dst set ADDRESS` sends: the words at 24 to 36 of the IPv6 header."""
+    raw = socket.inet_pton(socket.AF_INET6, address)
+    return [(0, struct.unpack("=I", raw[i:i + 4])[0], 24 + i) for i in range(0, 16, 4)]
 
 
 def pedit_ipv4_dst_key(address):
@@ -236,6 +242,9 @@ def pedit_ipv4_dst_key(address):
 
 
 def pedit_address_of(keys):
+    words = dict((off, value) for mask, value, off in keys if mask == 0)
+    if all(off in words for off in (24, 28, 32, 36)):
+        return socket.inet_ntop(socket.AF_INET6, b"".join(struct.pack("=I", words[off]) for off in (24, 28, 32, 36)))
     for mask, value, off in keys:
         if off == 16 and mask == 0:
             return socket.inet_ntoa(struct.pack("=I", value))
@@ -243,8 +252,9 @@ def pedit_address_of(keys):
 
 
 def pedit_port_of(keys):
+    six = pedit_address_of(keys) is not None and ":" in pedit_address_of(keys)
     for mask, value, off in keys:
-        if off == 20:
+        if off == (40 if six else 20) and mask != 0:
             return struct.unpack(">I", struct.pack("=I", value))[0] & 0xFFFF
     return None
 
@@ -472,10 +482,13 @@ def encode_action(action):
                                            action.get("mask", "255.255.255.255"), action.get("egress", False))]]
     elif kind == "pedit":
         keys = []
-        if action.get("address"):
+        six = ":" in (action.get("address") or "")
+        if six:
+            keys.extend(pedit_ipv6_dst_keys(action["address"]))
+        elif action.get("address"):
             keys.append(pedit_ipv4_dst_key(action["address"]))
         if action.get("port"):
-            keys.append(pedit_udp_dport_key(action["port"]))
+            keys.append(pedit_udp_dport_key(action["port"], 40 if six else 20))
         opts = [["TCA_PEDIT_PARMS", pack_pedit(control, keys)]]
     elif kind == "csum":
         opts = [["TCA_CSUM_PARMS", pack_csum(control, action.get("update_flags", TCA_CSUM_UPDATE_FLAG_UDP))]]
@@ -522,13 +535,13 @@ def encode_u32_options(node):
     return {"attrs": attrs}
 
 
-def build_filter_msg(ifindex, prio, handle, chain, node=None):
+def build_filter_msg(ifindex, prio, handle, chain, node=None, protocol=ETH_P_IP):
     msg = tcmsg()
     msg["family"] = socket.AF_UNSPEC
     msg["index"] = ifindex
     msg["handle"] = handle
     msg["parent"] = INGRESS_PARENT
-    msg["info"] = tc_info(prio)
+    msg["info"] = tc_info(prio, protocol)
     attrs = [["TCA_KIND", "u32"]]
     if chain:
         attrs.append(["TCA_CHAIN", chain])

@@ -52,6 +52,47 @@ def parse_arp(data):
     return (op, codec.mac_str(data[22:28]), socket.inet_ntoa(data[28:32]), socket.inet_ntoa(data[38:42]))
 
 
+ETH_P_IPV6 = 0x86DD
+
+
+def _inet_csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def neighbour_solicitation(src_mac, src_ip, target):
+    """An NDP Neighbour Solicitation frame for IPv6 `target`, to its solicited-node multicast address (RFC 4861
+    4.3), from `src_ip` (the device's link-local address; "::" sends no source link-layer option)."""
+    tgt = socket.inet_pton(socket.AF_INET6, target)
+    dst = socket.inet_pton(socket.AF_INET6, "ff02::1:ff00:0")[:13] + tgt[13:]
+    src = socket.inet_pton(socket.AF_INET6, src_ip)
+    icmp = struct.pack("!BBHI", 135, 0, 0, 0) + tgt
+    if src_ip != "::":
+        icmp += struct.pack("!BB", 1, 1) + src_mac
+    check = _inet_csum(src + dst + struct.pack("!IxxxB", len(icmp), 58) + icmp)
+    icmp = icmp[:2] + struct.pack("!H", check) + icmp[4:]
+    ip = struct.pack("!IHBB", 0x60000000, len(icmp), 58, 255) + src + dst
+    return b"\x33\x33" + dst[12:] + src_mac + b"\x86\xdd" + ip + icmp
+
+
+def parse_na(data):
+    """An Ethernet frame holding an NDP Neighbour Advertisement -> (target IPv6, MAC), or None.  The MAC is the
+    target link-layer option's, else the frame's source."""
+    if len(data) < 78 or data[12:14] != b"\x86\xdd" or data[20] != 58 or data[54] != 136:
+        return None
+    target = socket.inet_ntop(socket.AF_INET6, data[62:78])
+    mac, opts = data[6:12], data[78:]
+    while len(opts) >= 8 and opts[1]:
+        if opts[0] == 2:
+            mac = opts[2:8]
+        opts = opts[8 * opts[1]:]
+    return (target, codec.mac_str(mac))
+
+
 class KernelError(Exception):
     pass
 
@@ -128,7 +169,7 @@ class Kernel(model.Resolver):
 
     def route(self, address):
         try:
-            routes = self.ipr.route("get", dst=address)
+            routes = self.ipr.route("get", dst=address, family=socket.AF_INET6 if ":" in address else socket.AF_INET)
         except NetlinkError:
             return None
         for route in routes:
@@ -144,7 +185,8 @@ class Kernel(model.Resolver):
         link = self.link(device)
         if link is None:
             return None
-        for neigh in self.ipr.get_neighbours(ifindex=link["ifindex"]):
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        for neigh in self.ipr.get_neighbours(family=family, ifindex=link["ifindex"]):
             if neigh.get_attr("NDA_DST") == address and neigh["ifindex"] == link["ifindex"]:
                 return (neigh["state"], neigh.get_attr("NDA_LLADDR"))
         return None
@@ -156,14 +198,16 @@ class Kernel(model.Resolver):
         # unknown, failed, or STALE/DELAY/PROBE (not heard from lately: a replaced NIC keeps its old entry)
         return self.arp_resolve(device, address)
 
-    def subnets(self, name):
+    def subnets(self, name, family=4):
         link = self.link(name)
         if link is None:
             return []
         nets = []
-        for addr in self.ipr.get_addr(family=socket.AF_INET, index=link["ifindex"]):
-            net = "%s/%d" % (addr.get_attr("IFA_ADDRESS"), addr["prefixlen"])
-            nets.append(str(ipaddress.ip_network(u"%s" % net, strict=False)))
+        for addr in self.ipr.get_addr(family=socket.AF_INET6 if family == 6 else socket.AF_INET,
+                                      index=link["ifindex"]):
+            net = ipaddress.ip_network(u"%s/%d" % (addr.get_attr("IFA_ADDRESS"), addr["prefixlen"]), strict=False)
+            if not net.is_link_local:  # fe80::/64 is on every IPv6 link: no exporter is meant by it
+                nets.append(str(net))
         return sorted(set(nets), key=layout.ip_sort_key)
 
     def _source_address(self, ifindex):
@@ -171,12 +215,24 @@ class Kernel(model.Resolver):
             return addr.get_attr("IFA_ADDRESS")
         return "0.0.0.0"
 
+    def _link_local(self, ifindex):
+        best = "::"
+        for addr in self.ipr.get_addr(family=socket.AF_INET6, index=ifindex):
+            address = addr.get_attr("IFA_ADDRESS")
+            if address and ipaddress.IPv6Address(u"%s" % address).is_link_local:
+                return address
+            best = address or best
+        return best
+
     def arp_request(self, device, address):
-        """A broadcast ARP request frame for `address` from `device`, or None without such a device."""
+        """A broadcast ARP request frame for `address` from `device` (for an IPv6 address, a Neighbour
+        Solicitation), or None without such a device."""
         link = self.link(device)
         if link is None or not link["mac"]:
             return None
         src_mac = codec.mac_bytes(link["mac"])
+        if ":" in address:
+            return neighbour_solicitation(src_mac, self._link_local(link["ifindex"]), address)
         src_ip = socket.inet_aton(self._source_address(link["ifindex"]))
         return (b"\xff" * 6 + src_mac + b"\x08\x06"
                 + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
@@ -191,9 +247,12 @@ class Kernel(model.Resolver):
         if frame is None:
             return None
         timeout = self.arp_timeout if timeout is None else timeout
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+        six = ":" in address
+        proto = ETH_P_IPV6 if six else ETH_P_ARP
+        want = str(ipaddress.ip_address(u"%s" % address))
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
         try:
-            sock.bind((device, ETH_P_ARP))
+            sock.bind((device, proto))
             for dummy in range(tries):
                 sock.send(frame)
                 deadline = time.time() + timeout / tries
@@ -201,7 +260,13 @@ class Kernel(model.Resolver):
                     ready = select.select([sock], [], [], max(0.0, deadline - time.time()))[0]
                     if not ready:
                         break
-                    arp = parse_arp(sock.recv(128))
+                    data = sock.recv(2048)
+                    if six:
+                        na = parse_na(data)
+                        if na is not None and str(ipaddress.ip_address(u"%s" % na[0])) == want:
+                            return na[1]
+                        continue
+                    arp = parse_arp(data)
                     if arp is not None and arp[0] == 2 and arp[2] == address:
                         return arp[1]
         finally:
@@ -264,9 +329,11 @@ class Kernel(model.Resolver):
             raise
         return [f for f in (codec.decode_filter(m) for m in dumped) if f]
 
-    def get_filter(self, ifindex, priority, chain, handle):
-        """One u32 node or table by its handle (RTM_GETTFILTER), or None when the kernel has none."""
-        msg = codec.build_filter_msg(ifindex, priority, handle, chain)
+    def get_filter(self, ifindex, priority, chain, handle, family=4):
+        """One u32 node or table by its handle (RTM_GETTFILTER), or None when the kernel has none; `family`
+        picks the u32 instance (6: protocol ipv6, at the next priority)."""
+        msg = codec.build_filter_msg(ifindex, layout.family_priority(priority, family), handle, chain,
+                                     protocol=layout.ETH_P[family])
         msg["parent"] = INGRESS_HOOK
         try:
             found = self.request(msg, RTM_GETTFILTER, NLM_F_REQUEST | NLM_F_ECHO)
@@ -306,6 +373,9 @@ class Kernel(model.Resolver):
     def execute(self, op, priority, chain):
         """Carry out one planner operation; returns the concrete op (handles resolved)."""
         kind = op["op"]
+        family = op.get("family", 4)
+        priority = layout.family_priority(priority, family)
+        proto = layout.ETH_P[family]
         ack = NLM_F_REQUEST | NLM_F_ACK
         ifindex = op["ifindex"]
         if kind == "qdisc_add":
@@ -314,7 +384,8 @@ class Kernel(model.Resolver):
             self.request(codec.build_qdisc_msg(ifindex), RTM_DELQDISC, ack)
         elif kind in ("ht_add", "ht_del"):
             msg = codec.build_filter_msg(ifindex, priority, op["htid"] << 20, chain,
-                                         {"divisor": op.get("divisor", 1)} if kind == "ht_add" else None)
+                                         {"divisor": op.get("divisor", 1)} if kind == "ht_add" else None,
+                                         protocol=proto)
             msg["parent"] = INGRESS_HOOK
             if kind == "ht_add":
                 self.request(msg, RTM_NEWTFILTER, ack | NLM_F_CREATE | NLM_F_EXCL)
@@ -329,19 +400,19 @@ class Kernel(model.Resolver):
                 handle = layout.node_handle(ht, nodeid)
                 op = dict(op, handle=handle)
             if kind == "node_del":
-                msg = codec.build_filter_msg(ifindex, priority, handle, chain)
+                msg = codec.build_filter_msg(ifindex, priority, handle, chain, protocol=proto)
                 msg["parent"] = INGRESS_HOOK
                 self._delete(msg, ifindex, priority, chain)
             else:
                 # TCA_U32_HASH names the table and the bucket the node goes in
                 node = dict(op["spec"], ht=handle & 0xFFFFF000)
-                msg = codec.build_filter_msg(ifindex, priority, handle, chain, node)
+                msg = codec.build_filter_msg(ifindex, priority, handle, chain, node, protocol=proto)
                 msg["parent"] = INGRESS_HOOK
                 flags = NLM_F_CREATE | (NLM_F_EXCL if kind == "node_add" else NLM_F_REPLACE)
                 self.request(msg, RTM_NEWTFILTER, ack | flags)
         elif kind == "tp_del":
             self._roots.pop((ifindex, priority, chain), None)
-            msg = codec.build_filter_msg(ifindex, priority, 0, chain)
+            msg = codec.build_filter_msg(ifindex, priority, 0, chain, protocol=proto)
             msg["parent"] = INGRESS_HOOK
             self._delete(msg, ifindex, priority, chain)
         else:

@@ -99,6 +99,92 @@ KERNEL_NEEDS = {
 }
 
 
+# IPv6 (mirror destinations): a second u32 instance, protocol ipv6, at the next priority (one priority holds one
+# protocol); it shares the qdisc's hash table ids with the IPv4 instance, so both allocate from one used set
+ETH_P = {4: 0x0800, 6: 0x86DD}
+FAMILIES = (4, 6)
+OFF6_VER, OFF6_NEXT, OFF6_SRC, OFF6_DST, OFF6_PORTS = 0, 4, 8, 24, 40
+POOL_HASH6 = (0x000000FF, 20)  # the last byte of the IPv6 source address (bytes 20-23 are its last word)
+ANY_SOURCE6 = "::/0"
+
+
+def family_priority(priority, family):
+    """The priority of a family's u32 instance: IPv4 at `priority`, IPv6 at the one after it."""
+    return priority + (1 if family == 6 else 0)
+
+
+def family_of(text):
+    """4 or 6 for an address or prefix given as text."""
+    return ipaddress.ip_network(u"%s" % text, strict=False).version
+
+
+def family_view(dev, family):
+    """The part of a validated device one family's classifier carries.  IPv4: the IPv4 addresses and sources,
+    every destination whose sources (if any) include an IPv4 prefix.  IPv6 (only with an IPv6 address): the IPv6
+    ones, and only mirror destinations: a forward destination's collector is an IPv4 address."""
+    if family not in (dev.get("families") or [4]):
+        return dict(dev, ports=[], addresses=[], sources=[])
+    ports = []
+    for port in dev.get("ports") or []:
+        dests = []
+        for dest in port["destinations"]:
+            if dest["mode"] == "forward" and family_of(dest["address"]) != family:
+                continue  # a collector gets the packets of its own address family
+            if dest.get("sources"):
+                mine = [s for s in dest["sources"] if family_of(s) == family]
+                if not mine:
+                    continue
+                dest = dict(dest, sources=mine)
+            dests.append(dest)
+        if dests:
+            # the original is dropped where a forward destination rewrites it (model: originals)
+            ports.append(dict(port, destinations=dests, original=(port.get("originals") or {}).get(
+                family, port["original"])))
+    out = dict(dev, ports=ports, addresses=[a for a in dev.get("addresses") or [] if family_of(a) == family],
+               sources=[s for s in dev.get("sources") or [] if family_of(s) == family])
+    if family == 6:
+        out["fragments"] = "first"  # no IPv6 reassembly nodes (a Fragment header is an extension header)
+    return out
+
+
+def port_keys6(port):
+    """u32 keys matching IPv6/UDP to `port` with no extension header (so never a fragment: the Fragment header is
+    one)."""
+    return [
+        (0xF0000000, 0x60000000, OFF6_VER),
+        (0x0000FF00, 0x00001100, OFF6_NEXT),  # next header 17
+        (0x0000FFFF, port & 0xFFFF, OFF6_PORTS),
+    ]
+
+
+def _words6(net, off):
+    """u32 keys for an IPv6 prefix at `off`: one per 32-bit word its mask touches."""
+    mask, value = int(net.netmask), int(net.network_address)
+    keys = []
+    for i in range(4):
+        shift = 96 - 32 * i
+        m = (mask >> shift) & 0xFFFFFFFF
+        if m:
+            keys.append((m, (value >> shift) & 0xFFFFFFFF, off + 4 * i))
+    return keys
+
+
+def _net6_of(keys, off):
+    words = dict((o, (m, v)) for m, v, o in keys if off <= o < off + 16)
+    if not words:
+        return None
+    mask = value = 0
+    for i in range(4):
+        m, v = words.get(off + 4 * i, (0, 0))
+        mask |= m << (96 - 32 * i)
+        value |= v << (96 - 32 * i)
+    return ipaddress.IPv6Network((value, bin(mask).count("1")))
+
+
+def is_ipv6_keys(keys):
+    return (0xF0000000, 0x60000000, OFF6_VER) in [(m, v & m, o) for m, v, o in keys]
+
+
 # u32 key offsets (bytes from the IPv4 header, IHL 5 assumed)
 OFF_VER_IHL, OFF_FRAG, OFF_PROTO, OFF_SRC, OFF_DST, OFF_PORTS = 0, 4, 8, 12, 16, 20
 # the Ethernet destination address, before the IPv4 header on ingress (as `tc ... match ether dst` writes it)
@@ -119,7 +205,8 @@ def port_keys(port, whole=False):
 
 def port_of_keys(keys):
     for mask, value, off in keys:
-        if off == OFF_PORTS and mask == 0x0000FFFF:
+        # an IPv4 source prefix never has the mask 0x0000ffff at 20 (prefix masks start at the top bit)
+        if off in (OFF_PORTS, OFF6_PORTS) and mask == 0x0000FFFF:
             return value
     return None
 
@@ -128,10 +215,15 @@ def source_keys(prefix):
     if prefix is None:
         return [(0, 0, 0)]  # match everything, as `match u32 0 0` does
     net = ipaddress.ip_network(prefix)
+    if net.version == 6:
+        return _words6(net, OFF6_SRC) or [(0, 0, 0)]
     return [(int(net.netmask), int(net.network_address), OFF_SRC)]
 
 
-def source_of_keys(keys):
+def source_of_keys(keys, family=4):
+    if family == 6 or is_ipv6_keys(keys):
+        net = _net6_of(keys, OFF6_SRC)
+        return str(net) if net is not None else None
     for mask, value, off in keys:
         if off == OFF_SRC:
             net = ipaddress.ip_network((value, bin(mask).count("1")))
@@ -156,6 +248,9 @@ def mac_of_keys(keys):
 
 
 def address_of_keys(keys):
+    if is_ipv6_keys(keys):
+        net = _net6_of(keys, OFF6_DST)
+        return str(net.network_address) if net is not None and net.prefixlen == 128 else None
     for mask, value, off in keys:
         if off == OFF_DST and mask == 0xFFFFFFFF:
             return str(ipaddress.IPv4Address(value))
@@ -209,7 +304,8 @@ def destination_actions(dest):
         # pedit sets the whole destination address (and port): every forward node overwrites what the
         # node before it wrote; csum then fixes the IPv4 header and UDP checksums
         actions.append({"kind": "pedit", "address": dest["address"], "port": dest.get("port")})
-        actions.append({"kind": "csum", "update_flags": 17})
+        # IPv6 has no header checksum; its UDP checksum (over the pseudo-header) is required and act_csum fixes it
+        actions.append({"kind": "csum", "update_flags": 16 if ":" in dest["address"] else 17})
     actions.append({"kind": "mirred", "eaction": 2, "ifindex": dest["ifindex"],
                     "control": -1, "cookie": mark_cookie(dest["name"])})
     return actions
@@ -221,7 +317,7 @@ def destination_nodes(dest):
     return [{"keys": source_keys(p), "actions": destination_actions(dest)} for p in prefixes]
 
 
-def have_destination(nodes, link_names):
+def have_destination(nodes, link_names, family=4):
     """The inverse of destination_nodes: module-owned nodes of one destination -> the public (input) shape."""
     first = nodes[0]
     acts = dict((a["kind"], a) for a in first["actions"])
@@ -235,7 +331,7 @@ def have_destination(nodes, link_names):
             out["port"] = acts["pedit"]["port"]
     else:
         out["mode"] = "mirror"
-    sources = [source_of_keys(n["keys"]) for n in nodes]
+    sources = [source_of_keys(n["keys"], family) for n in nodes]
     if any(sources):
         out["sources"] = sorted(s for s in sources if s)
     if "police" in acts:
@@ -261,10 +357,11 @@ def action_text(action, link_names):
         return "action nat ingress 0.0.0.0/0 %s pipe" % action["new"]
     if kind == "pedit":
         words = []
+        six = ":" in (action.get("address") or "")
         if action.get("address"):
-            words.append("munge ip dst set %s" % action["address"])
+            words.append("munge ip6 dst set %s" % action["address"] if six else "munge ip dst set %s" % action["address"])
         if action.get("port"):
-            words.append("munge offset 22 u16 set %d" % action["port"])
+            words.append("munge offset %d u16 set %d" % (42 if six else 22, action["port"]))
         return "action pedit %s pipe" % " ".join(words)
     if kind == "csum":
         return "action csum %sudp pipe" % ("ip4h " if action.get("update_flags", 16) & 1 else "")
@@ -286,20 +383,23 @@ def action_text(action, link_names):
     return "action %s" % kind
 
 
-def dispatch_nodes(dev, port):
+def dispatch_nodes(dev, port, family=4):
     """The root-table nodes steering `port` on `dev` into its table: one per accepted
     destination address x exporter prefix, each for frames sent to the device's own MAC."""
     actions = [{"kind": "gact", "control": 2, "cookie": MARK}] if port["original"] == "drop" else []
-    base = port_keys(port["port"], whole=dev.get("fragments") == "reassemble")
+    six = family == 6
+    base = port_keys6(port["port"]) if six else port_keys(port["port"], whole=dev.get("fragments") == "reassemble")
     if dev.get("mac"):
         base = base + mac_keys(dev["mac"])
     nodes = []
     for address in dev.get("addresses") or [None]:
-        for prefix in dev.get("sources") or [ANY_SOURCE]:
+        for prefix in dev.get("sources") or [ANY_SOURCE6 if six else ANY_SOURCE]:
             keys = list(base)
-            if address is not None:
+            if address is not None and six:
+                keys.extend(_words6(ipaddress.IPv6Network(u"%s/128" % address), OFF6_DST))
+            elif address is not None:
                 keys.append((0xFFFFFFFF, int(ipaddress.IPv4Address(address)), OFF_DST))
-            if prefix != ANY_SOURCE:
+            if prefix not in (ANY_SOURCE, ANY_SOURCE6):
                 keys.extend(source_keys(prefix))
             nodes.append({"keys": keys, "actions": list(actions)})
     return nodes
@@ -333,7 +433,7 @@ def is_frag_node(node):
 def kernel_features(devices):
     """The tc kinds a desired state needs (for the availability check)."""
     kinds = set()
-    for dev in devices:
+    for dev in [family_view(d, f) for d in devices for f in FAMILIES]:
         if dev["ports"]:
             kinds.update(("ingress", "u32"))
         if frag_nodes(dev):
@@ -395,10 +495,11 @@ def pool_marker_node(name):
                          "cookie": pool_cookie(name)}]}
 
 
-def pool_link_node(pool_htid):
+def pool_link_node(pool_htid, family=4):
     """The port-table node that sends the packet through the pool's hash table; no action, so the port
     table's next node runs after it."""
-    return {"keys": [(0, 0, 0)], "link": pool_htid << 20, "hash": POOL_HASH, "actions": []}
+    return {"keys": [(0, 0, 0)], "link": pool_htid << 20, "hash": POOL_HASH6 if family == 6 else POOL_HASH,
+            "actions": []}
 
 
 # ---- handles, canonical forms, names: reading the kernel back ----------

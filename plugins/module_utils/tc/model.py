@@ -93,8 +93,25 @@ def validate_scope(params):
     return problems
 
 
+def _address(value):
+    """An IPv4 or IPv6 address, or None."""
+    try:
+        return ipaddress.ip_address(u"%s" % value)
+    except ValueError:
+        return None
+
+
+def _prefix(value):
+    """(network, None) or (None, why)."""
+    try:
+        return ipaddress.ip_network(u"%s" % value, strict=True), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
 def _device_scope(raw_dev, where, link, resolver, problems):
-    """The ingress device's own MAC, accepted destination addresses and exporter prefixes."""
+    """The ingress device's own MAC, accepted destination addresses and exporter prefixes, and the address
+    families they enable: IPv4 unless every address is IPv6, IPv6 when an address is IPv6."""
     scope = {"mac": None, "addresses": [], "sources": [], "warnings": [],
              "fragments": raw_dev.get("fragments") or "first"}
     if scope["fragments"] not in layout.FRAGMENT_MODES:
@@ -103,30 +120,53 @@ def _device_scope(raw_dev, where, link, resolver, problems):
     if link and link.get("mac") and link["mac"] != "00:00:00:00:00:00":
         scope["mac"] = link["mac"].lower()
     for ai, address in enumerate(raw_dev.get("addresses") or []):
-        parsed = _ipv4(address)
-        if parsed is None or parsed.is_multicast or parsed.is_unspecified or str(parsed) == "255.255.255.255":
-            problems.append("%s.addresses[%d]: %r is not a unicast IPv4 address (the replicator's own or virtual "
-                            "address that exporters send to)%s" % (where, ai, address, layout.ipv6_note(address)))
+        parsed = _address(address)
+        if parsed is None or parsed.is_multicast or parsed.is_unspecified or str(parsed) == "255.255.255.255" or \
+                (parsed.version == 6 and parsed.is_link_local):
+            problems.append("%s.addresses[%d]: %r is not a unicast IPv4 or global IPv6 address (the replicator's own "
+                            "or virtual address that exporters send to)" % (where, ai, address))
         elif str(parsed) not in scope["addresses"]:
             scope["addresses"].append(str(parsed))
+    families = set(layout.family_of(a) for a in scope["addresses"])
+    if not families or 4 in families:
+        families.add(4)
+    scope["families"] = sorted(families)
     if raw_dev.get("addresses") is None and raw_dev.get("name") and raw_dev.get("ports"):
         scope["warnings"].append(
             "%s.addresses is not set: packets sent to %s's MAC are copied whatever their destination address; set "
             "the addresses exporters send to (the segment's own and virtual addresses)" % (where, raw_dev["name"]))
     raw_sources = raw_dev.get("sources")
-    if raw_sources is None:
-        raw_sources = resolver.subnets(raw_dev["name"]) if link else []
-        if link and not raw_sources and raw_dev.get("ports"):
-            problems.append("%s.sources: %s has no IPv4 address to take the exporters' subnet from; list the "
-                            "exporters' prefixes (%s accepts any source)" % (where, raw_dev["name"], layout.ANY_SOURCE))
     nets = []
-    for si, prefix in enumerate(raw_sources):
-        try:
-            nets.append(ipaddress.IPv4Network(u"%s" % prefix, strict=True))
-        except ValueError as exc:
-            problems.append("%s.sources[%d]: %r is not an IPv4 prefix (%s)%s"
-                            % (where, si, prefix, exc, layout.ipv6_note(prefix)))
-    scope["sources"] = [str(n) for n in ipaddress.collapse_addresses(nets)]
+    if raw_sources is None:
+        for family in scope["families"]:
+            found = resolver.subnets(raw_dev["name"], family) if link and family == 6 else \
+                (resolver.subnets(raw_dev["name"]) if link else [])
+            if link and not found and raw_dev.get("ports"):
+                problems.append("%s.sources: %s has no %s address to take the exporters' subnet from; list the "
+                                "exporters' prefixes (%s accepts any source)" % (
+                                    where, raw_dev["name"], "IPv6 (global)" if family == 6 else "IPv4",
+                                    layout.ANY_SOURCE6 if family == 6 else layout.ANY_SOURCE))
+            nets.extend(ipaddress.ip_network(u"%s" % n) for n in found)
+    else:
+        start = len(problems)
+        for si, prefix in enumerate(raw_sources):
+            net, why = _prefix(prefix)
+            if net is None:
+                problems.append("%s.sources[%d]: %r is not an IPv4 or IPv6 prefix (%s)" % (where, si, prefix, why))
+            elif net.version not in scope["families"]:
+                problems.append("%s.sources[%d]: %s is an %s prefix but no address in %s.addresses is; add the "
+                                "replicator's %s address exporters send to, or remove the prefix" % (
+                                    where, si, prefix, "IPv%d" % net.version, where, "IPv%d" % net.version))
+            else:
+                nets.append(net)
+        for family in scope["families"]:
+            if raw_sources and len(problems) == start and not any(n.version == family for n in nets) and \
+                    raw_dev.get("ports"):
+                problems.append("%s.sources: no IPv%d prefix, so IPv%d exporters would be accepted from any "
+                                "source; list them (%s accepts any source)" % (
+                                    where, family, family, layout.ANY_SOURCE6 if family == 6 else layout.ANY_SOURCE))
+    scope["sources"] = [str(n) for f in (4, 6) for n in ipaddress.collapse_addresses([n for n in nets
+                                                                                      if n.version == f])]
     return scope
 
 
@@ -176,7 +216,9 @@ def validate(params, resolver, pending=None):
             _check_pools(dests, pwhere, problems)
             original = raw_port.get("original")
             # a pending forward destination still decides the original's fate: it is only waiting
-            has_forward = any(d["mode"] == "forward" for d in dests) or bool(waiting)
+            forward_families = set(layout.family_of(d["address"]) for d in dests if d["mode"] == "forward") | \
+                set(layout.family_of(w["address"]) for w in waiting or [])
+            has_forward = bool(forward_families)
             if original is None:
                 original = "drop" if has_forward else "pass"
             elif original not in ORIGINAL:
@@ -192,8 +234,23 @@ def validate(params, resolver, pending=None):
             for item in waiting or []:
                 pending.append(dict(item, device=name, port=port_no))
             if dests or not waiting:  # a port whose destinations all wait gets no rule yet
+                # per family, the original is dropped only where a forward destination rewrites it
+                originals = dict((f, raw_port.get("original") or ("drop" if f in forward_families else "pass"))
+                                 for f in layout.FAMILIES)
                 dev["ports"].append({"port": port_no, "original": original, "destinations": dests,
-                                     "rate_limit": cap, "burst": burst})
+                                     "rate_limit": cap, "burst": burst, "originals": originals})
+        for pi, port in enumerate(dev["ports"]):
+            for dest in port["destinations"]:
+                family = layout.family_of(dest["address"]) if dest["mode"] == "forward" else None
+                if family is not None and family not in dev["families"]:
+                    problems.append(
+                        "%s.ports[%d].destinations[%d]: a forward destination gets the packets of its own address "
+                        "family (IPv%d), and %s.addresses has no IPv%d address; add the one exporters send to, or "
+                        "use mode: mirror" % (where, pi, dest["index"], family, where, family))
+        if 6 in dev["families"] and isinstance(params.get("priority"), int) and \
+                params["priority"] >= PRIORITY_RANGE[1]:
+            problems.append("priority: %d; IPv6 (%s.addresses) is copied by rules at the next priority, so use "
+                            "at most %d" % (params["priority"], where, PRIORITY_RANGE[1] - 1))
         devices.append(dev)
     if problems:
         raise ValidationError(problems)
@@ -269,26 +326,33 @@ def _validate_destination(raw, where, ingress, resolver, problems, waiting=None)
             problems.append("%s.device: a mirror destination needs the tool port it copies to" % where)
     else:
         if address is None:
-            problems.append("%s.address: a forward destination needs the collector's IPv4 address" % where)
-        elif _ipv4(address) is None:
-            problems.append("%s.address: %r is not an IPv4 address%s" % (where, address, layout.ipv6_note(address)))
+            problems.append("%s.address: a forward destination needs the collector's IPv4 or IPv6 address" % where)
+        elif _address(address) is None or _address(address).is_multicast or _address(address).is_unspecified or \
+                (_address(address).version == 6 and _address(address).is_link_local):
+            problems.append("%s.address: %r is not a unicast IPv4 or global IPv6 address (the collector's)"
+                            % (where, address))
         else:
-            dest["address"] = str(_ipv4(address))
+            dest["address"] = str(_address(address))
         if raw.get("port") is not None:
             port = parse_port(raw.get("port"))
             if port is None:
                 problems.append("%s.port: %r is not a UDP port; use 1-65535" % (where, raw.get("port")))
             dest["port"] = port
-    # sources: an allow-list of exporter prefixes
+    # sources: an allow-list of exporter prefixes (IPv6 ones only for mirror destinations)
     sources = []
     for si, prefix in enumerate(raw.get("sources") or []):
-        try:
-            sources.append(ipaddress.IPv4Network(u"%s" % prefix, strict=True))
-        except ValueError as exc:
-            problems.append("%s.sources[%d]: %r is not an IPv4 prefix (%s)%s"
-                            % (where, si, prefix, exc, layout.ipv6_note(prefix)))
+        net, why = _prefix(prefix)
+        if net is None:
+            problems.append("%s.sources[%d]: %r is not an IPv4 or IPv6 prefix (%s)" % (where, si, prefix, why))
+        elif mode == "forward" and dest["address"] and net.version != layout.family_of(dest["address"]):
+            problems.append("%s.sources[%d]: %s is an IPv%d prefix; a forward destination gets only the packets of "
+                            "its collector's address family (IPv%d)"
+                            % (where, si, prefix, net.version, layout.family_of(dest["address"])))
+        else:
+            sources.append(net)
     # overlapping prefixes would send a packet twice; collapse them
-    dest["sources"] = [str(n) for n in ipaddress.collapse_addresses(sources)]
+    dest["sources"] = [str(n) for f in (4, 6) for n in ipaddress.collapse_addresses(
+        [n for n in sources if n.version == f])]
     dest["rate_limit"], dest["burst"] = _rate(raw, where, problems)
     sample = raw.get("sample")
     if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int)
@@ -343,7 +407,8 @@ def _validate_destination(raw, where, ingress, resolver, problems, waiting=None)
         hop = route["gateway"] if route and route["device"] == device and route["gateway"] else dest["address"]
         mac = resolver.neighbour(device, hop)
         if mac is None:
-            reason = "next hop %s on %s did not answer ARP" % (hop, device)
+            reason = "next hop %s on %s did not answer %s" % (
+                hop, device, "neighbour discovery" if ":" in hop else "ARP")
             if waiting is not None:
                 waiting.append({"name": name, "address": dest["address"], "next_hop": hop, "egress_device": device,
                                 "reason": reason})

@@ -27,6 +27,7 @@ def parse_have(filters, priority, chain):
     have = {"used_htids": set(), "root": None, "ports": {}, "stray_nodes": [], "stray_hts": [],
             "foreign": [], "unknown_hts": [], "tp": False, "root_ids": set(), "frag": {}}
     at = [f for f in filters if f and f["prio"] == priority and f["chain"] == chain]
+    have["family"] = 6 if any(f.get("protocol") == layout.ETH_P[6] for f in at) else 4
     for f in filters:
         if f and f.get("kind") == "ht":
             have["used_htids"].add(layout.htid_of(f["handle"]) & 0x7FF)
@@ -143,10 +144,11 @@ def refused(hp):
     if not nodes or any("pcnt" not in n for n in nodes):
         return None
     first = nodes[0]
-    offsets = [off for _m, _v, off in first["keys"]]
-    if layout.OFF_PORTS not in offsets:
+    at = [i for i, (mask, _v, off) in enumerate(first["keys"])
+          if off in (layout.OFF_PORTS, layout.OFF6_PORTS) and mask == 0x0000FFFF]
+    if not at:
         return None
-    offered = first["pcnt"]["kcnts"][offsets.index(layout.OFF_PORTS)]
+    offered = first["pcnt"]["kcnts"][at[0]]
     return max(0, offered - sum(n["pcnt"]["kcnts"][-1] for n in nodes if n["pcnt"]["kcnts"]))
 
 
@@ -178,7 +180,7 @@ def _pool_teardown(pool):
     return items + [("ht_del", dict(htid=pool["ht"], divisor=layout.POOL_BUCKETS))]
 
 
-def _plan_pools(port, hp, htid, used_hts, used_nodes, adds, replaces, deletes):
+def _plan_pools(port, hp, htid, used_hts, used_nodes, adds, replaces, deletes, family=4):
     """The port's pools: (ops before the port table's node changes, ops after them); the link nodes go into
     adds, replaces and deletes with the port table's other nodes."""
     pools = {}
@@ -206,7 +208,8 @@ def _plan_pools(port, hp, htid, used_hts, used_nodes, adds, replaces, deletes):
             pre.append(("node_add", dict(handle=layout.node_handle(pool_ht, layout.POOL_MARKER, 0),
                                          spec=layout.pool_marker_node(name), dest=None)))
             nodeid = _alloc(used_nodes, *layout.NODE_RANGES[cls])
-            adds.append(dict(handle=layout.node_handle(htid, nodeid), spec=layout.pool_link_node(pool_ht), dest=None))
+            adds.append(dict(handle=layout.node_handle(htid, nodeid), spec=layout.pool_link_node(pool_ht, family),
+                             dest=None))
             continue
         keep = set()
         for bucket, member in enumerate(chosen):
@@ -225,7 +228,7 @@ def _plan_pools(port, hp, htid, used_hts, used_nodes, adds, replaces, deletes):
         for node in old["nodes"]:
             if node["handle"] not in keep:
                 post.append(("node_del", dict(handle=node["handle"], old=node, dest=layout.cookie_name(node))))
-        link = layout.pool_link_node(old["ht"])
+        link = layout.pool_link_node(old["ht"], family)
         if layout.canon_node(old["link"])[:2] != layout.canon_node(link)[:2]:
             # another hash key (a release with a wider one): a new link node, the old one goes
             deletes.append(dict(handle=old["link"]["handle"], old=old["link"], dest=None))
@@ -237,9 +240,11 @@ def _plan_pools(port, hp, htid, used_hts, used_nodes, adds, replaces, deletes):
     return pre, post
 
 
-def plan_device(dev_name, ifindex, want_ports, have, has_qdisc, scope=None):
+def plan_device(dev_name, ifindex, want_ports, have, has_qdisc, scope=None, family=4):
     """Operations that turn `have` into `want_ports` on one device.
 
+    family: which u32 instance `have` was read from and the ops are for (6: the IPv6 one, at the next
+    priority; its ops carry family=6).
     want_ports: list of validated port dicts (model.validate), [] to remove all.
     scope: the device's mac, addresses and sources (model.validate's device dict).
     Order: new things are complete before traffic is steered to them; things
@@ -252,6 +257,8 @@ def plan_device(dev_name, ifindex, want_ports, have, has_qdisc, scope=None):
 
     def op(kind, **kw):
         kw.update(op=kind, dev=dev_name, ifindex=ifindex)
+        if family == 6:
+            kw["family"] = 6
         ops.append(kw)
 
     if want_ports and not has_qdisc:
@@ -285,7 +292,7 @@ def plan_device(dev_name, ifindex, want_ports, have, has_qdisc, scope=None):
                     replaces.append(dict(handle=old_gate["handle"], spec=gate, old=old_gate, dest=None))
         # pool link nodes hold ids in the port table too
         used_nodes.update(layout.nodeid_of(pool["link"]["handle"]) for pool in (hp["pools"].values() if hp else ()))
-        pre, post = _plan_pools(port, hp, htid, used_hts, used_nodes, adds, replaces, deletes)
+        pre, post = _plan_pools(port, hp, htid, used_hts, used_nodes, adds, replaces, deletes, family)
         for dest in [d for d in port["destinations"] if not d.get("pool")]:
             specs = layout.destination_nodes(dest)
             cls = layout.destination_class(dest)
@@ -325,7 +332,7 @@ def plan_device(dev_name, ifindex, want_ports, have, has_qdisc, scope=None):
         # dispatch: a node's selector cannot change in place, so new selectors are added before old ones go
         old_dispatch = dict((layout.canon_node(n)[0], n) for n in (hp["dispatch"] if hp else []))
         kept = set()
-        for spec in layout.dispatch_nodes(scope, port):
+        for spec in layout.dispatch_nodes(scope, port, family):
             spec["link"] = htid << 20
             node = old_dispatch.get(layout.canon_node(spec)[0])
             if node is None:

@@ -35,8 +35,10 @@ def _match(keys):
 
 
 def command(op, priority, chain, link_names):
-    head = "tc filter %%s dev %s ingress%s protocol ip prio %d" % (
-        op["dev"], " chain %d" % chain if chain else "", priority)
+    family = op.get("family", 4)
+    head = "tc filter %%s dev %s ingress%s protocol %s prio %d" % (
+        op["dev"], " chain %d" % chain if chain else "", "ipv6" if family == 6 else "ip",
+        layout.family_priority(priority, family))
     kind = op["op"]
     if kind == "qdisc_add":
         return "tc qdisc add dev %s ingress" % op["dev"]
@@ -69,10 +71,11 @@ def public_have(name, have, link_names):
     """One device's module-owned state in the shape tc_mirror accepts."""
     ports = []
     for port_no, hp in sorted(have["ports"].items()):
-        dests = [layout.have_destination(sorted(nodes, key=lambda n: n["handle"]), link_names)
+        family = have.get("family", 4)
+        dests = [layout.have_destination(sorted(nodes, key=lambda n: n["handle"]), link_names, family)
                  for _name, nodes in sorted(hp["dests"].items())]
         for pool_name, pool in sorted(hp.get("pools", {}).items()):
-            dests.extend(dict(layout.have_destination(sorted(nodes, key=lambda n: n["handle"]), link_names),
+            dests.extend(dict(layout.have_destination(sorted(nodes, key=lambda n: n["handle"]), link_names, family),
                               pool=pool_name) for _name, nodes in sorted(pool["members"].items()))
         dests.sort(key=lambda d: d["name"])
         port = {"port": port_no, "original": hp["original"], "destinations": dests}
@@ -86,6 +89,42 @@ def public_have(name, have, link_names):
         out["addresses"] = scope["addresses"]
         out["sources"] = scope["sources"]
         out["fragments"] = scope["fragments"]
+    return out
+
+
+_SUMMED = ("original_dropped", "capped", "refused")
+
+
+def merge_families(four, six):
+    """One device's public shape from its IPv4 and IPv6 instances: ports and destinations joined by port number
+    and name, addresses and sources listed IPv4 first; counters (tc_mirror_info) are summed."""
+    if not six["ports"]:
+        return four
+    if not four["ports"]:
+        return six
+    out = dict(four, addresses=four.get("addresses", []) + six.get("addresses", []),
+               sources=four.get("sources", []) + six.get("sources", []))
+    ports = dict((p["port"], dict(p, destinations=[dict(d) for d in p["destinations"]])) for p in four["ports"])
+    for port in six["ports"]:
+        mine = ports.get(port["port"])
+        if mine is None:
+            ports[port["port"]] = port
+            continue
+        for key in _SUMMED:
+            if key in port:
+                mine[key] = mine.get(key, 0) + port[key]
+        dests = dict((d["name"], d) for d in mine["destinations"])
+        for dest in port["destinations"]:
+            have = dests.get(dest["name"])
+            if have is None:
+                mine["destinations"].append(dest)
+                continue
+            if dest.get("sources"):
+                have["sources"] = have.get("sources", []) + dest["sources"]
+            if "counters" in dest:
+                have["counters"] = dict((k, have.get("counters", {}).get(k, 0) + v) for k, v in dest["counters"].items())
+        mine["destinations"].sort(key=lambda d: d["name"])
+    out["ports"] = [ports[p] for p in sorted(ports)]
     return out
 
 

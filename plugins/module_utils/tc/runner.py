@@ -79,25 +79,44 @@ def _targets(params, kern, want):
 
 
 def _read(kern, targets, priority, chain):
-    """name -> (ifindex, have, has an ingress hook, every filter there)."""
+    """name -> (ifindex, the IPv4 instance's have, has an ingress hook, every filter there, the IPv6 one's)."""
     haves = {}
     hooks = kern.ingress_hooks()
     for name in sorted(targets):
         ifindex = kern.link(name)["ifindex"]
         filters = kern.filters(ifindex) if ifindex in hooks else []
-        haves[name] = (ifindex, planner.parse_have(filters, priority, chain), ifindex in hooks, filters)
+        haves[name] = (ifindex, planner.parse_have(filters, priority, chain), ifindex in hooks, filters,
+                       planner.parse_have(filters, layout.family_priority(priority, 6), chain))
     return haves
 
 
-def _refuse_foreign(haves, priority, chain):
+def _views(targets, name):
+    """(IPv4 ports, scope), (IPv6 ports, scope) of a target."""
+    ports, scope = targets[name]
+    if scope is None:
+        return (ports, None), ([], None)
+    four, six = layout.family_view(scope, 4), layout.family_view(scope, 6)
+    return (four["ports"], four), (six["ports"], six)
+
+
+def _owns_any(have):
+    return bool(have["ports"] or have["stray_nodes"] or have["stray_hts"] or have["frag"])
+
+
+def _refuse_foreign(haves, priority, chain, targets):
     problems = []
     for name in sorted(haves):
         foreign = haves[name][1]["foreign"]
+        have6 = haves[name][4]
+        # the IPv6 priority is logfwdr's only where it copies IPv6 (or did): anything else there is left alone
+        if have6["foreign"] and (_views(targets, name)[1][0] or _owns_any(have6)):
+            foreign = foreign + have6["foreign"]
         if foreign:
             problems.append(
                 "%s: priority %d chain %d holds filters logfwdr did not create (%s); logfwdr never changes or "
                 "deletes them: choose another priority (logfwdr_priority) or chain, or remove them" % (
-                    name, priority, chain, "; ".join(planner.describe_foreign(f) for f in foreign)))
+                    name, priority if haves[name][1]["foreign"] else layout.family_priority(priority, 6), chain,
+                    "; ".join(planner.describe_foreign(f) for f in foreign)))
     if problems:
         raise model.ValidationError(problems)
 
@@ -105,9 +124,19 @@ def _refuse_foreign(haves, priority, chain):
 def _plan(targets, haves):
     ops = []
     for name in sorted(targets):
-        ifindex, have, hook = haves[name][:3]
-        ports, scope = targets[name]
-        ops.extend(planner.plan_device(name, ifindex, ports, have, hook, scope))
+        ifindex, have, hook, _filters, have6 = haves[name]
+        (ports4, scope4), (ports6, scope6) = _views(targets, name)
+        four = planner.plan_device(name, ifindex, ports4, have, hook, scope4)
+        ops.extend(four)
+        if not ports6 and not have6["tp"]:
+            continue
+        if have6["foreign"] and not ports6 and not _owns_any(have6):
+            continue  # someone else's IPv6 filters at that priority, and nothing of ours
+        # both instances allocate hash table ids from one set (u32 shares them per qdisc)
+        used = set(have6["used_htids"]) | set(o["htid"] for o in four if o["op"] == "ht_add")
+        six = planner.plan_device(name, ifindex, ports6, dict(have6, used_htids=used),
+                                  hook or any(o["op"] == "qdisc_add" for o in four), scope6, family=6)
+        ops.extend(six)
     return ops
 
 
@@ -141,9 +170,10 @@ def _run(params, kern, check_mode):
         want = []
     targets = _targets(params, kern, want)
     haves = _read(kern, targets, priority, chain)
-    _refuse_foreign(haves, priority, chain)
+    _refuse_foreign(haves, priority, chain, targets)
     link_names = kern.link_names()
-    before = [render.public_have(name, haves[name][1], link_names) for name in sorted(haves)]
+    before = [render.merge_families(render.public_have(name, haves[name][1], link_names),
+                                    render.public_have(name, haves[name][4], link_names)) for name in sorted(haves)]
     ops = _plan(targets, haves)
     result = {"changed": bool(ops), "commands": [render.command(op, priority, chain, link_names) for op in ops],
               "warnings": warnings}
@@ -197,18 +227,18 @@ def _read_back(kern, done, priority, chain):
             if op["ifindex"] not in hooks:
                 wrong.append((op, "no ingress qdisc"))
         elif kind in ("ht_add", "ht_del"):
-            found = kern.get_filter(op["ifindex"], priority, chain, op["htid"] << 20)
+            found = kern.get_filter(op["ifindex"], priority, chain, op["htid"] << 20, op.get("family", 4))
             if (found is not None) != (kind == "ht_add"):
                 wrong.append((op, "table %s" % ("missing" if kind == "ht_add" else "still there")))
         elif kind in ("node_add", "node_replace"):
-            found = kern.get_filter(op["ifindex"], priority, chain, op["handle"])
+            found = kern.get_filter(op["ifindex"], priority, chain, op["handle"], op.get("family", 4))
             if found is None or layout.canon_node(found) != layout.canon_node(op["spec"]):
                 wrong.append((op, "missing" if found is None else "the kernel holds something else"))
         elif kind == "node_del":
-            if kern.get_filter(op["ifindex"], priority, chain, op["handle"]) is not None:
+            if kern.get_filter(op["ifindex"], priority, chain, op["handle"], op.get("family", 4)) is not None:
                 wrong.append((op, "still there"))
         elif kind == "tp_del":
-            if kern.owns(op["ifindex"], priority, chain):
+            if kern.owns(op["ifindex"], layout.family_priority(priority, op.get("family", 4)), chain):
                 wrong.append((op, "the priority still holds filters"))
     return wrong
 
@@ -226,12 +256,13 @@ def _restore(kern, exc, targets, haves, priority, chain, snapshot, link_names, r
             errors.append("%s: %s" % (undo["op"], undo_exc))
     # undoing the first table of a new classifier leaves the kernel's root table behind
     for name in sorted(targets):
-        ifindex, have = haves[name][:2]
-        if not have["tp"] and kern.owns(ifindex, priority, chain):
-            try:
-                kern.execute({"op": "tp_del", "dev": name, "ifindex": ifindex}, priority, chain)
-            except (kernel_mod.NetlinkError, kernel_mod.KernelError, OSError) as cleanup_exc:
-                errors.append("tp_del on %s: %s" % (name, cleanup_exc))
+        ifindex = haves[name][0]
+        for family, have in ((4, haves[name][1]), (6, haves[name][4])):
+            if not have["tp"] and kern.owns(ifindex, layout.family_priority(priority, family), chain):
+                try:
+                    kern.execute({"op": "tp_del", "dev": name, "ifindex": ifindex, "family": family}, priority, chain)
+                except (kernel_mod.NetlinkError, kernel_mod.KernelError, OSError) as cleanup_exc:
+                    errors.append("tp_del on %s: %s" % (name, cleanup_exc))
     now = kern.snapshot(targets)
     differs = sorted(name for name in snapshot if now.get(name) != snapshot[name])
     if errors or differs:
@@ -255,6 +286,41 @@ def _sum_stats(actions, kind):
     return total
 
 
+def _info_family(filters, priority, chain, name, link_names):
+    """One u32 instance's rules in public shape, with its counters."""
+    have = planner.parse_have(filters, priority, chain)
+    public = render.public_have(name, have, link_names)
+    for port in public["ports"]:
+        hp = have["ports"][port["port"]]
+        port["original_dropped"] = _sum_stats([a for n in hp["dispatch"] for a in n["actions"]], "gact")["packets"]
+        if hp["gate"]:
+            port["capped"] = _sum_stats(hp["gate"]["actions"], "police")["overlimits"]
+        refused = planner.refused(hp)
+        if refused is not None:
+            port["refused"] = refused
+        for dest in port["destinations"]:
+            nodes = hp["pools"][dest["pool"]]["members"][dest["name"]] if dest.get("pool") else \
+                hp["dests"][dest["name"]]
+            actions = [a for n in nodes for a in n["actions"]]
+            mirred = _sum_stats(actions, "mirred")
+            police = _sum_stats(actions, "police")
+            dest["counters"] = {
+                "packets": mirred["packets"],
+                "bytes": mirred["bytes"],
+                "drops": mirred["drops"],
+                "overlimits": mirred["overlimits"],
+                "rate_limited": police["overlimits"],
+            }
+    if have["frag"]:
+        acts = [a for n in have["frag"].values() for a in n["actions"] if a["kind"] == "ct"]
+        public["reassembly"] = {
+            # every fragment passes the first ct; only a fragment that completes a datagram reaches ct clear
+            "fragments": sum(a["stats"]["packets"] for a in acts if not a.get("clear")),
+            "datagrams": sum(a["stats"]["packets"] for a in acts if a.get("clear")),
+        }
+    return public
+
+
 def info(params, kern):
     """The module-owned rules in tc_mirror's shape, with counters per destination."""
     problems = model.validate_scope(params)
@@ -268,36 +334,10 @@ def info(params, kern):
         link = kern.link(name)
         if link is None:
             raise model.ValidationError(["devices: no interface named %r on this host" % name])
-        have = planner.parse_have(kern.filters(link["ifindex"]), priority, chain)
-        public = render.public_have(name, have, link_names)
-        for port in public["ports"]:
-            hp = have["ports"][port["port"]]
-            port["original_dropped"] = _sum_stats([a for n in hp["dispatch"] for a in n["actions"]], "gact")["packets"]
-            if hp["gate"]:
-                port["capped"] = _sum_stats(hp["gate"]["actions"], "police")["overlimits"]
-            refused = planner.refused(hp)
-            if refused is not None:
-                port["refused"] = refused
-            for dest in port["destinations"]:
-                nodes = hp["pools"][dest["pool"]]["members"][dest["name"]] if dest.get("pool") else \
-                    hp["dests"][dest["name"]]
-                actions = [a for n in nodes for a in n["actions"]]
-                mirred = _sum_stats(actions, "mirred")
-                police = _sum_stats(actions, "police")
-                dest["counters"] = {
-                    "packets": mirred["packets"],
-                    "bytes": mirred["bytes"],
-                    "drops": mirred["drops"],
-                    "overlimits": mirred["overlimits"],
-                    "rate_limited": police["overlimits"],
-                }
-        if have["frag"]:
-            acts = [a for n in have["frag"].values() for a in n["actions"] if a["kind"] == "ct"]
-            public["reassembly"] = {
-                # every fragment passes the first ct; only a fragment that completes a datagram reaches ct clear
-                "fragments": sum(a["stats"]["packets"] for a in acts if not a.get("clear")),
-                "datagrams": sum(a["stats"]["packets"] for a in acts if a.get("clear")),
-            }
+        filters = kern.filters(link["ifindex"])
+        public = render.merge_families(_info_family(filters, priority, chain, name, link_names),
+                                       _info_family(filters, layout.family_priority(priority, 6), chain, name,
+                                                    link_names))
         if public["ports"] or params.get("devices"):
             devices.append(public)
     return {"changed": False, "devices": devices}
