@@ -255,3 +255,49 @@ def test_unconfirmed_neighbours_are_asked_before_use(rig):
               "dev", "in0", "nud", "reachable")
     got = json.loads(rig.python(NEIGHBOUR, netlab.EXPORTER_IP, "10.77.0.50", "10.77.0.60"))
     assert got == [real, None, "02:00:00:00:00:60"]
+
+
+PROBE6 = r"""
+import json, subprocess, sys, time
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import agent
+r = agent.Resolver(arp_timeout=0.3)
+out = {"first": r.neighbour("in0", sys.argv[1])}
+subprocess.run(sys.argv[2:], check=True)  # the next hop gets its address: it answers from now on
+a = agent.Agent("/nonexistent", resolver=r)
+woke, start = False, time.time()
+while not woke and time.time() - start < 3:
+    woke = a._probe(None, time.time())
+    time.sleep(0.05)
+out.update(woke=woke, after=r.neighbour("in0", sys.argv[1]), seconds=round(time.time() - start, 2))
+print(json.dumps(out))
+"""
+
+
+def _ipv6_on(lab):
+    for ns, dev, address in ((lab.rep, "in0", "fd00:77::1"), (lab.exp, "exp0", "fd00:77::2")):
+        netlab.sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0",
+                  "net.ipv6.conf.%s.disable_ipv6=0" % dev)
+        netlab.sh("ip", "-n", ns, "-6", "addr", "add", address + "/64", "dev", dev, "nodad")
+
+
+def test_ipv6_next_hops_are_found_by_neighbour_discovery(rig):
+    """The IPv6 counterpart of ARP: a Neighbour Solicitation gets the real MAC past a STALE wrong entry; a silent
+    address gives none; a confirmed entry is used as it is."""
+    lab = rig.lab
+    _ipv6_on(lab)
+    real = netlab.Lab.mac(lab.exp, "exp0")
+    netlab.sh("ip", "-n", lab.rep, "-6", "neigh", "replace", "fd00:77::2", "lladdr", "02:00:00:00:00:99", "dev", "in0",
+              "nud", "stale")
+    netlab.sh("ip", "-n", lab.rep, "-6", "neigh", "replace", "fd00:77::60", "lladdr", "02:00:00:00:00:60", "dev",
+              "in0", "nud", "reachable")
+    got = json.loads(rig.python(NEIGHBOUR, "fd00:77::2", "fd00:77::50", "fd00:77::60"))
+    assert got == [real, None, "02:00:00:00:00:60"]
+
+
+def test_the_agent_asks_a_silent_ipv6_next_hop_again_and_wakes_when_it_answers(rig):
+    lab = rig.lab
+    _ipv6_on(lab)
+    got = json.loads(rig.python(PROBE6, "fd00:77::9", "ip", "netns", "exec", lab.exp, "ip", "-6", "addr", "add",
+                                "fd00:77::9/64", "dev", "exp0", "nodad"))
+    assert got["first"] is None and got["woke"] is True, got
+    assert got["after"] == netlab.Lab.mac(lab.exp, "exp0"), got

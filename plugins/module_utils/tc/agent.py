@@ -41,7 +41,9 @@ from ansible_collections.netops.logfwdr.plugins.module_utils.tc import state as 
 
 # rtnetlink multicast groups (linux/rtnetlink.h) and the message types the agent reacts to
 RTMGRP_LINK, RTMGRP_NEIGH, RTMGRP_TC, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE = 0x1, 0x4, 0x8, 0x10, 0x40
-EVENT_GROUPS = RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_TC | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE
+RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE = 0x100, 0x400
+EVENT_GROUPS = RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_TC | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | \
+    RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE
 NEIGH_TYPES = (28, 29)  # RTM_NEWNEIGH, RTM_DELNEIGH
 TC_TYPES = (36, 37, 44, 45, 100, 101)  # RTM_{NEW,DEL}{QDISC,TFILTER,CHAIN}
 NLMSG_HDR = struct.Struct("=IHHII")
@@ -51,6 +53,7 @@ DEBOUNCE = 0.05  # events arrive in bursts: one reconcile for a burst
 MIN_GAP = 0.2  # at most five reconciles a second however many events come
 RETRY = 1.0  # a failed reconcile is tried again after this long
 BACKOFF_MIN, BACKOFF_MAX = 0.25, 1.0  # ARP requests to a next hop that does not answer
+PROBE6_WAIT = 0.1  # how long one Neighbour Solicitation of a waiting IPv6 next hop waits for its answer
 HEARD_TTL = 30.0  # a MAC heard from a next hop (reply, gratuitous ARP) stands in for a neighbour entry this long
 
 
@@ -406,7 +409,16 @@ class Agent:
                 wake = True
 
     def _probe(self, sock, now):
+        """Ask the next hops that are due again; True when an IPv6 one answered (a reconcile is due)."""
+        wake = False
         for device, address in self.kern.due_probes(now):
+            if ":" in address:
+                # the ARP socket does not hear Neighbour Advertisements, and one for all IPv6 would take a copy of
+                # every IPv6 packet: ask and listen at once, briefly
+                mac = self.kern.arp_resolve(device, address, tries=1, timeout=PROBE6_WAIT)
+                if mac and self.kern.hear(device, address, mac):
+                    wake = True
+                continue
             frame = self.kern.arp_request(device, address)
             if frame is None:
                 continue
@@ -414,6 +426,7 @@ class Agent:
                 sock.sendto(frame, (device, kernel_mod.ETH_P_ARP))
             except (IOError, OSError):
                 pass
+        return wake
 
     def run(self, ready=None):
         """Reconcile until SIGTERM/SIGINT (returns "stop") or SIGHUP (returns "reload": the caller runs the
@@ -456,7 +469,8 @@ class Agent:
                     wake = True
                 if wake:
                     due = min(due, max(now + DEBOUNCE, self.last_reconcile + MIN_GAP))
-                self._probe(arp, now)
+                if self._probe(arp, now):
+                    due = min(due, max(now + DEBOUNCE, self.last_reconcile + MIN_GAP))
                 if watchdog and now - last_ping >= watchdog / 3:
                     sd_notify("WATCHDOG=1")
                     last_ping = now
