@@ -98,6 +98,7 @@ _value:
   elements: dict
 """
 
+import ipaddress
 import json
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import json_query, plain
@@ -149,6 +150,17 @@ def replication_devices(collectors, ingress_interfaces, protocols, egress_interf
     by_name = dict((c["name"], c) for c in valid)
     wanted = sorted(set(p for c in valid for p in c["ports"]))
     check_same_target(valid, wanted, problems)
+    # a forward collector gets the exporters of its own address family: only from segments that have one
+    families = dict((name, set(ipaddress.ip_address(a).version for a in scope.get("addresses", [])))
+                    for name, scope in model["scopes"].items())
+    for c in valid:
+        if c["mode"] == "forward":
+            family = ipaddress.ip_address(c["address"]).version
+            if not any(family in families.get(n, ()) for n in c["ingress"]):
+                problems.add("logfwdr_collectors[%d].address" % c["index"], "%s is an IPv%d address, and none of its "
+                             "ingress interfaces (%s) has an IPv%d address%s; it would get nothing" % (
+                                 c["address"], family, ", ".join(c["ingress"]), family,
+                                 " (address6)" if family == 6 else ""))
     problems.fail("replication inventory")
     devices = []
     for ifname in model["ingress"]:
@@ -157,6 +169,8 @@ def replication_devices(collectors, ingress_interfaces, protocols, egress_interf
             # collectors that want this port from this interface, in inventory order
             names = json_query(valid, "[?contains(ports, `%d`) && contains(ingress, `%s`)].name"
                                % (port, json.dumps(ifname)))
+            names = [n for n in names if by_name[n]["mode"] != "forward"
+                     or ipaddress.ip_address(by_name[n]["address"]).version in families.get(ifname, ())]
             if names:
                 ports.append(dict({"port": port, "destinations": [_destination(by_name[n], port) for n in names]},
                                   **cap))

@@ -155,7 +155,11 @@ def syslog_bridge_targets(collectors, ingress_interfaces, protocols, egress_inte
             continue
         allowed = everywhere
         if c["sources"].get(syslog):
-            allowed = [ipaddress.IPv4Network(s) for s in c["sources"][syslog]]
+            # the bridge's senders are IPv4 (it listens on the segments' IPv4 addresses): an IPv6 allow-list admits
+            # none of them
+            allowed = [ipaddress.ip_network(s) for s in c["sources"][syslog] if ipaddress.ip_network(s).version == 4]
+            if not allowed:
+                continue
         if set(c["ingress"]) != set(model["ingress"]):  # restricted to some ingress interfaces
             allowed = _intersect(allowed, [model["ingress_by_name"][n].network for n in c["ingress"]
                                            if n in model["ingress_by_name"]])

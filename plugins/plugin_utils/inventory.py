@@ -116,9 +116,10 @@ COLLECTOR_FIELDS = ("name", "mode", "address", "device", "protocols", "ports", "
 # syslog_format: how the TCP syslog bridge (plugins/filter/syslog_bridge.py) sends syslog to the collector
 SYSLOG_FORMATS = {"rfc5424": "RFC 5424 with the original HOSTNAME and the sender in [origin ip=...]",
                   "rfc3164": "RFC 3164 with the sender's address as HOSTNAME"}
-INGRESS_FIELDS = ("name", "address", "mtu", "virtual_address", "virtual_router_id", "exporter_networks", "fragments")
+INGRESS_FIELDS = ("name", "address", "address6", "mtu", "virtual_address", "virtual_router_id", "exporter_networks",
+                  "fragments")
 FRAGMENT_MODES = ("first", "reassemble")
-EGRESS_FIELDS = ("name", "address", "mtu", "routes")
+EGRESS_FIELDS = ("name", "address", "address6", "mtu", "routes")
 ROUTE_FIELDS = ("to", "via")
 
 
@@ -168,12 +169,29 @@ def _interface(where, item, known, problems, seen):
                 raise ValueError("the network or broadcast address of its subnet")
         except ValueError as exc:
             problems.add(where + ".address", "%r is not this host's IPv4 address with prefix length, like "
-                                             "10.10.1.2/24 (%s)%s" % (address, exc, ipv6_note(address)))
+                                             "10.10.1.2/24 (%s)%s" % (address, exc, "; an IPv6 address goes in "
+                                                                      "address6, like 2001:db8:10::2/64"
+                                                                      if ipv6_note(address) else ""))
             iface = None
+    iface6 = None
+    address6 = item.get("address6")
+    if address6 is not None:
+        try:
+            if "/" not in str(address6):
+                raise ValueError("no prefix length")
+            iface6 = ipaddress.IPv6Interface(str(address6))
+            if iface6.ip.is_link_local or iface6.ip.is_multicast or iface6.ip.is_unspecified:
+                raise ValueError("not a global unicast address")
+            if str(iface6) != str(address6):  # the role compares it with what `ip -json addr` shows
+                raise ValueError("write it as %s, the form the kernel shows" % iface6)
+        except ValueError as exc:
+            problems.add(where + ".address6", "%r is not this host's IPv6 address with prefix length, like "
+                                              "2001:db8:10::2/64 (%s)" % (address6, exc))
+            iface6 = None
     mtu = item.get("mtu")
     if mtu is not None and whole(mtu, 68, 65535) is None:
         problems.add(where + ".mtu", "%r; use a number of bytes from 68 to 65535, or leave it out" % (mtu,))
-    return name, iface
+    return name, iface, iface6
 
 
 def _virtual(where, item, iface, vrrp, problems, vrrp_seen):
@@ -231,33 +249,44 @@ def _virtual(where, item, iface, vrrp, problems, vrrp_seen):
 
 
 def prefixes(value, where, problems):
+    """IPv4 and IPv6 prefixes."""
     nets = []
     if value is None:
         return nets
     if not isinstance(value, list):
-        problems.add(where, "must be a list of IPv4 prefixes")
+        problems.add(where, "must be a list of IPv4 or IPv6 prefixes")
         return nets
     for i, prefix in enumerate(value):
         try:
-            nets.append(ipaddress.IPv4Network(str(prefix), strict=True))
+            nets.append(ipaddress.ip_network(str(prefix), strict=True))
         except ValueError as exc:
-            problems.add("%s[%d]" % (where, i), "%r is not an IPv4 prefix like 192.0.2.0/24 (%s)%s"
-                         % (prefix, exc, ipv6_note(prefix)))
+            problems.add("%s[%d]" % (where, i), "%r is not an IPv4 or IPv6 prefix like 192.0.2.0/24 or "
+                                                "2001:db8:10::/64 (%s)" % (prefix, exc))
     return nets
 
 
-def _segment_scope(where, item, iface, exporter_networks, problems):
-    """What the segment's rules accept: packets sent to the replicator's own or virtual address, from the
-    segment's subnet or a declared exporter network (routed exporters)."""
+def _segment_scope(where, item, iface, iface6, exporter_networks, problems):
+    """What the segment's rules accept: packets sent to the replicator's own or virtual address (and its IPv6
+    address), from the segment's subnets or a declared exporter network (routed exporters)."""
     addresses = [str(iface.ip)]
     try:
         if item.get("virtual_address") is not None:
             addresses.append(str(ipaddress.IPv4Interface(str(item["virtual_address"])).ip))
     except ValueError:
         pass  # reported by _validate_virtual
-    nets = [iface.network] + list(exporter_networks or [])
-    nets += prefixes(item.get("exporter_networks"), where + ".exporter_networks", problems)
-    scope = {"addresses": addresses, "sources": [str(n) for n in ipaddress.collapse_addresses(nets)]}
+    nets = [iface.network] + [n for n in exporter_networks or [] if n.version == 4 or iface6 is not None]
+    own = prefixes(item.get("exporter_networks"), where + ".exporter_networks", problems)
+    for i, net in enumerate(own):
+        if net.version == 6 and iface6 is None:
+            problems.add("%s.exporter_networks[%d]" % (where, i), "%s is an IPv6 prefix, and this interface has no "
+                                                                  "address6; add the replicator's IPv6 address on the "
+                                                                  "segment, like 2001:db8:10::2/64" % net)
+    nets += own
+    if iface6 is not None:
+        addresses.append(str(iface6.ip))
+        nets.append(iface6.network)
+    scope = {"addresses": addresses, "sources": [str(n) for f in (4, 6) for n in ipaddress.collapse_addresses(
+        [n for n in nets if n.version == f])]}
     fragments = item.get("fragments")
     if fragments is not None and fragments not in FRAGMENT_MODES:
         problems.add(where + ".fragments", "%r is not one of %s (reassemble: fragmented datagrams reach the "
@@ -280,7 +309,7 @@ def parse_interfaces(ingress_interfaces, egress_interfaces, problems, vrrp=False
         problems.add("logfwdr_ingress_interfaces", "empty; list the interfaces the exporters send to")
     for i, item in entries:
         where = "logfwdr_ingress_interfaces[%d]" % i
-        name, iface = _interface(where, item, INGRESS_FIELDS, problems, seen)
+        name, iface, iface6 = _interface(where, item, INGRESS_FIELDS, problems, seen)
         if item.get("address") is None:
             problems.add(where + ".address", "required: the replicator's address on this segment, like 10.10.1.2/24")
         _virtual(where, item, iface, vrrp, problems, vrrp_seen)
@@ -288,38 +317,46 @@ def parse_interfaces(ingress_interfaces, egress_interfaces, problems, vrrp=False
             ingress.append(name)
         if iface:
             ingress_nets.append(iface.network)
+        if iface6 is not None:
+            ingress_nets.append(iface6.network)
         if name and iface:
-            scopes[name] = _segment_scope(where, item, iface, exporter_networks, problems)
+            scopes[name] = _segment_scope(where, item, iface, iface6, exporter_networks, problems)
     egress = None
     if egress_interfaces is not None:
         egress = []
         for i, item in items(egress_interfaces, "logfwdr_egress_interfaces", problems):
             where = "logfwdr_egress_interfaces[%d]" % i
-            name, iface = _interface(where, item, EGRESS_FIELDS, problems, seen)
+            name, iface, iface6 = _interface(where, item, EGRESS_FIELDS, problems, seen)
             if name:
                 egress.append(name)
             if iface:
                 reach.append(iface.network)
+            if iface6 is not None:
+                reach.append(iface6.network)
             for r, route in items(item.get("routes"), where + ".routes", problems):
                 rwhere = "%s.routes[%d]" % (where, r)
                 unknown_fields(route, ROUTE_FIELDS, rwhere, problems)
                 try:
-                    to = ipaddress.IPv4Network(str(route.get("to")), strict=True)
+                    to = ipaddress.ip_network(str(route.get("to")), strict=True)
                 except ValueError as exc:
-                    problems.add(rwhere + ".to", "%r is not an IPv4 prefix like 10.30.0.0/16 (%s)%s"
-                                 % (route.get("to"), exc, ipv6_note(route.get("to"))))
+                    problems.add(rwhere + ".to", "%r is not an IPv4 or IPv6 prefix like 10.30.0.0/16 (%s)"
+                                 % (route.get("to"), exc))
                     to = None
                 try:
-                    via = ipaddress.IPv4Address(str(route.get("via")))
+                    via = ipaddress.ip_address(str(route.get("via")))
                 except ValueError:
-                    problems.add(rwhere + ".via", "%r is not the IPv4 address of a router%s"
-                                 % (route.get("via"), ipv6_note(route.get("via"))))
+                    problems.add(rwhere + ".via", "%r is not the IPv4 or IPv6 address of a router" % (route.get("via"),))
                     via = None
-                if via is not None and iface is not None and via not in iface.network:
+                own = iface6 if via is not None and via.version == 6 else iface
+                field = "address6" if via is not None and via.version == 6 else "address"
+                if via is not None and to is not None and via.version != to.version:
+                    problems.add(rwhere + ".via", "%s is an IPv%d address and to %s an IPv%d prefix; a route's router "
+                                                  "is of the family it routes" % (via, via.version, to, to.version))
+                elif via is not None and own is not None and via not in own.network:
                     problems.add(rwhere + ".via", "%s is not in %s's subnet %s; the router must be directly "
-                                                  "reachable" % (via, name, iface.network))
-                elif via is not None and item.get("address") is None:
-                    problems.add(rwhere, "a route needs an address on the interface; add %s.address" % where)
+                                                  "reachable" % (via, name, own.network))
+                elif via is not None and item.get(field) is None:
+                    problems.add(rwhere, "a route needs an address on the interface; add %s.%s" % (where, field))
                 if to is not None:
                     reach.append(to)
     return ingress, ingress_nets, egress, reach
@@ -433,10 +470,17 @@ def parse_collector(i, raw, ctx, problems):
         nets = []
         for s, prefix in enumerate(prefixes):
             try:
-                nets.append(str(ipaddress.IPv4Network(str(prefix), strict=True)))
+                net = ipaddress.ip_network(str(prefix), strict=True)
             except ValueError as exc:
-                problems.add("%s[%d]" % (swhere[proto], s), "%r is not an IPv4 prefix like 10.10.2.0/24 (%s)%s"
-                             % (prefix, exc, ipv6_note(prefix)))
+                problems.add("%s[%d]" % (swhere[proto], s), "%r is not an IPv4 or IPv6 prefix like 10.10.2.0/24 "
+                                                            "(%s)" % (prefix, exc))
+                continue
+            if c.get("address") and ipaddress.ip_address(c["address"]).version != net.version:
+                problems.add("%s[%d]" % (swhere[proto], s), "%s is an IPv%d prefix; a forward collector at %s gets "
+                                                            "only the exporters of its own address family"
+                             % (net, net.version, c["address"]))
+                continue
+            nets.append(str(net))
         c["sources"][by_name[str(proto)]] = nets
 
     for field in ("rate_limit", "burst"):
@@ -508,13 +552,12 @@ def _forward(where, raw, c, ctx, problems):
                                                    "logfwdr_egress_interfaces; remove %s (or use mode: mirror)" % field)
     address = raw.get("address")
     try:
-        ip = ipaddress.IPv4Address(str(address))
+        ip = ipaddress.ip_address(str(address))
+        if ip.is_multicast or ip.is_unspecified or (ip.version == 6 and ip.is_link_local):
+            raise ValueError("not a unicast address")
     except ValueError:
-        if ipv6_note(address):
-            problems.add(where + ".address", "%r is not an IPv4 address%s" % (address, ipv6_note(address)))
-        else:
-            problems.add(where + ".address", "required: the collector's IPv4 address (got %r); for an unchanged "
-                                             "copy out of a tool port use mode: mirror with device" % (address,))
+        problems.add(where + ".address", "required: the collector's IPv4 or global IPv6 address (got %r); for an "
+                                         "unchanged copy out of a tool port use mode: mirror with device" % (address,))
         return
     c["address"] = str(ip)
     mac = raw.get("next_hop_mac")

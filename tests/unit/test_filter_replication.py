@@ -12,7 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.netops.logfwdr.plugins.filter.replication_devices import FilterModule, replication_devices
-from ansible_collections.netops.logfwdr.plugins.module_utils.tc import model
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout, model
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc.argspec import tc_mirror_spec
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import (
     COLLECTOR_FIELDS, EGRESS_FIELDS, INGRESS_FIELDS)
@@ -201,7 +201,7 @@ def test_unknown_protocol_names_field_and_fix():
     ({"name": "a", "mode": "mirror", "protocols": ["syslog"]},
      "logfwdr_collectors[1].device: required for mode: mirror"),
     ({"name": "a", "protocols": ["syslog"]},
-     "logfwdr_collectors[1].address: required: the collector's IPv4 address"),
+     "logfwdr_collectors[1].address: required: the collector's IPv4 or global IPv6 address"),
     ({"name": "ok", "address": "10.20.1.40", "protocols": ["syslog"]},
      "logfwdr_collectors[1].name: 'ok' is already used by logfwdr_collectors[0]"),
     ({"name": "this-name-is-too-long", "address": "10.20.1.40", "protocols": ["syslog"]},
@@ -217,7 +217,7 @@ def test_unknown_protocol_names_field_and_fix():
     ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog", 514]},
      "logfwdr_collectors[1].protocols[1]: 514 is UDP port 514, which this collector already lists"),
     ({"name": "a", "address": "10.20.1.400", "protocols": ["syslog"]},
-     "logfwdr_collectors[1].address: required: the collector's IPv4 address (got '10.20.1.400')"),
+     "logfwdr_collectors[1].address: required: the collector's IPv4 or global IPv6 address (got '10.20.1.400')"),
     ({"name": "a", "address": "10.99.0.5", "protocols": ["syslog"]},
      "logfwdr_collectors[1].address: 10.99.0.5 is on no egress subnet and behind no route"),
     ({"name": "a", "address": "10.10.1.9", "protocols": ["syslog"]},
@@ -238,12 +238,14 @@ def test_unknown_protocol_names_field_and_fix():
     ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "ports": {"syslog": 0}},
      "logfwdr_collectors[1].ports.syslog: 0 is not a UDP port"),
     ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "sources": ["10.10.1.1/24"]},
-     "logfwdr_collectors[1].sources[0]: '10.10.1.1/24' is not an IPv4 prefix"),
+     "logfwdr_collectors[1].sources[0]: '10.10.1.1/24' is not an IPv4 or IPv6 prefix"),
     ({"name": "a", "address": "2001:db8::10", "protocols": ["syslog"]},
-     "logfwdr_collectors[1].address: '2001:db8::10' is not an IPv4 address; IPv6 is not supported yet, the kernel rules match IPv4 only"),
+     "logfwdr_collectors[1].address: 2001:db8::10 is on no egress subnet and behind no route"),
+    ({"name": "a", "address": "fe80::10", "protocols": ["syslog"]},
+     "logfwdr_collectors[1].address: required: the collector's IPv4 or global IPv6 address (got 'fe80::10')"),
     ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "sources": {"syslog": ["2001:db8::/32"]}},
-     "logfwdr_collectors[1].sources.syslog[0]: '2001:db8::/32' is not an IPv4 prefix like 10.10.2.0/24 "
-     "(Expected 4 octets in '2001:db8::'); IPv6 is not supported yet, the kernel rules match IPv4 only"),
+     "logfwdr_collectors[1].sources.syslog[0]: 2001:db8::/32 is an IPv6 prefix; a forward collector at 10.20.1.40 "
+     "gets only the exporters of its own address family"),
     ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "sources": {"sflow": ["10.10.1.0/24"]}},
      "logfwdr_collectors[1].sources.sflow: 'sflow' is not in this collector's protocols"),
     ({"name": "a", "address": "10.20.1.40", "protocols": ["syslog"], "rate_limit": 0},
@@ -283,15 +285,24 @@ def test_all_problems_reported_at_once():
      "logfwdr_ingress_interfaces[0].address: '10.10.1.2' is not this host's IPv4 address with prefix length"),
     ([{"name": "vec1", "address": "2001:db8:1::2/64"}], EGRESS,
      "logfwdr_ingress_interfaces[0].address: '2001:db8:1::2/64' is not this host's IPv4 address with prefix length, "
-     "like 10.10.1.2/24 (Expected 4 octets in '2001:db8:1::2'); IPv6 is not supported yet, the kernel rules match IPv4 only"),
+     "like 10.10.1.2/24 (Expected 4 octets in '2001:db8:1::2'); an IPv6 address goes in address6, like "
+     "2001:db8:10::2/64"),
+    ([{"name": "vec1", "address": "10.10.1.2/24", "address6": "fe80::2/64"}], EGRESS,
+     "logfwdr_ingress_interfaces[0].address6: 'fe80::2/64' is not this host's IPv6 address with prefix length"),
+    ([{"name": "vec1", "address": "10.10.1.2/24", "address6": "2001:db8:1::2"}], EGRESS,
+     "logfwdr_ingress_interfaces[0].address6: '2001:db8:1::2' is not this host's IPv6 address with prefix length, "
+     "like 2001:db8:10::2/64 (no prefix length)"),
     (INGRESS, [{"name": "vec3", "address": "10.20.1.2/24", "routes": [{"to": "2001:db8:30::/48", "via": "fe80::1"}]}],
-     "logfwdr_egress_interfaces[0].routes[0].to: '2001:db8:30::/48' is not an IPv4 prefix like 10.30.0.0/16 "
-     "(Expected 4 octets in '2001:db8:30::'); IPv6 is not supported yet, the kernel rules match IPv4 only"),
+     "logfwdr_egress_interfaces[0].routes[0]: a route needs an address on the interface; add "
+     "logfwdr_egress_interfaces[0].address6"),
+    (INGRESS, [{"name": "vec3", "address": "10.20.1.2/24", "address6": "2001:db8:20::2/64",
+                "routes": [{"to": "2001:db8:30::/48", "via": "2001:db8:21::1"}]}],
+     "logfwdr_egress_interfaces[0].routes[0].via: 2001:db8:21::1 is not in vec3's subnet 2001:db8:20::/64"),
     (INGRESS, [{"name": "vec3", "address": "10.20.1.2/24", "routes": [{"to": "10.30.0.0/16", "via": "fe80::1"}]}],
-     "logfwdr_egress_interfaces[0].routes[0].via: 'fe80::1' is not the IPv4 address of a router; IPv6 is not supported yet, the kernel rules match IPv4 only"),
+     "logfwdr_egress_interfaces[0].routes[0].via: fe80::1 is an IPv6 address and to 10.30.0.0/16 an IPv4 prefix"),
     ([{"name": "vec1", "address": "10.10.1.2/24", "exporter_networks": ["2001:db8:2::/48"]}], EGRESS,
-     "logfwdr_ingress_interfaces[0].exporter_networks[0]: '2001:db8:2::/48' is not an IPv4 prefix like 192.0.2.0/24 "
-     "(Expected 4 octets in '2001:db8:2::'); IPv6 is not supported yet"),
+     "logfwdr_ingress_interfaces[0].exporter_networks[0]: 2001:db8:2::/48 is an IPv6 prefix, and this interface has "
+     "no address6"),
     ([{"name": "vec1", "address": "10.10.1.0/24"}], EGRESS,
      "logfwdr_ingress_interfaces[0].address: '10.10.1.0/24' is not this host's IPv4 address"),
     ([{"name": "vec1", "address": "10.10.1.2/24", "mtu": 20}], EGRESS, "logfwdr_ingress_interfaces[0].mtu: 20"),
@@ -303,7 +314,7 @@ def test_all_problems_reported_at_once():
     (INGRESS, [{"name": "vec3", "address": "10.20.1.2/24", "routes": [{"to": "10.30.0.0/16", "via": "10.9.9.9"}]}],
      "logfwdr_egress_interfaces[0].routes[0].via: 10.9.9.9 is not in vec3's subnet 10.20.1.0/24"),
     (INGRESS, [{"name": "vec3", "address": "10.20.1.2/24", "routes": [{"to": "10.30.0.1/16", "via": "10.20.1.1"}]}],
-     "logfwdr_egress_interfaces[0].routes[0].to: '10.30.0.1/16' is not an IPv4 prefix"),
+     "logfwdr_egress_interfaces[0].routes[0].to: '10.30.0.1/16' is not an IPv4 or IPv6 prefix"),
     (INGRESS, [{"name": "vec3", "adress": "10.20.1.2/24"}],
      "logfwdr_egress_interfaces[0].adress: unknown field (did you mean 'address'?)"),
 ])
@@ -346,8 +357,9 @@ class InventoryHost(model.Resolver):
         self.links = dict((i["name"], n + 1) for n, i in enumerate(ingress + egress))
         self.routes = []
         for iface in egress:
-            if iface.get("address"):
-                self.routes.append((ipaddress.ip_interface(iface["address"]).network, iface["name"], None))
+            for field in ("address", "address6"):
+                if iface.get(field):
+                    self.routes.append((ipaddress.ip_interface(iface[field]).network, iface["name"], None))
             for route in iface.get("routes") or []:
                 self.routes.append((ipaddress.ip_network(route["to"]), iface["name"], route["via"]))
 
@@ -364,6 +376,46 @@ class InventoryHost(model.Resolver):
 
     def neighbour(self, device, address):
         return "52:54:00:00:00:01"
+
+
+def test_an_ipv6_inventory_gives_a_state_that_copies_ipv6_where_it_is_declared():
+    ingress = [{"name": "vec1", "address": "10.10.1.2/24", "address6": "2001:db8:10::2/64",
+                "exporter_networks": ["2001:db8:99::/48", "10.99.0.0/16"]},
+               {"name": "vec2", "address": "10.10.2.2/24"}]
+    egress = [{"name": "vec3", "address": "10.20.1.2/24", "address6": "2001:db8:20::2/64",
+               "routes": [{"to": "2001:db8:30::/48", "via": "2001:db8:20::1"}]},
+              {"name": "tool0"}]
+    collectors = [{"name": "v4", "address": "10.20.1.31", "protocols": ["syslog"]},
+                  {"name": "v6", "address": "2001:db8:30::10", "protocols": ["syslog", "snmptrap"],
+                   "sources": {"snmptrap": ["2001:db8:99:1::/64"]}},
+                  {"name": "ids", "mode": "mirror", "device": "tool0", "protocols": ["syslog"],
+                   "sources": ["10.10.1.0/24", "2001:db8:10::/64"]}]
+    variables = {"logfwdr_collectors": collectors, "logfwdr_ingress_interfaces": ingress,
+                 "logfwdr_egress_interfaces": egress, "logfwdr_protocols": {"syslog": 514, "snmptrap": 162},
+                 "logfwdr_priority": 5140}
+    devices, resolved = tc_mirror_accepts(variables)
+    vec1 = [d for d in resolved if d["name"] == "vec1"][0]
+    assert vec1["families"] == [4, 6]
+    assert vec1["addresses"] == ["10.10.1.2", "2001:db8:10::2"]
+    assert vec1["sources"] == ["10.10.1.0/24", "10.99.0.0/16", "2001:db8:10::/64", "2001:db8:99::/48"]
+    six = layout.family_view(vec1, 6)
+    assert dict((p["port"], [(d["name"], d.get("sources")) for d in p["destinations"]]) for p in six["ports"]) == {
+        514: [("v6", []), ("ids", ["2001:db8:10::/64"])], 162: [("v6", ["2001:db8:99:1::/64"])]}
+    v6 = six["ports"][0]["destinations"][0]
+    assert (v6["device"], v6["address"]) == ("vec3", "2001:db8:30::10")
+    four = layout.family_view(vec1, 4)
+    assert [d["name"] for d in four["ports"][0]["destinations"]] == ["v4", "ids"]
+    # vec2 has no address6: its IPv4 rules only, and the IPv6 collector gets nothing there
+    vec2 = [d for d in resolved if d["name"] == "vec2"][0]
+    assert vec2["families"] == [4] and layout.family_view(vec2, 6)["ports"] == []
+    assert [d["name"] for p in layout.family_view(vec2, 4)["ports"] for d in p["destinations"]] == ["v4", "ids"]
+
+
+def test_an_ipv6_collector_no_segment_can_feed_is_refused():
+    found = problems([{"name": "v6", "address": "2001:db8:20::10", "protocols": ["syslog"]}],
+                     egress=[{"name": "vec3", "address": "10.20.1.2/24", "address6": "2001:db8:20::2/64"}])
+    assert found == ["logfwdr_collectors[0].address: 2001:db8:20::10 is an IPv6 address, and none of its ingress "
+                     "interfaces (vec1, vec2) has an IPv6 address (address6); it would get nothing"], found
 
 
 def load_inventory(name, host_vars):

@@ -78,7 +78,8 @@ def test_vrrp_needs_virtual_address_and_router_id_on_every_ingress_interface():
     ("10.10.1.1", "'10.10.1.1' is not an IPv4 address with prefix length, like 10.10.1.1/24 (no prefix length)"),
     ("10.10.1.300/24", "'10.10.1.300/24' is not an IPv4 address with prefix length"),
     ("2001:db8:1::1/64", "'2001:db8:1::1/64' is not an IPv4 address with prefix length, like 10.10.1.1/24 (Expected 4 "
-                         "octets in '2001:db8:1::1'); IPv6 is not supported yet, the kernel rules match IPv4 only (docs/roadmap.md, IPv6)"),
+                         "octets in '2001:db8:1::1'); IPv6 is not supported here yet: VRRP, the syslog bridge "
+     "and the host firewall are IPv4 only (docs/roadmap.md, IPv6)"),
     ("10.10.1.2/24", "10.10.1.2 is this replicator's own address; use a free address of 10.10.1.0/24 that both "
                      "replicators share"),
     ("10.10.9.1/24", "10.10.9.1/24 is not in the subnet of address 10.10.1.2/24; use a free address of 10.10.1.0/24 "
@@ -300,7 +301,7 @@ def test_pair_link_problems():
         "address: 10.255.255.1/30} (an interface that joins the two replicators only)"]
     assert vrrp_problems(settings={"logfwdr_vrrp_pair_link": {"name": "pair0", "address": "fd00::1/64"}}) == [
         "logfwdr_vrrp_pair_link.address: 'fd00::1/64' is not an IPv4 address with its prefix; IPv6 is not supported "
-        "yet, the kernel rules match IPv4 only (docs/roadmap.md, IPv6); like {name: eth9, address: 10.255.255.1/30} "
+        "here yet: VRRP, the syslog bridge and the host firewall are IPv4 only (docs/roadmap.md, IPv6); like {name: eth9, address: 10.255.255.1/30} "
         "(an interface that joins the two replicators only)"]
     assert vrrp_problems(settings={"logfwdr_vrrp_pair_link": {"name": "vec2", "address": "10.255.255.1/30"}}) == [
         "logfwdr_vrrp_pair_link.name: vec2 is also an ingress or egress interface; the pair link is a link of its "

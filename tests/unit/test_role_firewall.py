@@ -26,14 +26,16 @@ EGRESS = [{"name": "vec3", "address": "10.20.1.2/24"}]
 COLLECTORS = [{"name": "c1", "address": "10.20.1.31", "protocols": ["syslog", "snmptrap"]}]
 
 
-def render(vrrp=True, firewall=True, bridge=True, management=("192.0.2.0/24",), pair=None, peer_pair=None):
-    v = dict(bridgeconf.DEFAULTS, logfwdr_ingress_interfaces=INGRESS, logfwdr_egress_interfaces=EGRESS,
+def render(vrrp=True, firewall=True, bridge=True, management=("192.0.2.0/24",), pair=None, peer_pair=None,
+           ingress=None):
+    ingress = ingress or INGRESS
+    v = dict(bridgeconf.DEFAULTS, logfwdr_ingress_interfaces=ingress, logfwdr_egress_interfaces=EGRESS,
              logfwdr_collectors=COLLECTORS, logfwdr_vrrp=vrrp, logfwdr_firewall=firewall,
              logfwdr_syslog_bridge=bridge, ansible_managed="test", __logfwdr_nftables_service="logfwdr-nftables.service")
-    devices = replication_devices(COLLECTORS, INGRESS, v["logfwdr_protocols"], egress_interfaces=EGRESS, vrrp=vrrp)
+    devices = replication_devices(COLLECTORS, ingress, v["logfwdr_protocols"], egress_interfaces=EGRESS, vrrp=vrrp)
     if vrrp:
         hostvars = {"rep2": dict(PEER["rep2"], logfwdr_vrrp_pair_link=peer_pair)} if pair else PEER
-        v["__logfwdr_vrrp"] = vrrp_instances(INGRESS, EGRESS, dict(VRRP_DEFAULTS, logfwdr_vrrp_pair_link=pair or {}),
+        v["__logfwdr_vrrp"] = vrrp_instances(ingress, EGRESS, dict(VRRP_DEFAULTS, logfwdr_vrrp_pair_link=pair or {}),
                                              peers=["rep2"], hostvars=hostvars, hostname="rep1")
     bridge_inputs = bridgeconf.role_vars(v, "/w", "/s")["__logfwdr_syslog_bridge_inputs"] if bridge else {}
     v["__logfwdr_syslog_bridge_inputs"] = bridge_inputs
@@ -109,6 +111,22 @@ def test_host_firewall_without_vrrp_bridge_or_ssh(tmp_path):
     assert proc.returncode == 0, proc.stdout + text
 
 
+def test_ipv6_exporters_can_find_the_replicator_through_the_firewall(tmp_path):
+    """With an IPv6 address on a segment, the filter admits neighbour discovery there (else the exporters never
+    learn the replicator's MAC and nothing is copied); without one, no ICMPv6 rule is written."""
+    assert "icmpv6" not in render()
+    ingress = [dict(INGRESS[0], address6="2001:db8:10::2/64"), INGRESS[1]]
+    text = render(ingress=ingress)
+    assert "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, echo-request, destination-unreachable, " \
+           "packet-too-big, time-exceeded, parameter-problem } accept" in rules(text)
+    lines = rules(text)
+    # before the segment chain's final drop
+    assert [i for i, r in enumerate(lines) if r.startswith("icmpv6")][0] < len(lines) - 1 - lines[::-1].index(
+        "counter drop")
+    result = nft_check(text, tmp_path)
+    assert result.returncode == 0, result.stdout
+
+
 def test_nft_refuses_a_broken_ruleset(tmp_path):
     """The check can fail: the role's validate (nft -c -f) stops a broken file."""
     text = render().replace("udp dport { 162, 514 }", "udp dport { 162 514 }")
@@ -122,7 +140,7 @@ def test_nft_refuses_a_broken_ruleset(tmp_path):
     ({"logfwdr_firewall_management_networks": ['0.0.0.0/0 } accept; #']}, "logfwdr_firewall_management_networks[0]"),
     ({"logfwdr_firewall_management_networks": ["2001:db8::/32"]},
      "logfwdr_firewall_management_networks[0]: '2001:db8::/32' is not an IPv4 prefix like 192.0.2.0/24 (Expected 4 "
-     "octets in '2001:db8::'); IPv6 is not supported yet, the kernel rules match IPv4 only (docs/roadmap.md, IPv6)"),
+     "octets in '2001:db8::'); IPv6 is not supported here yet: VRRP, the syslog bridge and the host firewall are IPv4 only (docs/roadmap.md, IPv6)"),
     ({"logfwdr_firewall_ssh_port": 0}, "logfwdr_firewall_ssh_port: 0 is not a TCP port"),
 ])
 def test_firewall_setting_errors(settings, problem):

@@ -91,3 +91,16 @@ def test_managed_interfaces_get_their_network_files(tmpdir):
     starting systemd-networkd, which this namespace does not have)."""
     _rc, out, files = run(tmpdir, configured=(), manage=True)
     assert sorted(files) == ["60-logfwdr-%s.network" % name for name in INTERFACES], out
+
+
+def test_an_ipv6_address_and_route_are_written_into_the_network_file():
+    from lflab import bridgeconf
+    item = {"name": "vec3", "side": "egress", "address": "10.20.1.2/24", "address6": "2001:db8:20::2/64",
+            "routes": [{"to": "10.30.0.0/16", "via": "10.20.1.1"}, {"to": "2001:db8:30::/48", "via": "2001:db8:20::1"}]}
+    text = bridgeconf.render("logfwdr.network.j2", {"item": item, "logfwdr_vrrp": False, "ansible_managed": "test"})
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert "Address=10.20.1.2/24" in lines and "Address=2001:db8:20::2/64" in lines
+    assert lines[lines.index("Destination=2001:db8:30::/48") + 1] == "Gateway=2001:db8:20::1"
+    plain = bridgeconf.render("logfwdr.network.j2", {"item": dict(item, address6=None, routes=[]),
+                                                     "logfwdr_vrrp": False, "ansible_managed": "test"})
+    assert "2001:db8" not in plain
