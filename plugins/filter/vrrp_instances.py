@@ -92,7 +92,7 @@ from decimal import Decimal, InvalidOperation
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import (
-    IFNAME_RE, Problems, boolean, interface_address, ipv6_note, parse_mac, role_defaults, whole)
+    IFNAME_RE, Problems, boolean, interface_address, ipv6_note, parse_mac, role_defaults, virtual6, whole)
 
 DEFAULTS = role_defaults((
     "logfwdr_vrrp_priority",
@@ -203,7 +203,8 @@ def _pair_link(value, where, problems):
         ok = False
     if address is None or address.network.prefixlen == 32:
         problems.add(where + ".address", "%r is not an IPv4 address with its prefix%s; %s"
-                     % (value.get("address"), ipv6_note(value.get("address")), hint))
+                     % (value.get("address"), "; the pair link carries the IPv4 VRRP adverts (an IPv6 virtual "
+                        "address moves with them: virtual_address6)" if ipv6_note(value.get("address")) else "", hint))
         ok = False
     return {"name": name, "address": str(address)} if ok else None
 
@@ -348,7 +349,8 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
         # with a pair link the adverts go there and the ingress interface, now not keepalived's own, is tracked
         advert_if = pair["name"] if pair is not None else name
         inst = {"name": "logfwdr_%s" % name, "interface": advert_if, "vip_interface": name, "virtual_router_id": vrid,
-                "virtual_address": str(virtual), "track_interfaces": [n for n in all_names if n != advert_if]}
+                "virtual_address": str(virtual), "track_interfaces": [n for n in all_names if n != advert_if],
+                "virtual_address6": str(virtual6(item)) if virtual6(item) is not None else None}
         unicast_peers = []
         sources = []
         for peer in peers:
@@ -369,6 +371,11 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
                 problems.add(where + ".virtual_address", "%s here but %r on %s; both replicators must share the "
                                                          "same virtual address" % (virtual, other.get("virtual_address"),
                                                                                    peer))
+            if (virtual6(other) or None) != (virtual6(item) or None):
+                problems.add(where + ".virtual_address6", "%s here but %r on %s; both replicators must share the "
+                                                          "same IPv6 virtual address" % (
+                                                              item.get("virtual_address6"),
+                                                              other.get("virtual_address6"), peer))
             if whole(other.get("virtual_router_id")) != vrid:
                 problems.add(where + ".virtual_router_id", "%d here but %r on %s; both replicators must use the "
                                                            "same virtual router id"

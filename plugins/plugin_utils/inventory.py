@@ -116,8 +116,8 @@ COLLECTOR_FIELDS = ("name", "mode", "address", "device", "protocols", "ports", "
 # syslog_format: how the TCP syslog bridge (plugins/filter/syslog_bridge.py) sends syslog to the collector
 SYSLOG_FORMATS = {"rfc5424": "RFC 5424 with the original HOSTNAME and the sender in [origin ip=...]",
                   "rfc3164": "RFC 3164 with the sender's address as HOSTNAME"}
-INGRESS_FIELDS = ("name", "address", "address6", "mtu", "virtual_address", "virtual_router_id", "exporter_networks",
-                  "fragments")
+INGRESS_FIELDS = ("name", "address", "address6", "mtu", "virtual_address", "virtual_address6", "virtual_router_id",
+                  "exporter_networks", "fragments")
 FRAGMENT_MODES = ("first", "reassemble")
 EGRESS_FIELDS = ("name", "address", "address6", "mtu", "routes")
 ROUTE_FIELDS = ("to", "via")
@@ -212,7 +212,8 @@ def _virtual(where, item, iface, vrrp, problems, vrrp_seen):
             virtual = ipaddress.IPv4Interface(str(address))
         except ValueError as exc:
             problems.add(where + ".virtual_address", "%r is not an IPv4 address with prefix length, like 10.10.1.1/24 "
-                                                     "(%s)%s" % (address, exc, ipv6_note(address)))
+                                                     "(%s)%s" % (address, exc, "; an IPv6 virtual address goes in "
+                                                                 "virtual_address6" if ipv6_note(address) else ""))
             virtual = None
         if virtual is not None and iface is not None:
             if virtual.ip == iface.ip:
@@ -246,6 +247,45 @@ def _virtual(where, item, iface, vrrp, problems, vrrp_seen):
         missing = "virtual_router_id" if vrid is None else "virtual_address"
         problems.add(where + "." + missing, "set both virtual_address and virtual_router_id (for logfwdr_vrrp), "
                                             "or neither")
+
+
+def virtual6(item):
+    """An ingress interface's virtual_address6 as an IPv6Interface, or None."""
+    try:
+        value = item.get("virtual_address6")
+        return ipaddress.IPv6Interface(str(value)) if value and "/" in str(value) else None
+    except ValueError:
+        return None
+
+
+def _virtual6(where, item, iface6, problems, vrrp_seen):
+    """The IPv6 address exporters send to, held by the VRRP master with the IPv4 virtual address (keepalived's
+    virtual_ipaddress_excluded: IPv4 adverts carry it along)."""
+    address = item.get("virtual_address6")
+    if address is None:
+        return
+    virtual = virtual6(item)
+    if virtual is None:
+        problems.add(where + ".virtual_address6", "%r is not an IPv6 address with prefix length, like "
+                                                  "2001:db8:10::1/64" % (address,))
+    elif item.get("virtual_address") is None:
+        problems.add(where + ".virtual_address6", "needs virtual_address and virtual_router_id: the IPv6 virtual "
+                                                  "address moves with the IPv4 one (VRRP adverts are IPv4)")
+    elif iface6 is None:
+        problems.add(where + ".virtual_address6", "needs address6, the replicator's own IPv6 address on the segment")
+    elif str(virtual) != str(address):
+        problems.add(where + ".virtual_address6", "%r: write it as %s, the form the kernel shows" % (address, virtual))
+    elif virtual.ip == iface6.ip:
+        problems.add(where + ".virtual_address6", "%s is this replicator's own address; use a free address of %s that "
+                                                  "both replicators share" % (virtual.ip, iface6.network))
+    elif virtual.network != iface6.network:
+        problems.add(where + ".virtual_address6", "%s is not in the subnet of address6 %s; use a free address of %s "
+                                                  "with the same prefix length" % (address, iface6, iface6.network))
+    elif str(virtual.ip) in vrrp_seen["addresses"]:
+        problems.add(where + ".virtual_address6", "%s is already the virtual address of %s"
+                     % (virtual.ip, vrrp_seen["addresses"][str(virtual.ip)]))
+    else:
+        vrrp_seen["addresses"][str(virtual.ip)] = where
 
 
 def prefixes(value, where, problems):
@@ -285,6 +325,8 @@ def _segment_scope(where, item, iface, iface6, exporter_networks, problems):
     if iface6 is not None:
         addresses.append(str(iface6.ip))
         nets.append(iface6.network)
+        if virtual6(item) is not None:
+            addresses.append(str(virtual6(item).ip))
     scope = {"addresses": addresses, "sources": [str(n) for f in (4, 6) for n in ipaddress.collapse_addresses(
         [n for n in nets if n.version == f])]}
     fragments = item.get("fragments")
@@ -313,6 +355,7 @@ def parse_interfaces(ingress_interfaces, egress_interfaces, problems, vrrp=False
         if item.get("address") is None:
             problems.add(where + ".address", "required: the replicator's address on this segment, like 10.10.1.2/24")
         _virtual(where, item, iface, vrrp, problems, vrrp_seen)
+        _virtual6(where, item, iface6, problems, vrrp_seen)
         if name:
             ingress.append(name)
         if iface:

@@ -191,3 +191,31 @@ def test_an_ipv6_pool_maps_each_exporter_by_the_last_byte_of_its_address(rig):
     # IPv4 exporters go through the IPv4 pool, by the same function of their last octet
     got4 = copies(lab, 2, port=2055, sources=["10.77.0.%d" % o for o in range(256)])
     assert got4 == [2 * owner.count(i) for i in range(2)] + [2 * 256], got4
+
+
+def test_a_refusal_at_any_step_of_adding_ipv6_leaves_the_kernel_as_it_was(rig):
+    """Turning IPv6 on creates the second classifier; the kernel refusing any one of the steps (the IPv4 ones or
+    the IPv6 ones) leaves both priorities exactly as they were, and IPv4 is copied as before."""
+    import os
+    import tempfile
+    from test_guardrails_netns import SPOILING_DRIVER, _without_indexes
+    lab = rig.lab
+    tools = lab.add_receivers(3)
+    old = {"priority": PRIO, "devices": [{"name": "in0", "addresses": [REPLICATOR_IP], "ports": [
+        {"port": 514, "destinations": [mirror("all", tools[0])]}]}]}
+    rig.apply(old)
+    new = v6state(tools)
+    steps = rig.run(new, check_mode=True)["commands"]
+    assert any("protocol ipv6" in c for c in steps) and any("protocol ip prio" in c for c in steps), steps
+    before = rig.filters(stats=False)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(dict(new, state="present", chain=0), handle)
+    try:
+        for fail_at in range(1, len(steps) + 1):
+            out = json.loads(rig.python(SPOILING_DRIVER, handle.name, str(fail_at)))
+            assert out["raised"] == "RunError" and out["verified"] is True, (fail_at, out)
+            assert _without_indexes(rig.filters()) == _without_indexes(before), fail_at
+    finally:
+        os.unlink(handle.name)
+    assert copies(lab, 5) == [5, 0, 0]
+    assert rig.run(old)["changed"] is False

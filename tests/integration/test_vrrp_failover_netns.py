@@ -52,6 +52,8 @@ KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
 PRIO = DEFAULT_PRIORITY
 VIP = "10.77.1.1"
 VIPS = {"vec1": VIP, "vec2": "10.77.2.1"}
+VIP6 = "fd00:77:1::1"
+OWN6 = {"rep1": "fd00:77:1::2", "rep2": "fd00:77:1::3", "exp": "fd00:77:1::50"}
 OWN = {"rep1": "10.77.1.2", "rep2": "10.77.1.3"}
 OWN2 = {"rep1": "10.77.2.2", "rep2": "10.77.2.3"}
 ATTACKER = "10.77.1.66"
@@ -74,6 +76,7 @@ class Pair(object):
         self.ns = dict((name, "lf%s%s" % (self.tag, name)) for name in ("seg", "exp", "atk", "rep1", "rep2"))
         self.hardened = True  # the role's defaults; False: multicast, no source check, no nftables table
         self.pair_link = False  # True: logfwdr_vrrp_pair_link on pair0
+        self.six = False  # True: vec1 has address6 and virtual_address6
         self.tmp = tempfile.mkdtemp(prefix="logfwdr-vrrp-")
         os.chmod(self.tmp, 0o755)
         self.procs = {}
@@ -114,6 +117,11 @@ class Pair(object):
             ip("-n", ns, "link", "set", "tool0", "up")
             ip("-n", ns, "link", "set", "sink0", "up")
             self.apply_rules(name)
+        if self.six:
+            for name, dev in (("exp", "exp0"), ("rep1", "vec1"), ("rep2", "vec1")):
+                netlab.sh("ip", "netns", "exec", self.ns[name], "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0",
+                          "net.ipv6.conf.%s.disable_ipv6=0" % dev)
+                ip("-n", self.ns[name], "-6", "addr", "add", OWN6[name] + "/64", "dev", dev, "nodad")
 
     def configure(self, hardened=True, pair_link=False):
         """The role's files for both replicators: the defaults (hardened) or the old multicast ones."""
@@ -142,10 +150,12 @@ class Pair(object):
             os.path.join(libexec, "state"), os.path.join(ROLE, "files", "vrrp-notify")))
 
         def ingress(host):
-            return [{"name": "vec1", "address": OWN[host] + "/24", "virtual_address": VIPS["vec1"] + "/24",
-                     "virtual_router_id": 77},
-                    {"name": "vec2", "address": OWN2[host] + "/24", "virtual_address": VIPS["vec2"] + "/24",
-                     "virtual_router_id": 78}]
+            vec1 = {"name": "vec1", "address": OWN[host] + "/24", "virtual_address": VIPS["vec1"] + "/24",
+                    "virtual_router_id": 77}
+            if self.six:
+                vec1.update(address6=OWN6[host] + "/64", virtual_address6=VIP6 + "/64")
+            return [vec1, {"name": "vec2", "address": OWN2[host] + "/24", "virtual_address": VIPS["vec2"] + "/24",
+                           "virtual_router_id": 78}]
 
         peer = "rep2" if name == "rep1" else "rep1"
         # each host's MACs in its inventory (logfwdr_vrrp_macs): the peer's table admits VRRP only from them
@@ -232,6 +242,18 @@ class Pair(object):
             if any(a.get("local") == VIPS[dev] for a in addrs):
                 out.append(name)
         return out
+
+    def holders6(self):
+        out = []
+        for name in ("rep1", "rep2"):
+            addrs = json.loads(ip("-n", self.ns[name], "-j", "-6", "addr", "show", "dev", "vec1").stdout)[0]["addr_info"]
+            if any(a.get("local") == VIP6 for a in addrs):
+                out.append(name)
+        return out
+
+    def exporter_sees6(self):
+        out = json.loads(ip("-n", self.ns["exp"], "-j", "-6", "neigh", "show", VIP6).stdout)
+        return out[0].get("lladdr") if out else None
 
     def state(self, name):
         path = os.path.join(self.tmp, name, "state", "logfwdr_vec1")
@@ -476,3 +498,40 @@ def test_pair_link_carries_the_adverts_and_forged_ones_reach_nobody(pair):
     ip("-n", pair.ns["rep1"], "link", "set", "pair0", "up")
     pair.wait("one master again after the link is back", lambda: pair.holders("vec1") == ["rep1"]
               and pair.holders("vec2") == ["rep1"] and pair.state("rep2") == "BACKUP", 10)
+
+
+@pytest.fixture
+def pair6():
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces)")
+    if not os.path.exists(KEEPALIVED):
+        pytest.skip("keepalived is not installed (make deps)")
+    pair = Pair()
+    pair.six = True
+    try:
+        pair.build()
+        pair.configure(hardened=True)
+        yield pair
+    finally:
+        pair.close()
+
+
+def test_the_ipv6_virtual_address_moves_with_the_ipv4_one(pair6):
+    """virtual_address6: the master holds it with the IPv4 virtual address (keepalived's
+    virtual_ipaddress_excluded), the backup does not; on failover both move, and the IPv6 exporter learns the new
+    master's MAC from its unsolicited neighbour advertisement, without asking."""
+    pair = pair6
+    conf = open(os.path.join(pair.tmp, "rep1", "keepalived.conf")).read()
+    assert "virtual_ipaddress_excluded {\n        %s/64 dev vec1\n    }" % VIP6 in conf, conf
+    pair.start("rep1")
+    pair.start("rep2")
+    pair.wait("rep1 holds both virtual addresses", lambda: pair.holders() == ["rep1"] and pair.holders6() == ["rep1"]
+              and pair.state("rep2") == "BACKUP", 20)
+    code = "import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).sendto(b'x', (%r, 514))" % VIP6
+    netlab.sh("ip", "netns", "exec", pair.ns["exp"], sys.executable, "-c", code)
+    pair.wait("the exporter resolves the IPv6 virtual address to rep1", lambda: pair.exporter_sees6() == pair.mac("rep1"), 5)
+    broke = time.time()
+    pair.stop_agent("rep1")
+    moved = pair.wait("rep2 takes both", lambda: pair.holders() == ["rep2"] and pair.holders6() == ["rep2"], 10)
+    assert moved - broke < 6, moved - broke
+    pair.wait("the exporter sends to rep2 over IPv6", lambda: pair.exporter_sees6() == pair.mac("rep2"), 3)

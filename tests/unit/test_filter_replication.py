@@ -292,6 +292,17 @@ def test_all_problems_reported_at_once():
     ([{"name": "vec1", "address": "10.10.1.2/24", "address6": "2001:db8:1::2"}], EGRESS,
      "logfwdr_ingress_interfaces[0].address6: '2001:db8:1::2' is not this host's IPv6 address with prefix length, "
      "like 2001:db8:10::2/64 (no prefix length)"),
+    ([{"name": "vec1", "address": "10.10.1.2/24", "address6": "2001:db8:1::2/64", "virtual_address6": "2001:db8:1::1/64"}],
+     EGRESS, "logfwdr_ingress_interfaces[0].virtual_address6: needs virtual_address and virtual_router_id"),
+    ([{"name": "vec1", "address": "10.10.1.2/24", "virtual_address": "10.10.1.1/24", "virtual_router_id": 1,
+       "virtual_address6": "2001:db8:1::1/64"}], EGRESS,
+     "logfwdr_ingress_interfaces[0].virtual_address6: needs address6"),
+    ([{"name": "vec1", "address": "10.10.1.2/24", "address6": "2001:db8:1::2/64", "virtual_address": "10.10.1.1/24",
+       "virtual_router_id": 1, "virtual_address6": "2001:db8:2::1/64"}], EGRESS,
+     "logfwdr_ingress_interfaces[0].virtual_address6: 2001:db8:2::1/64 is not in the subnet of address6"),
+    ([{"name": "vec1", "address": "10.10.1.2/24", "address6": "2001:db8:1::2/64", "virtual_address": "10.10.1.1/24",
+       "virtual_router_id": 1, "virtual_address6": "2001:db8:1::2/64"}], EGRESS,
+     "logfwdr_ingress_interfaces[0].virtual_address6: 2001:db8:1::2 is this replicator's own address"),
     (INGRESS, [{"name": "vec3", "address": "10.20.1.2/24", "routes": [{"to": "2001:db8:30::/48", "via": "fe80::1"}]}],
      "logfwdr_egress_interfaces[0].routes[0]: a route needs an address on the interface; add "
      "logfwdr_egress_interfaces[0].address6"),
@@ -468,3 +479,11 @@ def test_lab_inventory_gives_a_valid_tc_mirror_state():
     assert [d["name"] for d in vec1[6343]] == ["collector4"] and "sources" not in vec1[6343][0]
     assert vec1 == vec2
     assert sorted(vec1) == [162, 514, 2055, 4739, 6343]
+
+
+def test_the_ipv6_virtual_address_is_an_address_the_rules_accept():
+    ingress = [{"name": "vec1", "address": "10.10.1.2/24", "address6": "2001:db8:10::2/64",
+                "virtual_address": "10.10.1.1/24", "virtual_address6": "2001:db8:10::1/64", "virtual_router_id": 11}]
+    devices = replication_devices([{"name": "ids", "mode": "mirror", "device": "tool0", "protocols": ["syslog"]}],
+                                  ingress, {"syslog": 514}, egress_interfaces=[{"name": "tool0"}], vrrp=True)
+    assert devices[0]["addresses"] == ["10.10.1.2", "10.10.1.1", "2001:db8:10::2", "2001:db8:10::1"]

@@ -78,8 +78,7 @@ def test_vrrp_needs_virtual_address_and_router_id_on_every_ingress_interface():
     ("10.10.1.1", "'10.10.1.1' is not an IPv4 address with prefix length, like 10.10.1.1/24 (no prefix length)"),
     ("10.10.1.300/24", "'10.10.1.300/24' is not an IPv4 address with prefix length"),
     ("2001:db8:1::1/64", "'2001:db8:1::1/64' is not an IPv4 address with prefix length, like 10.10.1.1/24 (Expected 4 "
-                         "octets in '2001:db8:1::1'); IPv6 is not supported here yet: VRRP, the syslog bridge "
-     "and the host firewall are IPv4 only (docs/roadmap.md, IPv6)"),
+                         "octets in '2001:db8:1::1'); an IPv6 virtual address goes in virtual_address6"),
     ("10.10.1.2/24", "10.10.1.2 is this replicator's own address; use a free address of 10.10.1.0/24 that both "
                      "replicators share"),
     ("10.10.9.1/24", "10.10.9.1/24 is not in the subnet of address 10.10.1.2/24; use a free address of 10.10.1.0/24 "
@@ -112,9 +111,11 @@ def test_instances_from_the_defaults():
     out = vrrp_instances(INGRESS, EGRESS, SETTINGS)
     assert out["instances"] == [
         {"name": "logfwdr_vec1", "interface": "vec1", "vip_interface": "vec1", "virtual_router_id": 11,
-         "virtual_address": "10.10.1.1/24", "track_interfaces": ["vec2", "vec3", "vec4", "tool0"], "vrrp_sources": []},
+         "virtual_address": "10.10.1.1/24", "track_interfaces": ["vec2", "vec3", "vec4", "tool0"], "vrrp_sources": [],
+         "virtual_address6": None},
         {"name": "logfwdr_vec2", "interface": "vec2", "vip_interface": "vec2", "virtual_router_id": 12,
-         "virtual_address": "10.10.2.1/24", "track_interfaces": ["vec1", "vec3", "vec4", "tool0"], "vrrp_sources": []}]
+         "virtual_address": "10.10.2.1/24", "track_interfaces": ["vec1", "vec3", "vec4", "tool0"], "vrrp_sources": [],
+         "virtual_address6": None}]
     assert out["pair_link"] is None
     assert out["vrrp_rules"] == [{"interface": "vec1", "address": None, "mac": None},
                                  {"interface": "vec2", "address": None, "mac": None}]
@@ -300,8 +301,8 @@ def test_pair_link_problems():
         "logfwdr_vrrp_pair_link.address: '10.255.255.1' is not an IPv4 address with its prefix; like {name: eth9, "
         "address: 10.255.255.1/30} (an interface that joins the two replicators only)"]
     assert vrrp_problems(settings={"logfwdr_vrrp_pair_link": {"name": "pair0", "address": "fd00::1/64"}}) == [
-        "logfwdr_vrrp_pair_link.address: 'fd00::1/64' is not an IPv4 address with its prefix; IPv6 is not supported "
-        "here yet: VRRP, the syslog bridge and the host firewall are IPv4 only (docs/roadmap.md, IPv6); like {name: eth9, address: 10.255.255.1/30} "
+        "logfwdr_vrrp_pair_link.address: 'fd00::1/64' is not an IPv4 address with its prefix; the pair link carries "
+        "the IPv4 VRRP adverts (an IPv6 virtual address moves with them: virtual_address6); like {name: eth9, address: 10.255.255.1/30} "
         "(an interface that joins the two replicators only)"]
     assert vrrp_problems(settings={"logfwdr_vrrp_pair_link": {"name": "vec2", "address": "10.255.255.1/30"}}) == [
         "logfwdr_vrrp_pair_link.name: vec2 is also an ingress or egress interface; the pair link is a link of its "

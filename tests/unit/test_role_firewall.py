@@ -140,7 +140,8 @@ def test_nft_refuses_a_broken_ruleset(tmp_path):
     ({"logfwdr_firewall_management_networks": ['0.0.0.0/0 } accept; #']}, "logfwdr_firewall_management_networks[0]"),
     ({"logfwdr_firewall_management_networks": ["2001:db8::/32"]},
      "logfwdr_firewall_management_networks[0]: '2001:db8::/32' is not an IPv4 prefix like 192.0.2.0/24 (Expected 4 "
-     "octets in '2001:db8::'); IPv6 is not supported here yet: VRRP, the syslog bridge and the host firewall are IPv4 only (docs/roadmap.md, IPv6)"),
+     "octets in '2001:db8::'); IPv6 is not supported here yet: the syslog bridge and the host "
+     "firewall's management networks are IPv4 only (docs/roadmap.md, IPv6)"),
     ({"logfwdr_firewall_ssh_port": 0}, "logfwdr_firewall_ssh_port: 0 is not a TCP port"),
 ])
 def test_firewall_setting_errors(settings, problem):

@@ -285,8 +285,8 @@ def test_tls_settings_are_ignored_while_tls_is_off():
       "address (10.10.1.5/24 has host bits set)"]),
     ({"allowed_senders": ["2001:db8::/32"]},
      ["logfwdr_syslog_bridge_allowed_senders[0]: '2001:db8::/32' is not an IPv4 prefix like 10.10.1.0/24 or an "
-      "address (Expected 4 octets in '2001:db8::'); IPv6 is not supported here yet: VRRP, the syslog bridge "
-     "and the host firewall are IPv4 only (docs/roadmap.md, IPv6)"]),
+      "address (Expected 4 octets in '2001:db8::'); IPv6 is not supported here yet: the syslog bridge and "
+     "the host firewall's management networks are IPv4 only (docs/roadmap.md, IPv6)"]),
     ({"allowed_senders": "10.10.1.0/24"},
      ["logfwdr_syslog_bridge_allowed_senders: must be a list of IPv4 prefixes, like [10.10.1.0/24], or [] for the "
       "ingress subnets"]),

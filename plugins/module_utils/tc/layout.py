@@ -257,8 +257,8 @@ def address_of_keys(keys):
     return None
 
 
-IPV6_NOTE = "; IPv6 is not supported here yet: VRRP, the syslog bridge and the host firewall are IPv4 only " \
-            "(docs/roadmap.md, IPv6)"
+IPV6_NOTE = "; IPv6 is not supported here yet: the syslog bridge and the host firewall's management networks are " \
+            "IPv4 only (docs/roadmap.md, IPv6)"
 
 
 def ipv6_note(value):
