@@ -20,7 +20,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean as _ansible_boolean
 
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import (
-    NAME_MAX, POOL_NAME_MAX, SAMPLE_MAX, ipv6_note)
+    NAME_MAX, POOL_NAME_MAX, SAMPLE_MAX, ipv6_note, unicast)
 
 ROLE_DEFAULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                              "roles", "logfwdr", "defaults", "main.yml")
@@ -594,11 +594,8 @@ def _forward(where, raw, c, ctx, problems):
             problems.add("%s.%s" % (where, field), "forward collectors are found through the routes of "
                                                    "logfwdr_egress_interfaces; remove %s (or use mode: mirror)" % field)
     address = raw.get("address")
-    try:
-        ip = ipaddress.ip_address(str(address))
-        if ip.is_multicast or ip.is_unspecified or (ip.version == 6 and ip.is_link_local):
-            raise ValueError("not a unicast address")
-    except ValueError:
+    ip = unicast(address)
+    if ip is None:
         problems.add(where + ".address", "required: the collector's IPv4 or global IPv6 address (got %r); for an "
                                          "unchanged copy out of a tool port use mode: mirror with device" % (address,))
         return

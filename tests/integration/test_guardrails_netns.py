@@ -59,31 +59,35 @@ def mac(text):
     return bytes(int(b, 16) for b in text.split(":"))
 
 
-payload = spec["payload"].encode()
-udp = struct.pack("!HHHH", 40000, spec["port"], 8 + len(payload), 0) + payload
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((spec["dev"], 0))
-for source in spec.get("sources") or [spec["src"]]:
+def frame(source, payload):
+    udp = struct.pack("!HHHH", 40000, spec["port"], 8 + len(payload), 0) + payload
     if ":" in source:  # IPv6: the UDP checksum (over the pseudo-header) is required
         src, dst = socket.inet_pton(socket.AF_INET6, source), socket.inet_pton(socket.AF_INET6, spec["dst"])
         check = csum(src + dst + struct.pack("!IxxxB", len(udp), 17) + udp) or 0xFFFF
         ip = struct.pack("!IHBB16s16s", 0x60000000, len(udp), 17, 64, src, dst)
-        frame = mac(spec["dmac"]) + mac(spec["smac"]) + b"\x86\xdd" + ip + udp[:6] + struct.pack("!H", check) + udp[8:]
-    else:
-        src, dst = socket.inet_aton(source), socket.inet_aton(spec["dst"])
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src, dst)
-        ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-        frame = mac(spec["dmac"]) + mac(spec["smac"]) + b"\x08\x00" + ip + udp
-    for _ in range(spec["count"]):
-        s.send(frame)
+        return mac(spec["dmac"]) + mac(spec["smac"]) + b"\x86\xdd" + ip + udp[:6] + struct.pack("!H", check) + udp[8:]
+    src, dst = socket.inet_aton(source), socket.inet_aton(spec["dst"])
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return mac(spec["dmac"]) + mac(spec["smac"]) + b"\x08\x00" + ip + udp
+
+
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((spec["dev"], 0))
+for source in spec.get("sources") or [spec["src"]]:
+    same = frame(source, spec["payload"].encode())
+    for i in range(spec["count"]):
+        # numbered: each datagram's payload is PAYLOAD-i, so a receiver can tell every one apart
+        s.send(frame(source, ("%s-%d" % (spec["payload"], i)).encode()) if spec.get("numbered") else same)
 """
 
 
-def send_frames(lab, count, dmac=None, src=EXPORTER_IP, dst=REPLICATOR_IP, port=514, sources=None):
+def send_frames(lab, count, dmac=None, src=EXPORTER_IP, dst=REPLICATOR_IP, port=514, sources=None, payload="attack",
+                numbered=False):
     """`count` frames from the exporter's namespace, from `src` or from each of `sources` (forged: the raw socket
-    writes any source address)."""
+    writes any source address); with `numbered`, payloads PAYLOAD-0, PAYLOAD-1, ..."""
     spec = {"dev": "exp0", "smac": lab.mac(lab.exp, "exp0"), "dmac": dmac or lab.in0_mac, "src": src, "dst": dst,
-            "port": port, "count": count, "payload": "attack", "sources": sources}
+            "port": port, "count": count, "payload": payload, "sources": sources, "numbered": numbered}
     netlab.sh("ip", "netns", "exec", lab.exp, sys.executable, "-c", _SENDER, json.dumps(spec))
 
 

@@ -11,46 +11,15 @@ import subprocess
 import sys
 import time
 
-from lflab import netlab
 import pytest
 
-from test_guardrails_netns import PRIO, REPLICATOR_IP, copies, mirror
+from test_guardrails_netns import PRIO, REPLICATOR_IP, copies, mirror, send_frames
 
 pytestmark = pytest.mark.netns
 
 ADDR6 = "fd00:77::1"
 NET6 = "fd00:77::/64"
 EXPORTER6 = "fd00:77::5"
-
-_SEND6 = r"""
-import json, socket, struct, sys
-spec = json.loads(sys.argv[1])
-
-
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def mac(text):
-    return bytes(int(b, 16) for b in text.split(":"))
-
-
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind((spec["dev"], 0))
-src, dst = socket.inet_pton(socket.AF_INET6, spec["src"]), socket.inet_pton(socket.AF_INET6, spec["dst"])
-for i in range(spec["count"]):
-    payload = ("%s-%d" % (spec["tag"], i)).encode()
-    udp = struct.pack("!HHHH", 40000, spec["port"], 8 + len(payload), 0) + payload
-    check = csum(src + dst + struct.pack("!IxxxB", len(udp), 17) + udp) or 0xFFFF
-    udp = udp[:6] + struct.pack("!H", check) + udp[8:]
-    ip = struct.pack("!IHBB16s16s", 0x60000000, len(udp), 17, 64, src, dst)
-    s.send(mac(spec["dmac"]) + mac(spec["smac"]) + b"\x86\xdd" + ip + udp)
-"""
 
 _CAPTURE = r"""
 import binascii, json, select, socket, sys
@@ -78,9 +47,8 @@ def csum(data):
 
 
 def send6(lab, count, tag, src=EXPORTER6, dst=ADDR6, port=514):
-    spec = {"dev": "exp0", "smac": lab.mac(lab.exp, "exp0"), "dmac": lab.in0_mac, "src": src, "dst": dst,
-            "port": port, "count": count, "tag": tag}
-    netlab.sh("ip", "netns", "exec", lab.exp, sys.executable, "-c", _SEND6, json.dumps(spec))
+    """`count` UDP/IPv6 datagrams with payloads TAG-0, TAG-1, ..."""
+    send_frames(lab, count, src=src, dst=dst, port=port, payload=tag, numbered=True)
 
 
 def capture(lab, index):

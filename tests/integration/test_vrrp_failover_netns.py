@@ -235,25 +235,17 @@ class Pair(object):
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # ---- observing ----
-    def holders(self, dev="vec1"):
+    def holders(self, dev="vec1", address=None):
+        """The replicators holding `address` (default the interface's IPv4 virtual address) on `dev`."""
         out = []
         for name in ("rep1", "rep2"):
             addrs = json.loads(ip("-n", self.ns[name], "-j", "addr", "show", "dev", dev).stdout)[0]["addr_info"]
-            if any(a.get("local") == VIPS[dev] for a in addrs):
+            if any(a.get("local") == (address or VIPS[dev]) for a in addrs):
                 out.append(name)
         return out
 
     def holders6(self):
-        out = []
-        for name in ("rep1", "rep2"):
-            addrs = json.loads(ip("-n", self.ns[name], "-j", "-6", "addr", "show", "dev", "vec1").stdout)[0]["addr_info"]
-            if any(a.get("local") == VIP6 for a in addrs):
-                out.append(name)
-        return out
-
-    def exporter_sees6(self):
-        out = json.loads(ip("-n", self.ns["exp"], "-j", "-6", "neigh", "show", VIP6).stdout)
-        return out[0].get("lladdr") if out else None
+        return self.holders("vec1", VIP6)
 
     def state(self, name):
         path = os.path.join(self.tmp, name, "state", "logfwdr_vec1")
@@ -262,9 +254,9 @@ class Pair(object):
     def mac(self, name):
         return netlab.Lab.mac(self.ns[name], "vec1")
 
-    def exporter_sees(self):
-        """The MAC the exporter's neighbour table holds for the VIP."""
-        out = json.loads(ip("-n", self.ns["exp"], "-j", "neigh", "show", VIP).stdout)
+    def exporter_sees(self, address=VIP):
+        """The MAC the exporter's neighbour table holds for the VIP (or `address`)."""
+        out = json.loads(ip("-n", self.ns["exp"], "-j", "neigh", "show", address).stdout)
         return out[0].get("lladdr") if out else None
 
     def exporter_sends(self):
@@ -283,19 +275,25 @@ class Pair(object):
                              % (what, timeout, self.holders(), self.state("rep1"), self.state("rep2"), logs))
 
 
-@pytest.fixture
-def pair():
+def _pair(six=False):
+    """A built and configured Pair (six: vec1 also has address6 and virtual_address6), closed afterwards."""
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces)")
     if not os.path.exists(KEEPALIVED):
         pytest.skip("keepalived is not installed (make deps)")
     pair = Pair()
+    pair.six = six
     try:
         pair.build()
         pair.configure(hardened=True)
         yield pair
     finally:
         pair.close()
+
+
+@pytest.fixture
+def pair():
+    yield from _pair()
 
 
 def test_agent_repairs_without_failover_and_a_stopped_agent_fails_over(pair):
@@ -502,18 +500,7 @@ def test_pair_link_carries_the_adverts_and_forged_ones_reach_nobody(pair):
 
 @pytest.fixture
 def pair6():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    if not os.path.exists(KEEPALIVED):
-        pytest.skip("keepalived is not installed (make deps)")
-    pair = Pair()
-    pair.six = True
-    try:
-        pair.build()
-        pair.configure(hardened=True)
-        yield pair
-    finally:
-        pair.close()
+    yield from _pair(six=True)
 
 
 def test_the_ipv6_virtual_address_moves_with_the_ipv4_one(pair6):
@@ -529,9 +516,9 @@ def test_the_ipv6_virtual_address_moves_with_the_ipv4_one(pair6):
               and pair.state("rep2") == "BACKUP", 20)
     code = "import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).sendto(b'x', (%r, 514))" % VIP6
     netlab.sh("ip", "netns", "exec", pair.ns["exp"], sys.executable, "-c", code)
-    pair.wait("the exporter resolves the IPv6 virtual address to rep1", lambda: pair.exporter_sees6() == pair.mac("rep1"), 5)
+    pair.wait("the exporter resolves the IPv6 virtual address to rep1", lambda: pair.exporter_sees(VIP6) == pair.mac("rep1"), 5)
     broke = time.time()
     pair.stop_agent("rep1")
     moved = pair.wait("rep2 takes both", lambda: pair.holders() == ["rep2"] and pair.holders6() == ["rep2"], 10)
     assert moved - broke < 6, moved - broke
-    pair.wait("the exporter sends to rep2 over IPv6", lambda: pair.exporter_sees6() == pair.mac("rep2"), 3)
+    pair.wait("the exporter sends to rep2 over IPv6", lambda: pair.exporter_sees(VIP6) == pair.mac("rep2"), 3)

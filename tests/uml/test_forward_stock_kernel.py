@@ -159,12 +159,16 @@ COLLECTOR = r"""
 import json, select, socket, sys
 ports = [int(p) for p in sys.argv[1].split(",")]
 ifname = sys.argv[2]
+six = len(sys.argv) > 3 and sys.argv[3] == "6"  # also UDP/IPv6: sockets on ::, UDP/IPv6 frames
 socks = {}
 for p in ports:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    s.bind(("0.0.0.0", p))
-    socks[s.fileno()] = (s, p)
+    for family, any_addr in ((socket.AF_INET, "0.0.0.0"),) + (((socket.AF_INET6, "::"),) if six else ()):
+        s = socket.socket(family, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((any_addr, p))
+        socks[s.fileno()] = (s, p)
 raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
 raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
 raw.bind((ifname, 0))
@@ -183,8 +187,8 @@ def drain():
             data, addr = raw.recvfrom(65535, socket.MSG_DONTWAIT)
         except BlockingIOError:
             break
-        # incoming IPv4 only (PACKET_OUTGOING is 4)
-        if addr[2] != 4 and data[12:14] == b"\x08\x00":
+        # incoming only (PACKET_OUTGOING is 4): IPv4, and with six UDP/IPv6 without extension headers
+        if addr[2] != 4 and (data[12:14] == b"\x08\x00" or six and data[12:14] == b"\x86\xdd" and data[20] == 17):
             frames.append(data.hex())
 
 print("ready", flush=True)
@@ -218,8 +222,8 @@ def trap_payload(i):
     return b"logfwdr-test trap %03d" % i
 
 
-def start_collector(wire, ns, ports):
-    proc = wire.popen(ns, [sys.executable, "-c", COLLECTOR, ",".join(map(str, ports)), "eth0"],
+def start_collector(wire, ns, ports, six=False):
+    proc = wire.popen(ns, [sys.executable, "-c", COLLECTOR, ",".join(map(str, ports)), "eth0"] + (["6"] if six else []),
                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline().strip()
     assert line == "ready", "collector in %s did not start: %r" % (ns, line)
@@ -970,46 +974,6 @@ V6_STATE = {"state": "present", "devices": [{"name": "vec0", "addresses": [REPLI
                                         {"address": COL_B6, "name": "b6", "port": V6_REWRITE},
                                         {"address": COL_A_IP, "name": "a4"}]}]}]}
 
-COLLECTOR6 = r"""
-import json, select, socket, sys
-ports = [int(p) for p in sys.argv[1].split(",")]
-socks = {}
-for p in ports:
-    for family, any_addr in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
-        s = socket.socket(family, socket.SOCK_DGRAM)
-        if family == socket.AF_INET6:
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        s.bind((any_addr, p))
-        socks[s.fileno()] = (s, p)
-raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86dd))
-raw.bind((sys.argv[2], 0))
-udp, frames = [], []
-
-def drain():
-    for fd, (s, p) in socks.items():
-        while True:
-            try:
-                data, addr = s.recvfrom(65535, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                break
-            udp.append([p, addr[0], addr[1], data.hex()])
-    while True:
-        try:
-            data, addr = raw.recvfrom(65535, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            break
-        if addr[2] != 4 and data[20] == 17:  # incoming UDP/IPv6 (no extension header)
-            frames.append(data.hex())
-
-print("ready", flush=True)
-while True:
-    r, _w, _x = select.select(list(socks) + [raw.fileno(), 0], [], [], 5)
-    drain()
-    if 0 in r:
-        break
-print(json.dumps({"udp": udp, "frames": frames}), flush=True)
-"""
-
 EXPORTER6_CODE = r"""
 import socket, sys, time
 n = int(sys.argv[1])
@@ -1064,11 +1028,8 @@ def test_ipv6_collectors_get_the_exporters_datagrams_with_its_source_and_a_valid
     for ns, address in ((col_a, COL_A6), (col_b, COL_B6)):
         wire.exec(ns, ["ip", "-6", "addr", "add", address + "/64", "dev", "eth0", "nodad"])
         # the collectors have no route back to the exporters' prefix; they only receive
-    rx_a = wire.popen(col_a, [sys.executable, "-c", COLLECTOR6, "514", "eth0"], stdin=subprocess.PIPE,
-                      stdout=subprocess.PIPE, text=True)
-    rx_b = wire.popen(col_b, [sys.executable, "-c", COLLECTOR6, "514,%d" % V6_REWRITE, "eth0"],
-                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert rx_a.stdout.readline().strip() == "ready" and rx_b.stdout.readline().strip() == "ready"
+    rx_a = start_collector(wire, col_a, [514], six=True)
+    rx_b = start_collector(wire, col_b, [514, V6_REWRITE], six=True)
     g.wait_ready(timeout=90)
     wire.exec(exp, [sys.executable, "-c", EXPORTER6_CODE, str(N)])
     time.sleep(1.0)
@@ -1104,7 +1065,7 @@ def test_ipv6_collectors_get_the_exporters_datagrams_with_its_source_and_a_valid
     assert len(got_b["udp"]) == N, "collector B (IPv6 only) got %d datagrams" % len(got_b["udp"])
     # on the wire: MACs, addresses, port and a UDP checksum recomputed here over the IPv6 pseudo-header
     for got, address, mac, port in ((got_a, COL_A6, COL_A_MAC, 514), (got_b, COL_B6, COL_B_MAC, V6_REWRITE)):
-        frames = [parse_frame6(bytes.fromhex(f)) for f in got["frames"]]
+        frames = [parse_frame6(bytes.fromhex(f)) for f in got["frames"] if bytes.fromhex(f)[12:14] == b"\x86\xdd"]
         assert len(frames) == N, "%s saw %d UDP/IPv6 frames" % (address, len(frames))
         for f in frames:
             assert (f["dmac"], f["smac"], f["src"], f["dst"]) == (mac, vec1_mac, EXPORTER6, address), f

@@ -99,13 +99,25 @@ KERNEL_NEEDS = {
 }
 
 
-# IPv6 (mirror destinations): a second u32 instance, protocol ipv6, at the next priority (one priority holds one
-# protocol); it shares the qdisc's hash table ids with the IPv4 instance, so both allocate from one used set
+# IPv6: a second u32 instance, protocol ipv6, at the next priority (one priority holds one protocol); it shares
+# the qdisc's hash table ids with the IPv4 instance, so both allocate from one used set
 ETH_P = {4: 0x0800, 6: 0x86DD}
 FAMILIES = (4, 6)
 OFF6_VER, OFF6_NEXT, OFF6_SRC, OFF6_DST, OFF6_PORTS = 0, 4, 8, 24, 40
 POOL_HASH6 = (0x000000FF, 20)  # the last byte of the IPv6 source address (bytes 20-23 are its last word)
 ANY_SOURCE6 = "::/0"
+
+
+def unicast(value):
+    """A unicast IPv4 or global IPv6 address, or None (multicast, unspecified, broadcast, link-local, not one)."""
+    try:
+        parsed = ipaddress.ip_address(u"%s" % value)
+    except ValueError:
+        return None
+    if parsed.is_multicast or parsed.is_unspecified or str(parsed) == "255.255.255.255" or \
+            (parsed.version == 6 and parsed.is_link_local):
+        return None
+    return parsed
 
 
 def family_priority(priority, family):
@@ -119,9 +131,9 @@ def family_of(text):
 
 
 def family_view(dev, family):
-    """The part of a validated device one family's classifier carries.  IPv4: the IPv4 addresses and sources,
-    every destination whose sources (if any) include an IPv4 prefix.  IPv6 (only with an IPv6 address): the IPv6
-    ones, and only mirror destinations: a forward destination's collector is an IPv4 address."""
+    """The part of a validated device one family's classifier carries (nothing for a family the device does not
+    copy): that family's addresses and sources; mirror destinations whose sources (if any) include a prefix of it,
+    and forward destinations whose collector address is of it; each port's original as model set it per family."""
     if family not in (dev.get("families") or [4]):
         return dict(dev, ports=[], addresses=[], sources=[])
     ports = []

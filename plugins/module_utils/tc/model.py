@@ -40,13 +40,6 @@ class ValidationError(Exception):
 
 # ---- validation -----------------------------------------------------------
 
-def _ipv4(value):
-    try:
-        return ipaddress.IPv4Address(u"%s" % value)
-    except (ipaddress.AddressValueError, ValueError):
-        return None
-
-
 def parse_port(value):
     if isinstance(value, bool):
         return None
@@ -93,14 +86,6 @@ def validate_scope(params):
     return problems
 
 
-def _address(value):
-    """An IPv4 or IPv6 address, or None."""
-    try:
-        return ipaddress.ip_address(u"%s" % value)
-    except ValueError:
-        return None
-
-
 def _prefix(value):
     """(network, None) or (None, why)."""
     try:
@@ -120,9 +105,8 @@ def _device_scope(raw_dev, where, link, resolver, problems):
     if link and link.get("mac") and link["mac"] != "00:00:00:00:00:00":
         scope["mac"] = link["mac"].lower()
     for ai, address in enumerate(raw_dev.get("addresses") or []):
-        parsed = _address(address)
-        if parsed is None or parsed.is_multicast or parsed.is_unspecified or str(parsed) == "255.255.255.255" or \
-                (parsed.version == 6 and parsed.is_link_local):
+        parsed = layout.unicast(address)
+        if parsed is None:
             problems.append("%s.addresses[%d]: %r is not a unicast IPv4 or global IPv6 address (the replicator's own "
                             "or virtual address that exporters send to)" % (where, ai, address))
         elif str(parsed) not in scope["addresses"]:
@@ -327,18 +311,17 @@ def _validate_destination(raw, where, ingress, resolver, problems, waiting=None)
     else:
         if address is None:
             problems.append("%s.address: a forward destination needs the collector's IPv4 or IPv6 address" % where)
-        elif _address(address) is None or _address(address).is_multicast or _address(address).is_unspecified or \
-                (_address(address).version == 6 and _address(address).is_link_local):
+        elif layout.unicast(address) is None:
             problems.append("%s.address: %r is not a unicast IPv4 or global IPv6 address (the collector's)"
                             % (where, address))
         else:
-            dest["address"] = str(_address(address))
+            dest["address"] = str(layout.unicast(address))
         if raw.get("port") is not None:
             port = parse_port(raw.get("port"))
             if port is None:
                 problems.append("%s.port: %r is not a UDP port; use 1-65535" % (where, raw.get("port")))
             dest["port"] = port
-    # sources: an allow-list of exporter prefixes (IPv6 ones only for mirror destinations)
+    # sources: an allow-list of exporter prefixes (a forward destination's of its collector's family only)
     sources = []
     for si, prefix in enumerate(raw.get("sources") or []):
         net, why = _prefix(prefix)
