@@ -89,7 +89,10 @@ def test_one_collector_on_two_ports_gets_two_names():
     ("10.1.0.0/16: collector.example:9995\n", "line 1: receiver 'collector.example:9995' is not ADDR"),
     ("10.1.0.0/16: 10.20.1.31:netflow\n", "line 1: receiver '10.20.1.31:netflow': port 'netflow' is not 1-65535"),
     ("10.1.0.0/16: 10.20.1.31:9995/0\n", "sampling interval '0' is not a positive number"),
-    ("[2001:db8::]/64: [2001:db8:1::5]:9995\n", "line 1: IPv6 exporters ([2001:db8::]) are not supported yet"),
+    ("[2001:db8::]/129: [2001:db8:1::5]:9995\n", "line 1: '[2001:db8::]/129' is not an IPv4 address with a netmask "
+                                                "or prefix length, or an IPv6 one in brackets"),
+    ("[2001:db8::]64: [2001:db8:1::5]\n", "line 1: '[2001:db8::]64' is not [IPv6 address] or [IPv6 address]/length"),
+    ("[2001:db8::]/64: [2001:db8:1::5/9995\n", "line 1: receiver '[2001:db8:1::5/9995' is not ADDR"),
 ])
 def test_what_cannot_be_read_names_the_line_and_prints_nothing(tmp_path, text, message):
     rc, out, err = run_cli(tmp_path, text)
@@ -100,3 +103,43 @@ def test_what_cannot_be_read_names_the_line_and_prints_nothing(tmp_path, text, m
 def test_registered_in_the_host_program():
     args = cli.parser().parse_args(["import-samplicator", "f.conf", "--port", "2055"])
     assert args.func is cli.cmd_import_samplicator and args.port == 2055 and args.protocol is None
+
+
+INGRESS6 = [dict(INGRESS[0], address6="2001:db8:10::2/64", exporter_networks=["2001:db8:a::/48"])]
+EGRESS6 = [dict(EGRESS[0], address6="2001:db8:20::2/64", routes=EGRESS[0]["routes"] + [
+    {"to": "2001:db8:30::/48", "via": "2001:db8:20::1"}]), EGRESS[1]]
+
+
+def test_ipv6_exporters_and_receivers_in_brackets(tmp_path):
+    """samplicator's IPv6 syntax (its parsetest.c): [ADDR]/LEN exporters, [ADDR]/PORT/FREQ,TTL or [ADDR]:PORT
+    receivers. A copy keeps its family: IPv4 exporters are not given to an IPv6 receiver, and it is said."""
+    text = ("[2001:db8:a::]/48: [2001:db8:30::5]/9995/10,34 10.20.1.31:9995\n"
+            "[2001:db8:a:4::7]: [2001:db8:30::6]:2055\n"
+            "10.1.0.0/16: [2001:db8:30::5]/9995 [2001:db8:30::9]\n"
+            "[::]/0: [2001:db8:30::6]:2055\n")
+    rc, out, err = run_cli(tmp_path, text, "--port", "2055", "--protocol", "netflow")
+    assert rc == 0, err
+    got = yaml.safe_load(out)["logfwdr_collectors"]
+    assert got == [
+        {"name": "2001:db8:30::5", "address": "2001:db8:30::5", "protocols": ["netflow"],
+         "ports": {"netflow": 9995}, "sources": ["2001:db8:a::/48"], "sample": 10},
+        {"name": "2001:db8:30::6", "address": "2001:db8:30::6", "protocols": ["netflow"]},  # [::]/0: every one
+    ]
+    assert "line 1: TTL 34 for 2001:db8:30::5 is ignored" in err
+    assert "line 1: 2001:db8:30::5 is an IPv6 receiver; the exporters 10.1.0.0/16 are not copied to it" in err
+    assert "line 1: 10.20.1.31 is an IPv4 receiver; the exporters 2001:db8:a::/48 are not copied to it (a copy " \
+           "keeps its address family: give it a receiver of theirs); it gets no exporter at all and is left out" in err
+    assert "line 3: 2001:db8:30::9 is an IPv6 receiver" in err and "left out" in err
+    # what the role makes of it, on a replicator with IPv6
+    devices = replication_devices(got, INGRESS6, PROTOCOLS, egress_interfaces=EGRESS6)
+    (port,) = devices[0]["ports"]
+    dests = dict((d["name"], d) for d in port["destinations"])
+    assert dests["2001:db8:30::5"]["port"] == 9995 and dests["2001:db8:30::5"]["sample"] == 10
+    assert dests["2001:db8:30::5"]["sources"] == ["2001:db8:a::/48"] and "sources" not in dests["2001:db8:30::6"]
+
+
+def test_ipv6_prefix_forms():
+    rules = samplicator.parse("[2001:db8:a:4::7]: [2001:db8::1]\n[2001:db8::]/32: [2001:db8::1]/1234/10,34\n")
+    assert [str(n) for n, _r in rules] == ["2001:db8:a:4::7/128", "2001:db8::/32"]
+    assert [(r["address"], r["port"], r["freq"], r["ttl"]) for _n, rs in rules for r in rs] == [
+        ("2001:db8::1", 2000, 1, None), ("2001:db8::1", 1234, 10, "34")]

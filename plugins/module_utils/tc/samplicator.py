@@ -5,7 +5,9 @@
 
 samplicator's config file has one line per exporter prefix: ``ADDR[/MASK]: RECEIVER ...``, MASK a dotted netmask
 or a prefix length (default /32), each RECEIVER ``ADDR[:PORT[/FREQ][,TTL]]`` (its parser, read_config.c; the
-README writes ``ADDR[/PORT[/FREQ[,TTL]]]``: both are read), ``#`` starts a comment. The port samplicator listens on is not in the file (``-p``,
+README writes ``ADDR[/PORT[/FREQ[,TTL]]]``: both are read), ``#`` starts a comment. IPv6 addresses are written in
+brackets, ``[2001:db8::]/64: [2001:db8:1::5]/9995``, as samplicator's own parser tests (parsetest.c) and its IPv6
+patches write them; an IPv6 prefix without a length is one address. The port samplicator listens on is not in the file (``-p``,
 default 2000). Each receiver becomes one forward collector for that port, with the union of the prefixes that feed it
 as its sources; what has no equivalent is reported, never silently dropped.
 """
@@ -24,32 +26,37 @@ DEFAULT_PORT = 2000  # samplicate -p: the port it listens on and, per receiver, 
 
 
 def _prefix(text, lineno):
-    addr, _sep, mask = text.strip().partition("/")
-    if addr.startswith("["):
-        raise ValueError("line %d: IPv6 exporters (%s) are not supported yet" % (lineno, text.strip()))
+    text = text.strip()
+    if text.startswith("["):
+        addr, _sep, mask = text[1:].partition("]")
+        if mask and not mask.startswith("/"):
+            raise ValueError("line %d: %r is not [IPv6 address] or [IPv6 address]/length" % (lineno, text))
+        mask, full = mask[1:], "128"
+    else:
+        addr, _sep, mask = text.partition("/")
+        full = "32"
     try:
-        if not mask:
-            return ipaddress.ip_network(addr + "/32")
-        return ipaddress.ip_network(addr + "/" + mask, strict=False)
+        return ipaddress.ip_network(addr + "/" + (mask or full), strict=False)
     except ValueError as exc:
-        raise ValueError("line %d: %r is not an IPv4 address with a netmask or prefix length (%s)"
-                         % (lineno, text.strip(), exc))
+        raise ValueError("line %d: %r is not an IPv4 address with a netmask or prefix length, or an IPv6 one in "
+                         "brackets with a prefix length (%s)" % (lineno, text, exc))
 
 
-RECEIVER = re.compile(r"^(?P<addr>[0-9.]+)(?:[:/](?P<port>[^/,]+)(?:/(?P<freq>[^,]*))?(?:,(?P<ttl>.*))?)?$")
+# ADDR, or [IPv6 ADDR], then :PORT or /PORT, /FREQ, ,TTL
+RECEIVER = re.compile(r"^(?:(?P<addr>[0-9.]+)|\[(?P<addr6>[0-9A-Fa-f:.]+)\])"
+                      r"(?:[:/](?P<port>[^/,]+)(?:/(?P<freq>[^,]*))?(?:,(?P<ttl>.*))?)?$")
 
 
 def _receiver(text, lineno):
-    if text.startswith("["):
-        raise ValueError("line %d: IPv6 receiver %s is not supported yet" % (lineno, text))
     m = RECEIVER.match(text)
     if not m:
-        raise ValueError("line %d: receiver %r is not ADDR[:PORT[/FREQ][,TTL]]" % (lineno, text))
+        raise ValueError("line %d: receiver %r is not ADDR[:PORT[/FREQ][,TTL]] (an IPv6 ADDR in brackets)"
+                         % (lineno, text))
     try:
-        addr = ipaddress.ip_address(m.group("addr"))
+        addr = ipaddress.ip_address(m.group("addr") or m.group("addr6"))
     except ValueError:
-        raise ValueError("line %d: receiver %r: %r is not an IPv4 address (host names are not resolved)"
-                         % (lineno, text, m.group("addr")))
+        raise ValueError("line %d: receiver %r: %r is not an IP address (host names are not resolved)"
+                         % (lineno, text, m.group("addr") or m.group("addr6")))
     port = m.group("port")
     if port is None:
         port = DEFAULT_PORT
@@ -71,9 +78,10 @@ def parse(text):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
-        if line.startswith("["):
-            raise ValueError("line %d: IPv6 exporters (%s) are not supported yet" % (lineno, line.split("]")[0] + "]"))
-        lhs, colon, rhs = line.partition(":")
+        # the colon after the exporter prefix (past an IPv6 address's own colons)
+        start = line.find("]") + 1 if line.startswith("[") else 0
+        lhs, colon, rhs = line[start:].partition(":")
+        lhs = line[:start] + lhs
         if not colon:
             raise ValueError("line %d: no ':' between the exporter prefix and its receivers: %r" % (lineno, line))
         rules.append((_prefix(lhs, lineno), [_receiver(r, lineno) for r in rhs.split()]))
@@ -106,6 +114,17 @@ def collectors(text, listen_port=DEFAULT_PORT, protocol=None):
     out = []
     for address, port in order:
         entry = by_target[(address, port)]
+        family = ipaddress.ip_address(address).version
+        nets = [n for n in entry["networks"] if n.version == family]
+        other = [str(n) for n in entry["networks"] if n.version != family]
+        if other:
+            # samplicator resends from user space, across families; the kernel's copy keeps the packet's family
+            warnings.append("line %d: %s is an IPv%d receiver; the exporters %s are not copied to it (a copy keeps "
+                            "its address family: give it a receiver of theirs)%s"
+                            % (entry["receiver"]["line"], address, family, ", ".join(other),
+                               "" if nets else "; it gets no exporter at all and is left out"))
+            if not nets:
+                continue
         name = address
         if name in names:  # the same collector on a second port: its own entry, its own name
             names[name] += 1
@@ -116,7 +135,6 @@ def collectors(text, listen_port=DEFAULT_PORT, protocol=None):
         c = {"name": name, "address": address, "protocols": [proto]}
         if port != listen_port:
             c["ports"] = {str(proto): port}
-        nets = entry["networks"]
         if not any(n.prefixlen == 0 for n in nets):
             c["sources"] = [str(n) for n in nets]
         if entry["receiver"]["freq"] > 1:
