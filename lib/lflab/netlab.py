@@ -108,6 +108,15 @@ class Lab:
         sh("ip", "-n", name, "link", "set", "lo", "up")
         return name
 
+    @staticmethod
+    def add_address6(ns, dev, *addresses):
+        """IPv6 on `dev` (Lab.ns turns it off) with these addresses (prefix length included), usable at once (no
+        duplicate address detection)."""
+        sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0",
+           "net.ipv6.conf.%s.disable_ipv6=0" % dev.replace(".", "/"))
+        for address in addresses:
+            sh("ip", "-n", ns, "-6", "addr", "add", address, "dev", dev, "nodad")
+
     def start(self):
         self.ns(self.rep)
         self.ns(self.exp)

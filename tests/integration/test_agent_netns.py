@@ -274,10 +274,8 @@ print(json.dumps(out))
 
 
 def _ipv6_on(lab):
-    for ns, dev, address in ((lab.rep, "in0", "fd00:77::1"), (lab.exp, "exp0", "fd00:77::2")):
-        netlab.sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0",
-                  "net.ipv6.conf.%s.disable_ipv6=0" % dev)
-        netlab.sh("ip", "-n", ns, "-6", "addr", "add", address + "/64", "dev", dev, "nodad")
+    netlab.Lab.add_address6(lab.rep, "in0", "fd00:77::1/64")
+    netlab.Lab.add_address6(lab.exp, "exp0", "fd00:77::2/64")
 
 
 def test_ipv6_next_hops_are_found_by_neighbour_discovery(rig):

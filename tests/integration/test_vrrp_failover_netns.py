@@ -119,9 +119,7 @@ class Pair(object):
             self.apply_rules(name)
         if self.six:
             for name, dev in (("exp", "exp0"), ("rep1", "vec1"), ("rep2", "vec1")):
-                netlab.sh("ip", "netns", "exec", self.ns[name], "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0",
-                          "net.ipv6.conf.%s.disable_ipv6=0" % dev)
-                ip("-n", self.ns[name], "-6", "addr", "add", OWN6[name] + "/64", "dev", dev, "nodad")
+                netlab.Lab.add_address6(self.ns[name], dev, OWN6[name] + "/64")
 
     def configure(self, hardened=True, pair_link=False):
         """The role's files for both replicators: the defaults (hardened) or the old multicast ones."""
