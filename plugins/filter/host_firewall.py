@@ -47,8 +47,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: C(udp_ports) (sorted), C(tcp_ports) (the bridge's), C(bridge_senders), C(management_networks),
-    C(ssh_port).
+  description: C(udp_ports) (sorted), C(tcp_ports) (the bridge's), C(bridge_senders) and C(bridge_senders6) (its
+    IPv4 and IPv6 allowed senders), C(management_networks) and C(management_networks6) (IPv4 and IPv6), C(ssh_port).
   type: dict
 """
 
@@ -58,7 +58,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import (
-    Problems, ipv6_note, parse_port, role_defaults_under)
+    Problems, parse_port, prefixes, role_defaults_under)
 
 PREFIX = "logfwdr_firewall_"
 DEFAULTS = role_defaults_under(PREFIX)
@@ -72,28 +72,19 @@ def host_firewall(settings, devices, bridge=None):
     s = dict(DEFAULTS)
     s.update((k[len(PREFIX):], v) for k, v in settings.items())
     problems = Problems()
-    networks = []
-    value = s["management_networks"]
-    if not isinstance(value, list):
-        problems.add(PREFIX + "management_networks", "must be a list of IPv4 prefixes, like [192.0.2.0/24]")
-        value = []
-    for i, prefix in enumerate(value):
-        try:
-            net = str(ipaddress.IPv4Network(str(prefix), strict=True))
-        except ValueError as exc:
-            problems.add("%smanagement_networks[%d]" % (PREFIX, i), "%r is not an IPv4 prefix like 192.0.2.0/24 (%s)%s"
-                         % (prefix, exc, ipv6_note(prefix)))
-            continue
-        if net not in networks:
-            networks.append(net)
+    networks = prefixes(s["management_networks"], PREFIX + "management_networks", problems, hosts="management hosts")
     port = parse_port(s["ssh_port"])
     if port is None:
         problems.add(PREFIX + "ssh_port", "%r is not a TCP port; use 1-65535 (22 is SSH's)" % (s["ssh_port"],))
     problems.fail("host firewall settings")
     udp = sorted(set(int(p["port"]) for d in devices for p in d.get("ports", [])))
     tcp = sorted(set(int(i["port"]) for i in bridge.get("inputs", [])))
-    return {"udp_ports": udp, "tcp_ports": tcp, "bridge_senders": list(bridge.get("allowed_senders", [])),
-            "management_networks": networks, "ssh_port": port}
+    senders = [ipaddress.ip_network(n) for n in bridge.get("allowed_senders", [])]
+    return {"udp_ports": udp, "tcp_ports": tcp, "ssh_port": port,
+            "bridge_senders": [str(n) for n in senders if n.version == 4],
+            "bridge_senders6": [str(n) for n in senders if n.version == 6],
+            "management_networks": [str(n) for n in networks if n.version == 4],
+            "management_networks6": [str(n) for n in networks if n.version == 6]}
 
 
 class FilterModule(object):

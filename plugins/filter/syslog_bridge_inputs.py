@@ -16,7 +16,8 @@ description:
     bridge's rsyslog configuration needs - the TCP listeners (plain, and TLS when C(logfwdr_syslog_bridge_tls) is
     on), the senders allowed to connect, the per-collector queue size and the counters interval.
   - An empty C(logfwdr_syslog_bridge_allowed_senders) allows the subnets of the ingress interfaces (from their
-    C(address)).
+    C(address) and C(address6)). IPv4 and IPv6 prefixes may be mixed; C(/0), which would admit everybody, is
+    refused.
   - Fails with every problem found, each naming the variable and saying how to fix it.
 positional: ingress_interfaces
 options:
@@ -34,7 +35,7 @@ options:
   ingress_interfaces:
     description:
       - The ingress interfaces (C(logfwdr_ingress_interfaces)); their subnets are the default allow-list, and the
-        listeners bind to their addresses (and, with O(vrrp), their virtual addresses) only.
+        listeners bind to their addresses, IPv4 and IPv6 (and, with O(vrrp), their virtual addresses), only.
     type: list
     elements: dict
     required: true
@@ -55,9 +56,10 @@ EXAMPLES = r"""
           'logfwdr_syslog_bridge_tls_key_file': '/etc/ssl/private/bridge.key'}
          | netops.logfwdr.syslog_bridge_inputs(logfwdr_ingress_interfaces) }}
 
-# result (ingress interfaces 10.10.1.2/24 and 10.10.2.2/24):
-#   allowed_senders: [10.10.1.0/24, 10.10.2.0/24]
-#   addresses: [10.10.1.2, 10.10.2.2]
+# result (ingress interfaces 10.10.1.2/24 with address6 2001:db8:10::2/64, and 10.10.2.2/24):
+#   allowed_senders: [10.10.1.0/24, 2001:db8:10::/64, 10.10.2.0/24]
+#   addresses: [10.10.1.2, 2001:db8:10::2, 10.10.2.2]
+#   families: [4, 6]
 #   inputs:
 #     - {port: 514, tls: false}
 #     - {port: 6514, tls: true, auth_mode: anon, ca_file: '', cert_file: /etc/ssl/bridge.pem,
@@ -72,7 +74,8 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - C(allowed_senders) (IPv4 prefixes), C(addresses) (the IPv4 addresses every listener binds to),
+    - C(allowed_senders) (IPv4 and IPv6 prefixes), C(addresses) (the IPv4 and IPv6 addresses every listener binds
+      to), C(families) (the address families of those, C([4]) or C([4, 6])),
       C(inputs) (one per TCP port - C(port), C(tls), and with TLS C(auth_mode), C(ca_file), C(cert_file),
       C(key_file), C(permitted_peers); no plain one with C(logfwdr_syslog_bridge_tls_only)), C(tls_files) (the
       TLS files that must exist on the replicator, each with its C(variable) and C(path)), C(queue_size),
@@ -87,7 +90,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import (
-    Problems, boolean, interface_address, ipv6_note, role_defaults_under, whole)
+    Problems, boolean, interface_address, interface_address6, prefixes, role_defaults_under, whole)
 
 PREFIX = "logfwdr_syslog_bridge_"
 DEFAULTS = role_defaults_under(PREFIX)
@@ -99,6 +102,14 @@ AUTH_MODES = {
 # a value rsyslog reads as one string, without quoting surprises
 UNSAFE = ('"', "\\", "\n", "\r", "\0")
 MEMORY_RE = re.compile(r"^[1-9][0-9]*[KMG]$")  # systemd MemoryMax=, with a unit
+
+
+def _own(item, fields):
+    """The ingress interface's addresses (IPv4Interface, IPv6Interface) in these fields that parse."""
+    if not isinstance(item, dict):
+        return []
+    parsed = [(interface_address6 if field.endswith("6") else interface_address)(item.get(field)) for field in fields]
+    return [p for p in parsed if p is not None]
 
 
 def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
@@ -122,22 +133,15 @@ def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
     allowed = s["allowed_senders"]
     senders = []
     if not isinstance(allowed, list):
-        bad("allowed_senders", "must be a list of IPv4 prefixes, like [10.10.1.0/24], or [] for the ingress subnets")
+        bad("allowed_senders", "must be a list of IPv4 or IPv6 prefixes, like [10.10.1.0/24, 2001:db8:10::/64], "
+                               "or [] for the ingress subnets")
         allowed = []
-    for i, prefix in enumerate(allowed):
-        try:
-            net = ipaddress.IPv4Network(str(prefix), strict=True)
-        except ValueError as exc:
-            bad("allowed_senders[%d]" % i, "%r is not an IPv4 prefix like 10.10.1.0/24 or an address (%s)%s"
-                % (prefix, exc, ipv6_note(prefix)))
-            continue
-        if str(net) not in senders:
-            senders.append(str(net))
+    senders = [str(n) for n in prefixes(allowed, PREFIX + "allowed_senders", problems, hosts="senders")]
     if not allowed:
         for item in ingress_interfaces or []:
-            own = interface_address(item.get("address")) if isinstance(item, dict) else None
-            if own is not None and str(own.network) not in senders:  # replication_devices names a bad address
-                senders.append(str(own.network))
+            for own in _own(item, ("address", "address6")):  # replication_devices names a bad address
+                if str(own.network) not in senders:
+                    senders.append(str(own.network))
         if not senders:
             bad("allowed_senders", "empty, and no ingress interface has an address to take the subnet of; list the "
                                    "senders' prefixes")
@@ -157,10 +161,10 @@ def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
     # the replicator's own addresses (and virtual ones) on the exporter segments, never 0.0.0.0 or [::]
     addresses = []
     vrrp = boolean(vrrp)
+    fields = ("address", "address6") + (("virtual_address", "virtual_address6") if vrrp else ())
     for item in ingress_interfaces or []:
-        for field in ("address", "virtual_address") if vrrp else ("address",):
-            own = interface_address(item.get(field)) if isinstance(item, dict) else None
-            if own is not None and str(own.ip) not in addresses:  # replication_devices names a bad address
+        for own in _own(item, fields):  # replication_devices names a bad address
+            if str(own.ip) not in addresses:
                 addresses.append(str(own.ip))
 
     tls_only = boolean(s["tls_only"])
@@ -217,7 +221,9 @@ def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
                        "cert_file": s["tls_cert_file"], "key_file": s["tls_key_file"], "permitted_peers": peers})
 
     problems.fail("syslog bridge settings")
-    return {"allowed_senders": senders, "addresses": addresses, "inputs": inputs, "tls_files": tls_files,
+    return {"allowed_senders": senders, "addresses": addresses,
+            "families": sorted(set(ipaddress.ip_address(a).version for a in addresses)),
+            "inputs": inputs, "tls_files": tls_files,
             "queue_size": whole(s["queue_size"], 1, 2 ** 31 - 1),
             "stats_interval": whole(s["stats_interval"], 1, 2 ** 31 - 1),
             "max_sessions": whole(s["max_sessions"], 1, 65535),

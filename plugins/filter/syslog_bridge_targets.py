@@ -79,11 +79,14 @@ _value:
   description:
     - One entry per collector that gets the bridge's messages, in inventory order, each with C(name), C(action)
       (C(to-<name>), the rsyslog action and queue name in the bridge's counters), C(address), C(port) (UDP),
-      C(format) (C(rfc5424) or C(rfc3164)), C(senders) (the IPv4 prefixes whose messages it gets, overlapping ones
-      merged; empty for every sender) and C(ranges) (the same prefixes as C([first, last]) address numbers, as
-      rsyslog's C(ip42num()) computes them).
-    - A pool member also has C(pool) and C(octets) - the last octets of the senders it gets, as C([first, last])
-      runs; every other collector has C(pool) null and C(octets) empty.
+      C(format) (C(rfc5424) or C(rfc3164)), C(senders) (the IPv4 and IPv6 prefixes whose messages it gets,
+      overlapping ones merged; empty for every sender), C(ranges) (its IPv4 prefixes as C([first, last]) address
+      numbers, as rsyslog's C(ip42num()) computes them) and C(patterns6) (its IPv6 prefixes as regular expressions
+      that the sender's address written as 32 hex digits matches; rsyslog has no IPv6 number).
+    - A pool member also has C(pool), C(octets) - the last octets of the IPv4 senders it gets, as C([first, last])
+      runs - and C(octets6) - the same for the last byte of an IPv6 sender's address; every other collector has
+      C(pool) null and both empty. A family's senders are shared by the members of that family, as the kernel's
+      rules share its exporters; by all members when no member is of it.
   type: list
   elements: dict
 """
@@ -103,7 +106,7 @@ def _intersect(left, right):
     out = []
     for a in left:
         for b in right:
-            if a.overlaps(b):
+            if a.version == b.version and a.overlaps(b):
                 out.append(a if a.prefixlen >= b.prefixlen else b)
     return out
 
@@ -119,8 +122,26 @@ def _runs(numbers):
     return out
 
 
+def hex_pattern(net):
+    """The regular expression (POSIX ERE) an IPv6 address written as 32 hex digits matches when it is in `net`: the
+    syslog bridge tests IPv6 senders that way, since rsyslog has no IPv6 number (its ip42num() is IPv4 only)."""
+    digits = "%032x" % int(net.network_address)
+    whole_digits, bits = divmod(net.prefixlen, 4)
+    pattern = "^" + digits[:whole_digits]
+    if bits:  # the digit the prefix ends in: the values that share its first `bits` bits
+        first = int(digits[whole_digits], 16)
+        pattern += "[%s]" % "".join("%x" % v for v in range(first, first + (1 << (4 - bits))))
+    elif not whole_digits:
+        pattern += "[0-9a-f]"  # ::/0: any IPv6 address, never the "-" of an IPv4 sender
+    return pattern
+
+
 def _share_pools(targets, problems):
-    """Each pool member's octets: the buckets the kernel's rules give it (layout.pool_buckets)."""
+    """Each pool member's octets (IPv4 senders) and octets6 (IPv6 senders): the buckets the kernel's rules give it
+    (layout.pool_buckets). The kernel shares a family's exporters among the members of that family (and mirror
+    members, which the bridge cannot send to): rendezvous hashing over the bridge's members of the family gives each
+    of them the same buckets as the kernel does. A family no member is of is shared by all members (the bridge,
+    unlike the kernel, can send a message to a collector of the other family)."""
     pools = {}
     for t in targets:
         if t["pool"]:
@@ -133,9 +154,11 @@ def _share_pools(targets, problems):
                          "the syslog bridge maps each sender to one member by its address alone; give the members "
                          "the same ingress" % (name, members[0]["name"], ", ".join(members[0]["senders"]) or "all",
                                                m["name"], ", ".join(m["senders"]) or "all"))
-        owners = [o["name"] for o in pool_buckets([{"name": m["name"]} for m in members])]
-        for m in members:
-            m["octets"] = _runs([b for b, owner in enumerate(owners) if owner == m["name"]])
+        for family, field in ((4, "octets"), (6, "octets6")):
+            own = [m for m in members if ipaddress.ip_address(m["address"]).version == family] or members
+            owners = [o["name"] for o in pool_buckets([{"name": m["name"]} for m in own])]
+            for m in members:
+                m[field] = _runs([b for b, owner in enumerate(owners) if owner == m["name"]])
 
 
 def syslog_bridge_targets(collectors, ingress_interfaces, protocols, egress_interfaces=None):
@@ -148,22 +171,16 @@ def syslog_bridge_targets(collectors, ingress_interfaces, protocols, egress_inte
     check_same_target(valid, [syslog], problems)
     problems.fail("replication inventory")
 
-    everywhere = [ipaddress.IPv4Network("0.0.0.0/0")]
+    everywhere = [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")]
     targets = []
     for c in valid:
         if c["mode"] != "forward" or syslog not in c["ports"]:
             continue
-        allowed = everywhere
-        if c["sources"].get(syslog):
-            # the bridge's senders are IPv4 (it listens on the segments' IPv4 addresses): an IPv6 allow-list admits
-            # none of them
-            allowed = [ipaddress.ip_network(s) for s in c["sources"][syslog] if ipaddress.ip_network(s).version == 4]
-            if not allowed:
-                continue
+        allowed = [ipaddress.ip_network(s) for s in c["sources"].get(syslog) or []] or everywhere
         if set(c["ingress"]) != set(model["ingress"]):  # restricted to some ingress interfaces
-            allowed = _intersect(allowed, [model["ingress_by_name"][n].network for n in c["ingress"]
-                                           if n in model["ingress_by_name"]])
-        nets = list(ipaddress.collapse_addresses(allowed))
+            allowed = _intersect(allowed, [net for n in c["ingress"] for net in model["ingress_subnets"].get(n, [])])
+        nets = [n for family in (4, 6) for n in ipaddress.collapse_addresses(
+            [a for a in allowed if a.version == family])]
         if nets == everywhere:
             nets = []
         elif not nets:
@@ -175,9 +192,11 @@ def syslog_bridge_targets(collectors, ingress_interfaces, protocols, egress_inte
             "port": c["rewrite"].get(syslog, syslog),
             "format": c["syslog_format"],
             "senders": [str(n) for n in nets],
-            "ranges": [[int(n.network_address), int(n.broadcast_address)] for n in nets],
+            "ranges": [[int(n.network_address), int(n.broadcast_address)] for n in nets if n.version == 4],
+            "patterns6": [hex_pattern(n) for n in nets if n.version == 6],
             "pool": c["pool"],
             "octets": [],
+            "octets6": [],
             "index": c["index"],
         })
     _share_pools(targets, problems)

@@ -92,7 +92,7 @@ from decimal import Decimal, InvalidOperation
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import (
-    IFNAME_RE, Problems, boolean, interface_address, ipv6_note, parse_mac, role_defaults, virtual6, whole)
+    IFNAME_RE, Problems, boolean, interface_address, is_ipv6, parse_mac, role_defaults, virtual6, whole)
 
 DEFAULTS = role_defaults((
     "logfwdr_vrrp_priority",
@@ -204,7 +204,7 @@ def _pair_link(value, where, problems):
     if address is None or address.network.prefixlen == 32:
         problems.add(where + ".address", "%r is not an IPv4 address with its prefix%s; %s"
                      % (value.get("address"), "; the pair link carries the IPv4 VRRP adverts (an IPv6 virtual "
-                        "address moves with them: virtual_address6)" if ipv6_note(value.get("address")) else "", hint))
+                        "address moves with them: virtual_address6)" if is_ipv6(value.get("address")) else "", hint))
         ok = False
     return {"name": name, "address": str(address)} if ok else None
 

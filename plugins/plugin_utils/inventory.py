@@ -20,7 +20,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean as _ansible_boolean
 
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import (
-    NAME_MAX, POOL_NAME_MAX, SAMPLE_MAX, ipv6_note, unicast)
+    NAME_MAX, POOL_NAME_MAX, SAMPLE_MAX, is_ipv6, unicast)
 
 ROLE_DEFAULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                              "roles", "logfwdr", "defaults", "main.yml")
@@ -103,6 +103,14 @@ def interface_address(value):
         return None
 
 
+def interface_address6(value):
+    """An IPv6 address with its prefix length, like 2001:db8:10::2/64."""
+    try:
+        return ipaddress.IPv6Interface(str(value)) if value and "/" in str(value) else None
+    except ValueError:
+        return None
+
+
 def parse_mac(value):
     """A MAC address in lower case."""
     text = value.lower() if isinstance(value, str) else ""
@@ -171,7 +179,7 @@ def _interface(where, item, known, problems, seen):
             problems.add(where + ".address", "%r is not this host's IPv4 address with prefix length, like "
                                              "10.10.1.2/24 (%s)%s" % (address, exc, "; an IPv6 address goes in "
                                                                       "address6, like 2001:db8:10::2/64"
-                                                                      if ipv6_note(address) else ""))
+                                                                      if is_ipv6(address) else ""))
             iface = None
     iface6 = None
     address6 = item.get("address6")
@@ -213,7 +221,7 @@ def _virtual(where, item, iface, vrrp, problems, vrrp_seen):
         except ValueError as exc:
             problems.add(where + ".virtual_address", "%r is not an IPv4 address with prefix length, like 10.10.1.1/24 "
                                                      "(%s)%s" % (address, exc, "; an IPv6 virtual address goes in "
-                                                                 "virtual_address6" if ipv6_note(address) else ""))
+                                                                 "virtual_address6" if is_ipv6(address) else ""))
             virtual = None
         if virtual is not None and iface is not None:
             if virtual.ip == iface.ip:
@@ -288,20 +296,31 @@ def _virtual6(where, item, iface6, problems, vrrp_seen):
         vrrp_seen["addresses"][str(virtual.ip)] = where
 
 
-def prefixes(value, where, problems):
-    """IPv4 and IPv6 prefixes."""
+def prefixes(value, where, problems, hosts=None):
+    """IPv4 and IPv6 prefixes (an address is its /32 or /128). With `hosts` (who they are, like "senders"), a list
+    of who may reach this host: /0, which would admit everybody, is refused."""
     nets = []
     if value is None:
         return nets
     if not isinstance(value, list):
-        problems.add(where, "must be a list of IPv4 or IPv6 prefixes")
+        problems.add(where, "must be a list of IPv4 or IPv6 prefixes, like [192.0.2.0/24, 2001:db8:10::/64]")
         return nets
     for i, prefix in enumerate(value):
         try:
-            nets.append(ipaddress.ip_network(str(prefix), strict=True))
+            net = ipaddress.ip_network(str(prefix), strict=True)
         except ValueError as exc:
+            try:
+                hint = "; did you mean %s?" % ipaddress.ip_network(str(prefix), strict=False)
+            except ValueError:
+                hint = ""
             problems.add("%s[%d]" % (where, i), "%r is not an IPv4 or IPv6 prefix like 192.0.2.0/24 or "
-                                                "2001:db8:10::/64 (%s)" % (prefix, exc))
+                                                "2001:db8:10::/64 (%s)%s" % (prefix, exc, hint))
+            continue
+        if hosts and net.prefixlen == 0:
+            problems.add("%s[%d]" % (where, i), "%s would admit every host; list the %s' prefixes" % (net, hosts))
+            continue
+        if net not in nets:
+            nets.append(net)
     return nets
 
 
@@ -650,7 +669,8 @@ def check_same_target(collectors, ports, problems):
 def parse_replication(collectors, ingress_interfaces, protocols, egress_interfaces=None, vrrp=False,
                       exporter_networks=None, problems=None):
     """The interfaces, protocols and collectors, validated together into problems (a Problems): returns
-    {ingress, ingress_nets, ingress_by_name, egress, reach, scopes, protocols, collectors}; only the collectors
+    {ingress, ingress_nets, ingress_by_name, ingress_subnets, egress, reach, scopes, protocols, collectors} (an
+    ingress interface's subnets: those of its address and address6); only the collectors
     without a problem are in it."""
     problems = Problems() if problems is None else problems
     routed = prefixes(exporter_networks, "logfwdr_exporter_networks", problems)
@@ -662,11 +682,14 @@ def parse_replication(collectors, ingress_interfaces, protocols, egress_interfac
     valid = [parse_collector(i, raw, ctx, problems) for i, raw in items(collectors, "logfwdr_collectors", problems)]
     if collectors is None:
         problems.add("logfwdr_collectors", "must be a list (empty for no replication)")
-    by_name = {}
+    by_name, subnets = {}, {}
     for item in ingress_interfaces if isinstance(ingress_interfaces, list) else []:
-        address = interface_address(item.get("address")) if isinstance(item, dict) else None
-        if address is not None and item.get("name") in ingress:
+        if not isinstance(item, dict) or item.get("name") not in ingress:
+            continue
+        address, address6 = interface_address(item.get("address")), interface_address6(item.get("address6"))
+        if address is not None:
             by_name[item["name"]] = address
-    return {"ingress": ingress, "ingress_nets": ingress_nets, "ingress_by_name": by_name, "egress": egress,
-            "reach": reach, "scopes": scopes, "protocols": ctx["protocols"],
-            "collectors": [c for c in valid if c is not None]}
+        subnets[item["name"]] = [a.network for a in (address, address6) if a is not None]
+    return {"ingress": ingress, "ingress_nets": ingress_nets, "ingress_by_name": by_name,
+            "ingress_subnets": subnets, "egress": egress, "reach": reach, "scopes": scopes,
+            "protocols": ctx["protocols"], "collectors": [c for c in valid if c is not None]}

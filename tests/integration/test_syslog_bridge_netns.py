@@ -5,11 +5,14 @@ Namespaces (lib/lflab/netlab.py)::
 
     exporter ns                       replicator ns (rsyslogd -n, the role's config)       collector ns
     exp0 10.77.0.2, .3, .4, .200 ---- in0 10.77.0.1/24    out0 10.78.0.1/24 ------------- col0 10.78.0.11, .12, .13
-                                      unreachable 10.79.0.0/24 (the dead collector 10.79.0.5)
+         2001:db8:77::2, ::3, ::4         2001:db8:77::1/64    2001:db8:78::1/64               2001:db8:78::11, ::13
+         2001:db8:99::5 (routed)      unreachable 10.79.0.0/24 (the dead collector 10.79.0.5)
 
-Senders connect over TCP (514) and TLS (6514, x509/name) from the exporter namespace with LF framing; every
+The bridge is dual-stack, as on a segment with address6: senders of both families connect over TCP (514) and TLS
+(6514, x509/name) from the exporter namespace with LF framing; every
 collector's UDP socket must receive every message it is due, in its format, naming the sender. Checked too: the
-allow-list (10.77.0.0/25: .200 is refused), a collector's sources (10.77.0.2/31: not .4), a dead collector
+allow-list (10.77.0.0/25: .200 is refused; 2001:db8:77::/64: 2001:db8:99::5 is refused), a collector's sources
+(10.77.0.2/31: not .4; 2001:db8:77::2/127: not ::4; an IPv4 allow-list admits no IPv6 sender), a dead collector
 (sendto fails: its queue fills and overflows, counted by impstats) that must not hold back the others, and a HUP
 (logrotate) that must not cut the TCP sessions.
 
@@ -47,9 +50,16 @@ BRIDGE_IP = netlab.REPLICATOR_IP          # 10.77.0.1, where the senders connect
 EGRESS_IP = "10.78.0.1"                   # the bridge's UDP copies come from here
 SENDERS = ["10.77.0.2", "10.77.0.3", "10.77.0.4"]
 OUTSIDER = "10.77.0.200"                  # in the ingress subnet, outside the allow-list
-LIVE = {"c5424": ("10.78.0.11", 514), "c3164": ("10.78.0.12", 1514), "cpart": ("10.78.0.13", 514)}
+LIVE = {"c5424": ("10.78.0.11", 514), "c3164": ("10.78.0.12", 1514), "cpart": ("10.78.0.13", 514),
+        "c6": ("2001:db8:78::11", 514), "c6part": ("2001:db8:78::13", 514),
+        "c6b": ("2001:db8:78::14", 514)}   # only the IPv6 pool's bridge sends here
 DEAD = ("10.79.0.5", 514)
 VIRTUAL_IP = "10.77.0.100"                # the VRRP address: the bridge listens on it before it holds it
+BRIDGE_IP6 = "2001:db8:77::1"
+EGRESS_IP6 = "2001:db8:78::1"
+SENDERS6 = ["2001:db8:77::2", "2001:db8:77::3", "2001:db8:77::4"]
+OUTSIDER6 = "2001:db8:99::5"              # routed through the segment, outside the allow-list
+VIRTUAL_IP6 = "2001:db8:77::100"
 BRIDGE_UID = 61514                        # the bridge's user (the unit: User=logfwdr-syslog)
 MAX_SESSIONS = 20
 PER_SENDER = 8
@@ -57,12 +67,14 @@ CAP_NET_BIND_SERVICE = 1 << 10
 
 INVENTORY = {
     "logfwdr_ingress_interfaces": [{"name": "in0", "address": BRIDGE_IP + "/24", "virtual_address": VIRTUAL_IP + "/24",
-                                    "virtual_router_id": 5}],
+                                    "virtual_router_id": 5, "address6": BRIDGE_IP6 + "/64",
+                                    "virtual_address6": VIRTUAL_IP6 + "/64"}],
     "logfwdr_vrrp": True,
     "logfwdr_syslog_bridge_max_sessions": MAX_SESSIONS,
     "logfwdr_syslog_bridge_max_sessions_per_sender": PER_SENDER,
     "logfwdr_egress_interfaces": [
-        {"name": "out0", "address": EGRESS_IP + "/24", "routes": [{"to": "10.79.0.0/24", "via": "10.78.0.254"}]},
+        {"name": "out0", "address": EGRESS_IP + "/24", "address6": EGRESS_IP6 + "/64",
+         "routes": [{"to": "10.79.0.0/24", "via": "10.78.0.254"}]},
         {"name": "tool0"}],
     "logfwdr_collectors": [
         {"name": "c5424", "address": "10.78.0.11", "protocols": ["syslog"]},
@@ -71,10 +83,13 @@ INVENTORY = {
         {"name": "cpart", "address": "10.78.0.13", "protocols": ["sflow", "syslog"],
          "sources": {"syslog": ["10.77.0.2/31"]}},               # .2 and .3, not .4: not octet-aligned
         {"name": "cdead", "address": DEAD[0], "protocols": ["syslog"]},
+        {"name": "c6", "address": LIVE["c6"][0], "protocols": ["syslog"]},                # every sender
+        {"name": "c6part", "address": LIVE["c6part"][0], "protocols": ["syslog"],
+         "sources": ["2001:db8:77::2/127"]},                     # ::2 and ::3, not ::4, no IPv4 sender
         {"name": "ids", "mode": "mirror", "device": "tool0", "protocols": ["syslog"]},   # gets nothing
         {"name": "flows", "address": "10.78.0.14", "protocols": ["netflow"]},            # gets nothing
     ],
-    "logfwdr_syslog_bridge_allowed_senders": ["10.77.0.0/25"],
+    "logfwdr_syslog_bridge_allowed_senders": ["10.77.0.0/25", "2001:db8:77::/64"],
     "logfwdr_syslog_bridge_queue_size": 200,
     "logfwdr_syslog_bridge_stats_interval": 1,
     "logfwdr_syslog_bridge_tls": True,
@@ -141,7 +156,7 @@ _LISTENER = r"""
 import json, select, socket, sys
 socks = {}
 for addr, port in json.loads(sys.argv[1]):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE: never drop a burst here
     s.bind((addr, port))
     socks[s.fileno()] = (s, addr, port)
@@ -160,7 +175,7 @@ spec = json.loads(sys.argv[1])
 out = {"sent": 0, "error": None}
 start = time.monotonic()
 try:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in spec["source"] else socket.AF_INET, socket.SOCK_STREAM)
     sock.bind((spec["source"], 0))
     sock.settimeout(10)
     sock.connect((spec["target"], spec["port"]))
@@ -274,7 +289,7 @@ def start_bridge(lab, directory, inventory, key, ready):
 def listeners(lab, pid):
     """(address, port) of the TCP sockets process `pid` listens on, in the replicator namespace."""
     out = netlab.sh("ip", "netns", "exec", lab.rep, "ss", "-Hltnp").stdout
-    return sorted((m.group(1), int(m.group(2))) for line in out.splitlines() if "pid=%d," % pid in line
+    return sorted((m.group(1).strip("[]"), int(m.group(2))) for line in out.splitlines() if "pid=%d," % pid in line
                   for m in [re.search(r"\s(\S+):(\d+)\s", line)] if m)
 
 
@@ -298,17 +313,24 @@ class Bridge(object):
         sh("ip", "-n", lab.rep, "addr", "add", EGRESS_IP + "/24", "dev", "out0")
         sh("ip", "-n", lab.rep, "link", "set", "out0", "up")
         for addr, _port in LIVE.values():
-            sh("ip", "-n", self.col, "addr", "add", addr + "/24", "dev", "col0")
+            if ":" not in addr:
+                sh("ip", "-n", self.col, "addr", "add", addr + "/24", "dev", "col0")
         sh("ip", "-n", self.col, "link", "set", "col0", "up")
         # the dead collector: every sendto() to it fails, so its action suspends and its queue fills
         sh("ip", "-n", lab.rep, "route", "add", "unreachable", "10.79.0.0/24")
+        # IPv6 on both sides; the outsider's prefix is routed through the segment
+        netlab.Lab.add_address6(lab.rep, "in0", BRIDGE_IP6 + "/64")
+        netlab.Lab.add_address6(lab.exp, "exp0", *[a + "/64" for a in SENDERS6 + [OUTSIDER6]])
+        sh("ip", "-n", lab.rep, "-6", "route", "add", "2001:db8:99::/64", "dev", "in0")
+        netlab.Lab.add_address6(lab.rep, "out0", EGRESS_IP6 + "/64")
+        netlab.Lab.add_address6(self.col, "col0", *[a + "/64" for a, _p in LIVE.values() if ":" in a])
 
         self.pki = make_pki(self.tmpdir)
         inventory = dict(INVENTORY, logfwdr_syslog_bridge_tls_ca_file=self.pki["ca"],
                          logfwdr_syslog_bridge_tls_cert_file=self.pki["bridge.test"][0],
                          logfwdr_syslog_bridge_tls_key_file=self.pki["bridge.test"][1])
         # the backup does not hold the virtual address: the role's sysctl lets the bridge listen on it anyway
-        sh("ip", "netns", "exec", lab.rep, "sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1")
+        sh("ip", "netns", "exec", lab.rep, "sysctl", "-qw", "net.ipv4.ip_nonlocal_bind=1", "net.ipv6.ip_nonlocal_bind=1")
         self.text, self.vars, self.rsyslogd, self.log = start_bridge(lab, self.tmpdir, inventory,
                                                                      self.pki["bridge.test"][1], ":6514 ")
         self.stats = self.vars["__logfwdr_syslog_bridge_stats_file"]
@@ -323,7 +345,8 @@ class Bridge(object):
         self.collectors = Collectors(self.col, lab.procs)
 
     def send(self, source, messages, port=514, tls=None, background=False, **extra):
-        spec = dict(dict(source=source, target=BRIDGE_IP, port=port, messages=messages, tls=tls), **extra)
+        target = BRIDGE_IP6 if ":" in source else BRIDGE_IP
+        spec = dict(dict(source=source, target=target, port=port, messages=messages, tls=tls), **extra)
         proc = subprocess.Popen(["ip", "netns", "exec", self.lab.exp, sys.executable, "-c", _SENDER,
                                  json.dumps(spec)], stdout=subprocess.PIPE, universal_newlines=True)
         if background:
@@ -419,26 +442,34 @@ def expected(fmt, run, sender, tag="t"):
     )]
 
 
-FORMATS = {"c5424": "rfc5424", "c3164": "rfc3164", "cpart": "rfc5424"}
+FORMATS = {"c5424": "rfc5424", "c3164": "rfc3164", "cpart": "rfc5424", "c6": "rfc5424", "c6part": "rfc5424"}
+# who gets which senders: cpart an IPv4 allow-list, c6part an IPv6 one; the others every sender of both families
+# the collectors a message of SENDERS[0] reaches, and of SENDERS6[0]
+FIRST = ("c5424", "c3164", "cpart", "c6")
+FIRST6 = ("c5424", "c3164", "c6", "c6part")
+DUE = {4: {"c5424": SENDERS, "c3164": SENDERS, "cpart": SENDERS[:2], "c6": SENDERS, "c6part": []},
+       6: {"c5424": SENDERS6, "c3164": SENDERS6, "cpart": [], "c6": SENDERS6, "c6part": SENDERS6[:2]}}
 
 
-def test_every_collector_gets_every_message_in_its_format(bridge):
+@pytest.mark.parametrize("family", [4, 6])
+def test_every_collector_gets_every_message_in_its_format(bridge, family):
     run = run_id()
-    for sender in SENDERS:
+    senders = SENDERS if family == 4 else SENDERS6
+    for sender in senders:
         result = bridge.send(sender, messages(run, sender))
         assert result["error"] is None and result["sent"] == 4, result
-    # c5424 and c3164: 3 senders x 4; cpart: .2 and .3 only (sources 10.77.0.2/31)
-    got = bridge.collectors.take(run, expected=3 * 4 * 2 + 2 * 4)
-    due = {"c5424": SENDERS, "c3164": SENDERS, "cpart": SENDERS[:2]}
-    for name, senders in due.items():
+    due = DUE[family]
+    got = bridge.collectors.take(run, expected=sum(4 * len(v) for v in due.values()))
+    for name, due_senders in due.items():
         payloads = sorted(p for _src, p in got[name])
-        want = [w for s in senders for w in expected(FORMATS[name], run, s)]
+        want = [w for s in due_senders for w in expected(FORMATS[name], run, s)]
         assert len(payloads) == len(want), (name, payloads)
         for pattern in want:
             assert sum(1 for p in payloads if re.fullmatch(pattern, p)) == 1, (name, pattern, payloads)
-        # the copies come from the replicator (UDP, its egress address), the sender is named inside
-        assert set(src for src, _p in got[name]) == {EGRESS_IP}
-    assert not [p for _s, p in got["cpart"] if SENDERS[2] in p]
+        # the copies come from the replicator (UDP, its egress address of the collector's family), the sender is
+        # named inside
+        assert set(src for src, _p in got[name]) <= {EGRESS_IP6 if ":" in LIVE[name][0] else EGRESS_IP}
+    assert not [p for _s, p in got["cpart"] + got["c6part"] if senders[2] in p]
 
 
 def test_tls_x509_name(bridge):
@@ -455,8 +486,8 @@ def test_tls_x509_name(bridge):
     # an allowed certificate from a sender outside the allow-list: refused as well
     refused["outsider"] = bridge.send(OUTSIDER, messages(run, "refused-outsider"), port=6514,
                                       tls=bridge.tls("sender.test"))
-    got = bridge.collectors.take(run, expected=3 * 5)
-    for name in ("c5424", "c3164", "cpart"):
+    got = bridge.collectors.take(run, expected=len(FIRST) * 5)
+    for name in FIRST:
         payloads = [p for _s, p in got[name] if "wildcard" not in p]
         assert not [p for p in payloads if "refused" in p], (name, refused, payloads)
         assert len(payloads) == 4, (name, payloads)
@@ -472,8 +503,8 @@ def test_sender_outside_the_allow_list_is_refused(bridge):
     refused = bridge.send(OUTSIDER, messages(run, OUTSIDER))
     barrier = bridge.send(SENDERS[0], ["<13>1 2026-11-25T10:00:00Z h app - - - barrier %s" % run])
     assert barrier["error"] is None, barrier
-    got = bridge.collectors.take(run, expected=3)
-    assert [len(got[name]) for name in ("c5424", "c3164", "cpart")] == [1, 1, 1], got
+    got = bridge.collectors.take(run, expected=len(FIRST))
+    assert [len(got[name]) for name in FIRST] == [1, 1, 1, 1], got
     assert not [p for v in got.values() for _s, p in v if OUTSIDER in p]
     # the bridge closed the connection at once, and said why
     assert refused.get("eof") or refused["error"], refused
@@ -489,8 +520,8 @@ def test_dead_collector_overflows_alone(bridge):
     lines = ["<13>1 2026-11-25T10:00:00Z h app - - - bulk %s %d" % (run, i) for i in range(count)]
     result = bridge.send(SENDERS[0], lines, pace=0.0003)
     assert result["error"] is None and result["sent"] == count, result
-    got = bridge.collectors.take(run, expected=3 * count, timeout=60)
-    for name in ("c5424", "c3164", "cpart"):
+    got = bridge.collectors.take(run, expected=len(FIRST) * count, timeout=60)
+    for name in FIRST:
         numbers = sorted(int(p.rsplit(" ", 1)[1]) for _s, p in got[name])
         assert numbers == list(range(count)), (name, len(numbers))
     after = bridge.fresh_counters()
@@ -501,7 +532,7 @@ def test_dead_collector_overflows_alone(bridge):
     assert delta("to-cdead queue", "enqueued") + delta("to-cdead queue", "discarded.full") >= count
     assert delta("to-cdead queue", "discarded.full") >= count - 2 * 200, after["to-cdead queue"]
     assert after["to-cdead queue"]["size"] >= 150, after["to-cdead queue"]
-    for name in ("c5424", "c3164", "cpart"):
+    for name in FIRST:
         assert delta("to-%s queue" % name, "discarded.full") == 0, after["to-%s queue" % name]
         assert delta("to-%s" % name, "processed") == count, after["to-%s" % name]
     assert "No route to host" in open(bridge.log).read()
@@ -524,7 +555,7 @@ def test_dead_collector_overflows_alone(bridge):
     assert 'logfwdr_bridge_queue_discarded_full_total{collector="cdead"} %.1f' % (
         last["to-cdead queue"]["discarded.full"]) in text, text
     assert last["to-cdead queue"]["discarded.full"] > 0
-    for name in ("c5424", "c3164", "cpart"):
+    for name in FIRST:
         assert 'logfwdr_bridge_action_processed_total{collector="%s"} %.1f' % (
             name, last["to-%s" % name]["processed"]) in text, text
 
@@ -541,8 +572,8 @@ def test_hup_keeps_the_tcp_sessions(bridge):
     out, _err = proc.communicate(timeout=30)
     result = json.loads(out.strip().splitlines()[-1])
     assert result["error"] is None and result["sent"] == 2 and not result["eof"], result
-    got = bridge.collectors.take(run, expected=6)
-    assert [len(got[name]) for name in ("c5424", "c3164", "cpart")] == [2, 2, 2], got
+    got = bridge.collectors.take(run, expected=2 * len(FIRST))
+    assert [len(got[name]) for name in FIRST] == [2, 2, 2, 2], got
     deadline = time.monotonic() + 10
     while not os.path.exists(bridge.stats):
         assert time.monotonic() < deadline, "the counters file was not reopened after SIGHUP"
@@ -552,7 +583,7 @@ def test_hup_keeps_the_tcp_sessions(bridge):
 
 def test_nothing_for_mirror_or_non_syslog_collectors(bridge):
     actions = re.findall(r'action\(name="([^"]+)"', bridge.text)
-    assert actions == ["to-c5424", "to-c3164", "to-cpart", "to-cdead"]
+    assert actions == ["to-c5424", "to-c3164", "to-cpart", "to-cdead", "to-c6", "to-c6part"]
 
 
 # ---- a bridge a hostile sender cannot take over --------------------------------
@@ -577,7 +608,8 @@ def test_rsyslogd_is_not_root_and_holds_only_the_bind_capability(bridge):
 
 def test_listens_on_the_ingress_and_virtual_addresses_only(bridge):
     assert listeners(bridge.lab, bridge.rsyslogd.pid) == [
-        (BRIDGE_IP, 514), (BRIDGE_IP, 6514), (VIRTUAL_IP, 514), (VIRTUAL_IP, 6514)]
+        (BRIDGE_IP, 514), (BRIDGE_IP, 6514), (VIRTUAL_IP, 514), (VIRTUAL_IP, 6514),
+        (BRIDGE_IP6, 514), (BRIDGE_IP6, 6514), (VIRTUAL_IP6, 514), (VIRTUAL_IP6, 6514)]
     # another address of the replicator on the segment, not in the inventory: nothing listens there
     netlab.sh("ip", "-n", bridge.lab.rep, "addr", "add", "10.77.0.99/24", "dev", "in0")
     try:
@@ -587,16 +619,20 @@ def test_listens_on_the_ingress_and_virtual_addresses_only(bridge):
         netlab.sh("ip", "-n", bridge.lab.rep, "addr", "del", "10.77.0.99/24", "dev", "in0")
 
 
-def test_virtual_address_listener_serves_once_this_host_holds_it(bridge):
+@pytest.mark.parametrize("family", [4, 6])
+def test_virtual_address_listener_serves_once_this_host_holds_it(bridge, family):
     run = run_id()
-    netlab.sh("ip", "-n", bridge.lab.rep, "addr", "add", VIRTUAL_IP + "/24", "dev", "in0")   # VRRP master now
-    try:
-        result = bridge.send(SENDERS[0], ["<13>1 2026-11-25T10:00:00Z h app - - - vip %s" % run], target=VIRTUAL_IP)
+    virtual, sender, reached = (VIRTUAL_IP + "/24", SENDERS[0], FIRST) if family == 4 else (
+        VIRTUAL_IP6 + "/64", SENDERS6[0], FIRST6)
+    netlab.sh("ip", "-n", bridge.lab.rep, "addr", "add", virtual, "dev", "in0", *(["nodad"] if family == 6 else []))
+    try:   # VRRP master now
+        result = bridge.send(sender, ["<13>1 2026-11-25T10:00:00Z h app - - - vip %s" % run],
+                             target=virtual.split("/")[0])
         assert result["error"] is None, result
-        got = bridge.collectors.take(run, expected=3)
-        assert [len(got[name]) for name in ("c5424", "c3164", "cpart")] == [1, 1, 1], got
+        got = bridge.collectors.take(run, expected=len(reached))
+        assert [len(got[name]) for name in reached] == [1, 1, 1, 1], got
     finally:
-        netlab.sh("ip", "-n", bridge.lab.rep, "addr", "del", VIRTUAL_IP + "/24", "dev", "in0")
+        netlab.sh("ip", "-n", bridge.lab.rep, "addr", "del", virtual, "dev", "in0")
 
 
 _FLOOD = r"""
@@ -604,7 +640,7 @@ import errno, json, select, socket, sys, time
 target, port, count, source = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 pending = []
 for _ in range(count):   # every connection at once, as a flood would
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(socket.AF_INET6 if ":" in source else socket.AF_INET, socket.SOCK_STREAM)
     s.bind((source, 0))
     s.setblocking(False)
     s.connect_ex((target, port))
@@ -619,8 +655,9 @@ sys.stdin.read()         # hold the sessions until told
 
 def flood(bridge, source, count):
     """`count` connections at once from `source`, held open: (the flooder, what it got)."""
-    proc = subprocess.Popen(["ip", "netns", "exec", bridge.lab.exp, sys.executable, "-c", _FLOOD, BRIDGE_IP, "514",
-                             str(count), source], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(["ip", "netns", "exec", bridge.lab.exp, sys.executable, "-c", _FLOOD,
+                             BRIDGE_IP6 if ":" in source else BRIDGE_IP, "514", str(count), source],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             universal_newlines=True)
     bridge.lab.procs.append(proc)
     return proc, json.loads(proc.stdout.readline())
@@ -656,8 +693,8 @@ def test_connection_flood_is_bounded(bridge):
     run = run_id()
     result = bridge.send(SENDERS[0], ["<13>1 2026-11-25T10:00:00Z h app - - - after-flood %s" % run])
     assert result["error"] is None and not result["eof"], result
-    got = bridge.collectors.take(run, expected=3)
-    assert [len(got[name]) for name in ("c5424", "c3164", "cpart")] == [1, 1, 1], got
+    got = bridge.collectors.take(run, expected=len(FIRST))
+    assert [len(got[name]) for name in FIRST] == [1, 1, 1, 1], got
     assert bridge.rsyslogd.poll() is None
 
 
@@ -670,7 +707,8 @@ def test_tls_only_bridge_has_no_plain_listener(bridge):
                      logfwdr_syslog_bridge_tls_key_file=bridge.pki["bridge.test"][1])
     text, _vars, proc, _log = start_bridge(bridge.lab, directory, inventory, bridge.pki["bridge.test"][1], ":16514 ")
     try:
-        assert listeners(bridge.lab, proc.pid) == [(BRIDGE_IP, 16514), (VIRTUAL_IP, 16514)]
+        assert listeners(bridge.lab, proc.pid) == [(BRIDGE_IP, 16514), (VIRTUAL_IP, 16514), (BRIDGE_IP6, 16514),
+                                                   (VIRTUAL_IP6, 16514)]
         assert "1601" not in text
         plain = bridge.send(SENDERS[0], ["x"], port=1601)
         assert plain["error"] and "refused" in plain["error"].lower(), plain
@@ -722,5 +760,106 @@ def test_a_pool_gets_each_senders_messages_at_one_member(bridge):
     for sender in senders:
         where = [m for m in ("m0", "m1") if sender in by_member.get(m, {})]
         assert where == [owners[int(sender.rsplit(".", 1)[1])]["name"]], (sender, where)
+        assert len(by_member[where[0]][sender]) == 2, by_member[where[0]][sender]
+    assert by_member.get("m0") and by_member.get("m1")  # both members get some
+
+
+# ---- IPv6 senders ----------------------------------------------------------------
+
+
+def test_ipv6_sender_outside_the_allow_list_is_refused(bridge):
+    run = run_id()
+    refused = bridge.send(OUTSIDER6, messages(run, OUTSIDER6))
+    barrier = bridge.send(SENDERS6[0], ["<13>1 2026-11-25T10:00:00Z h app - - - barrier %s" % run])
+    assert barrier["error"] is None, barrier
+    got = bridge.collectors.take(run, expected=len(FIRST6))
+    assert [len(got[name]) for name in FIRST6] == [1, 1, 1, 1] and not got["cpart"], got
+    assert not [p for v in got.values() for _s, p in v if OUTSIDER6 in p]
+    assert refused.get("eof") or refused["error"], refused
+    assert "disallowed sender %s" % OUTSIDER6 in open(bridge.log).read()
+
+
+def test_ipv6_sender_over_tls(bridge):
+    run = run_id()
+    ok = bridge.send(SENDERS6[2], messages(run, SENDERS6[2], tag="tls6"), port=6514, tls=bridge.tls("sender.test"))
+    assert ok["error"] is None and ok["sent"] == 4, ok
+    refused = bridge.send(SENDERS6[2], messages(run, "refused"), port=6514, tls=bridge.tls("other.test"))
+    assert refused["error"] is not None or refused.get("eof"), refused
+    # ::4 is outside c6part's 2001:db8:77::2/127 and cpart is IPv4 only
+    got = bridge.collectors.take(run, expected=3 * 4)
+    for name in ("c5424", "c3164", "c6"):
+        payloads = [p for _s, p in got[name]]
+        assert len(payloads) == 4 and not [p for p in payloads if "refused" in p], (name, payloads)
+        for pattern in expected(FORMATS[name], run, SENDERS6[2], tag="tls6"):
+            assert sum(1 for p in payloads if re.fullmatch(pattern, p)) == 1, (name, pattern, payloads)
+    assert not got["cpart"] and not got["c6part"], got
+
+
+def test_ipv6_connection_flood_is_bounded_per_sender(bridge):
+    """One IPv6 sender opens 3 x PER_SENDER connections at once: it gets PER_SENDER, counted by the role's ip6 rule
+    (an IPv6 sender has its own set of the per-sender limit)."""
+    proc, got = flood(bridge, SENDERS6[1], 3 * PER_SENDER)
+    try:
+        established = netlab.sh("ip", "netns", "exec", bridge.lab.rep, "ss", "-Htn", "state", "established",
+                                "( sport = :514 )").stdout.splitlines()
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+    assert got == {"connected": PER_SENDER, "unanswered": 2 * PER_SENDER}, got
+    assert len(established) == PER_SENDER, established
+    counter = netlab.sh("ip", "netns", "exec", bridge.lab.rep, "nft", "list", "chain", "inet", "logfwdr",
+                        "exporter_segments").stdout
+    assert re.search(r"ip6 saddr ct count over %d \} counter packets [1-9]" % PER_SENDER, counter), counter
+
+
+# the textual forms an IPv6 sender's address takes ("::" inside, at the end, none), each in or out of
+# 2001:db8:77:0:8000::/65 (the upper half of the segment) and with its own last byte
+FORMS6 = ["2001:db8:77::%x" % n for n in range(0x10, 0x30)] + [
+    "2001:db8:77:0:1:2:3:4", "2001:db8:77:0:8000::", "2001:db8:77:0:8000:0:0:7a", "2001:db8:77:0:ffff:ffff:ffff:fffe",
+    "2001:db8:77:0:abcd::1:ff", "2001:db8:77:0:7fff:ffff:ffff:ff01"]
+
+
+def test_ipv6_pool_and_prefixes_see_each_senders_address_as_the_kernel_does(bridge):
+    """A second bridge (plain TCP on 1603): a pool of two IPv6 collectors and a collector with an IPv6 prefix that
+    ends inside a hex digit. Every sender's messages reach exactly the pool member its last byte maps to (the kernel's
+    rendezvous function) and the /65 collector exactly when the sender is in it; senders of every textual form."""
+    sys.path.insert(0, netlab.ensure_collection_path())
+    import ipaddress
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout
+    directory = os.path.join(bridge.tmpdir, "pool6")
+    upper = ipaddress.ip_network("2001:db8:77:0:8000::/65")
+    inventory = dict(INVENTORY, logfwdr_syslog_bridge_tls=False, logfwdr_syslog_bridge_port=1603,
+                     logfwdr_collectors=[
+                         {"name": "m0", "address": LIVE["c6"][0], "protocols": ["syslog"], "pool": "sys"},
+                         {"name": "m1", "address": LIVE["c6b"][0], "protocols": ["syslog"], "pool": "sys"},
+                         {"name": "upper", "address": LIVE["c6part"][0], "protocols": ["syslog"],
+                          "sources": [str(upper)]}])
+    netlab.Lab.add_address6(bridge.lab.exp, "exp0", *[a + "/64" for a in FORMS6])
+    _text, _vars, proc, log = start_bridge(bridge.lab, directory, inventory, bridge.pki["bridge.test"][1], ":1603 ")
+    try:
+        run = run_id()
+        for sender in FORMS6:
+            result = bridge.send(sender, ["<13>1 2026-11-25T10:00:00Z h app - - - pool6 %s %s %d" % (run, sender, i)
+                                          for i in range(2)], port=1603)
+            assert result["error"] is None and result["sent"] == 2, result
+        in_upper = [s for s in FORMS6 if ipaddress.ip_address(s) in upper]
+        got = bridge.collectors.take(run, expected=2 * (len(FORMS6) + len(in_upper)))
+        assert proc.poll() is None, open(log).read()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        for address in FORMS6:
+            netlab.sh("ip", "-n", bridge.lab.exp, "addr", "del", address + "/64", "dev", "exp0")
+    by_member = {}
+    for member, name in (("m0", "c6"), ("m1", "c6b"), ("upper", "c6part")):
+        for _src, payload in got[name]:
+            sender = re.search(r"pool6 %s (\S+) \d" % run, payload).group(1)
+            by_member.setdefault(member, {}).setdefault(sender, []).append(payload)
+    assert sorted(by_member.get("upper", {})) == sorted(in_upper) and len(in_upper) == 4, by_member.get("upper")
+    assert all(len(v) == 2 for v in by_member["upper"].values())
+    owners = layout.pool_buckets([{"name": "m0"}, {"name": "m1"}])
+    for sender in FORMS6:
+        where = [m for m in ("m0", "m1") if sender in by_member.get(m, {})]
+        assert where == [owners[int(ipaddress.ip_address(sender)) & 0xFF]["name"]], (sender, where)
         assert len(by_member[where[0]][sender]) == 2, by_member[where[0]][sender]
     assert by_member.get("m0") and by_member.get("m1")  # both members get some

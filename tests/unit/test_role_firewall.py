@@ -127,6 +127,35 @@ def test_ipv6_exporters_can_find_the_replicator_through_the_firewall(tmp_path):
     assert result.returncode == 0, result.stdout
 
 
+def test_ipv6_bridge_senders_and_management_networks(tmp_path):
+    """An IPv6 segment: the bridge's IPv6 senders get their own per-sender session set (ipv6_addr) and accept rule,
+    and SSH is admitted from IPv6 management networks; IPv4 stays as it was."""
+    ingress = [dict(INGRESS[0], address6="2001:db8:10::2/64"), INGRESS[1]]
+    text = render(ingress=ingress, management=("192.0.2.0/24", "2001:db8:ff::/64"))
+    got = rules(text)
+    assert "type ipv6_addr" in got and "set bridge_senders6_514 {" in got
+    assert "tcp dport 514 ct state new add @bridge_senders_514 { ip saddr ct count over 20 } counter drop" in got
+    assert "tcp dport 514 ct state new add @bridge_senders6_514 { ip6 saddr ct count over 20 } counter drop" in got
+    assert "ip saddr { 10.10.1.0/24, 10.10.2.0/24 } tcp dport { 514 } accept" in got
+    assert "ip6 saddr { 2001:db8:10::/64 } tcp dport { 514 } accept" in got
+    assert "ip saddr { 192.0.2.0/24 } tcp dport 22 accept" in got
+    assert "ip6 saddr { 2001:db8:ff::/64 } tcp dport 22 accept" in got
+    proc = nft_check(text, tmp_path)
+    assert proc.returncode == 0, proc.stdout + text
+    # an IPv4-only replicator has no IPv6 set or rule
+    assert "ip6" not in render() and "ipv6_addr" not in render()
+
+
+def test_bridge_on_ipv6_binds_before_duplicate_address_detection_ends():
+    variables = dict(bridgeconf.DEFAULTS, logfwdr_vrrp=False, logfwdr_syslog_bridge=True,
+                     logfwdr_ingress_interfaces=[dict(INGRESS[0], address6="2001:db8:10::2/64")])
+    got = bridgeconf.role_var("__logfwdr_sysctl", variables, like=("sysctl",))
+    assert ["net.ipv6.ip_nonlocal_bind", 1] in got and ["net.ipv4.ip_nonlocal_bind", 1] not in got
+    for changed in ({"logfwdr_syslog_bridge": False}, {"logfwdr_ingress_interfaces": INGRESS}):
+        got = bridgeconf.role_var("__logfwdr_sysctl", dict(variables, **changed), like=("sysctl",))
+        assert "net.ipv6.ip_nonlocal_bind" not in [k for k, _v in got], changed
+
+
 def test_nft_refuses_a_broken_ruleset(tmp_path):
     """The check can fail: the role's validate (nft -c -f) stops a broken file."""
     text = render().replace("udp dport { 162, 514 }", "udp dport { 162 514 }")
@@ -136,12 +165,14 @@ def test_nft_refuses_a_broken_ruleset(tmp_path):
 
 @pytest.mark.parametrize("settings, problem", [
     ({"logfwdr_firewall_management_networks": ["192.0.2.1/24"]},
-     "logfwdr_firewall_management_networks[0]: '192.0.2.1/24' is not an IPv4 prefix"),
+     "logfwdr_firewall_management_networks[0]: '192.0.2.1/24' is not an IPv4 or IPv6 prefix like 192.0.2.0/24 or "
+     "2001:db8:10::/64 (192.0.2.1/24 has host bits set); did you mean 192.0.2.0/24?"),
     ({"logfwdr_firewall_management_networks": ['0.0.0.0/0 } accept; #']}, "logfwdr_firewall_management_networks[0]"),
-    ({"logfwdr_firewall_management_networks": ["2001:db8::/32"]},
-     "logfwdr_firewall_management_networks[0]: '2001:db8::/32' is not an IPv4 prefix like 192.0.2.0/24 (Expected 4 "
-     "octets in '2001:db8::'); IPv6 is not supported here yet: the syslog bridge and the host "
-     "firewall's management networks are IPv4 only (docs/roadmap.md, IPv6)"),
+    ({"logfwdr_firewall_management_networks": ["::/0"]},
+     "logfwdr_firewall_management_networks[0]: ::/0 would admit every host; list the management hosts' prefixes"),
+    ({"logfwdr_firewall_management_networks": "192.0.2.0/24"},
+     "logfwdr_firewall_management_networks: must be a list of IPv4 or IPv6 prefixes, like [192.0.2.0/24, "
+     "2001:db8:10::/64]"),
     ({"logfwdr_firewall_ssh_port": 0}, "logfwdr_firewall_ssh_port: 0 is not a TCP port"),
 ])
 def test_firewall_setting_errors(settings, problem):

@@ -77,13 +77,13 @@ def test_registered_as_filters():
 def test_lab_inventory():
     assert targets(LAB_COLLECTORS) == [
         {"name": "collector1", "action": "to-collector1", "address": "10.20.1.31", "port": 514, "format": "rfc5424",
-         "senders": [], "ranges": [], "pool": None, "octets": []},
+         "senders": [], "ranges": [], "patterns6": [], "pool": None, "octets": [], "octets6": []},
         {"name": "collector2", "action": "to-collector2", "address": "10.20.1.32", "port": 1514,
-         "format": "rfc3164", "senders": [], "ranges": [], "pool": None, "octets": []},
+         "format": "rfc3164", "senders": [], "ranges": [], "patterns6": [], "pool": None, "octets": [], "octets6": []},
         {"name": "collector3", "action": "to-collector3", "address": "10.20.2.33", "port": 514, "format": "rfc5424",
-         "senders": [], "ranges": [], "pool": None, "octets": []},
+         "senders": [], "ranges": [], "patterns6": [], "pool": None, "octets": [], "octets6": []},
         {"name": "collector4", "action": "to-collector4", "address": "10.20.2.34", "port": 514, "format": "rfc5424",
-         "senders": ["10.10.2.0/24"], "ranges": [rng("10.10.2.0/24")], "pool": None, "octets": []},
+         "senders": ["10.10.2.0/24"], "ranges": [rng("10.10.2.0/24")], "patterns6": [], "pool": None, "octets": [], "octets6": []},
     ]
 
 
@@ -248,7 +248,7 @@ def test_inventory_errors_are_those_of_replication_devices():
 
 def test_defaults_allow_the_ingress_subnets_on_514():
     assert inputs() == {"allowed_senders": ["10.10.1.0/24", "10.10.2.0/24"], "inputs": [{"port": 514, "tls": False}],
-                        "addresses": ["10.10.1.2", "10.10.2.2"], "tls_files": [], "queue_size": 10000,
+                        "addresses": ["10.10.1.2", "10.10.2.2"], "families": [4], "tls_files": [], "queue_size": 10000,
                         "stats_interval": 10, "max_sessions": 200, "max_sessions_per_sender": 20,
                         "memory_max": "512M"}
 
@@ -281,15 +281,16 @@ def test_tls_settings_are_ignored_while_tls_is_off():
 @pytest.mark.parametrize("settings, expected", [
     ({"port": 0}, ["logfwdr_syslog_bridge_port: 0 is not a TCP port; use 1-65535 (514 is syslog's)"]),
     ({"allowed_senders": ["10.10.1.5/24"]},
-     ["logfwdr_syslog_bridge_allowed_senders[0]: '10.10.1.5/24' is not an IPv4 prefix like 10.10.1.0/24 or an "
-      "address (10.10.1.5/24 has host bits set)"]),
-    ({"allowed_senders": ["2001:db8::/32"]},
-     ["logfwdr_syslog_bridge_allowed_senders[0]: '2001:db8::/32' is not an IPv4 prefix like 10.10.1.0/24 or an "
-      "address (Expected 4 octets in '2001:db8::'); IPv6 is not supported here yet: the syslog bridge and "
-     "the host firewall's management networks are IPv4 only (docs/roadmap.md, IPv6)"]),
+     ["logfwdr_syslog_bridge_allowed_senders[0]: '10.10.1.5/24' is not an IPv4 or IPv6 prefix like 192.0.2.0/24 or "
+      "2001:db8:10::/64 (10.10.1.5/24 has host bits set); did you mean 10.10.1.0/24?"]),
+    ({"allowed_senders": ["2001:db8::5/32", "0.0.0.0/0", "::/0"]},
+     ["logfwdr_syslog_bridge_allowed_senders[0]: '2001:db8::5/32' is not an IPv4 or IPv6 prefix like 192.0.2.0/24 "
+      "or 2001:db8:10::/64 (2001:db8::5/32 has host bits set); did you mean 2001:db8::/32?",
+      "logfwdr_syslog_bridge_allowed_senders[1]: 0.0.0.0/0 would admit every host; list the senders' prefixes",
+      "logfwdr_syslog_bridge_allowed_senders[2]: ::/0 would admit every host; list the senders' prefixes"]),
     ({"allowed_senders": "10.10.1.0/24"},
-     ["logfwdr_syslog_bridge_allowed_senders: must be a list of IPv4 prefixes, like [10.10.1.0/24], or [] for the "
-      "ingress subnets"]),
+     ["logfwdr_syslog_bridge_allowed_senders: must be a list of IPv4 or IPv6 prefixes, like [10.10.1.0/24, "
+      "2001:db8:10::/64], or [] for the ingress subnets"]),
     ({"queue_size": 0, "stats_interval": "x"},
      ["logfwdr_syslog_bridge_queue_size: 0; use a whole number above 0",
       "logfwdr_syslog_bridge_stats_interval: 'x'; use a whole number above 0"]),
@@ -497,3 +498,120 @@ def test_unit_runs_unprivileged_and_sandboxed(tmp_path):
                  "ReadWritePaths=%s/work %s" % (tmp_path, tmp_path)):
         assert line in lines, (line, unit)
     assert not [line for line in lines if line.startswith("CapabilityBoundingSet=") and "SYS" in line]
+
+
+# ---- IPv6 senders ------------------------------------------------------------
+
+INGRESS6 = [dict(INGRESS[0], address6="2001:db8:10::2/64"), dict(INGRESS[1], address6="2001:db8:20::2/64")]
+EGRESS6 = [dict(EGRESS[0], address6="2001:db8:30::2/64")] + EGRESS[1:]
+
+
+def targets6(collectors):
+    return syslog_bridge_targets(collectors, INGRESS6, PROTOCOLS, egress_interfaces=EGRESS6)
+
+
+def test_hex_pattern_matches_exactly_the_addresses_of_its_prefix():
+    """The regular expression for a prefix (an IPv6 address written as 32 hex digits) against ipaddress's own
+    membership, for prefixes of every length and addresses just inside and just outside them."""
+    import random
+    from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_targets import hex_pattern
+    rnd = random.Random(6)
+    for length in range(0, 129):
+        net = ipaddress.IPv6Network((rnd.getrandbits(128) >> (128 - length) << (128 - length), length)) \
+            if length else ipaddress.IPv6Network("::/0")
+        pattern = re.compile(hex_pattern(net))
+        first, last = int(net.network_address), int(net.broadcast_address)
+        probes = [first, last, first - 1, last + 1] + [rnd.getrandbits(128) for _ in range(20)]
+        probes += [first ^ (1 << b) for b in range(128)]  # each bit flipped: inside below the prefix, outside in it
+        for value in probes:
+            if 0 <= value < 2 ** 128:
+                address = ipaddress.IPv6Address(value)
+                assert bool(pattern.match("%032x" % value)) == (address in net), (str(net), str(address))
+        assert not pattern.match("-")  # what an IPv4 sender has instead
+    assert hex_pattern(ipaddress.IPv6Network("2001:db8:77::/65")) == "^20010db800770000[01234567]"
+
+
+def test_ipv6_senders_by_sources_ingress_and_pool():
+    found = dict((t["name"], t) for t in targets6([
+        {"name": "all", "address": "10.20.1.31", "protocols": ["syslog"]},
+        {"name": "six", "address": "2001:db8:30::41", "protocols": ["syslog"], "sources": ["2001:db8:10:0:8000::/65"]},
+        {"name": "seg2", "address": "10.20.1.32", "protocols": ["syslog"], "ingress": ["vec2"]},
+        {"name": "four", "address": "10.20.1.33", "protocols": ["syslog"], "sources": ["10.10.1.0/25"]},
+        # an IPv6 allow-list off the only listed segment: nothing from the bridge
+        {"name": "none", "address": "2001:db8:30::42", "protocols": ["syslog"], "ingress": ["vec1"],
+         "sources": ["2001:db8:20::/64"]},
+    ]))
+    assert sorted(found) == ["all", "four", "seg2", "six"]
+    assert (found["all"]["senders"], found["all"]["ranges"], found["all"]["patterns6"]) == ([], [], [])
+    assert found["six"]["senders"] == ["2001:db8:10:0:8000::/65"] and found["six"]["ranges"] == []
+    assert found["six"]["patterns6"] == ["^20010db800100000[89abcdef]"]
+    # a segment's senders are those of both its subnets
+    assert found["seg2"]["senders"] == ["10.10.2.0/24", "2001:db8:20::/64"]
+    assert found["seg2"]["ranges"] == [rng("10.10.2.0/24")] and found["seg2"]["patterns6"] == ["^20010db800200000"]
+    assert found["four"]["patterns6"] == []
+
+
+def test_listeners_and_allow_list_take_the_ipv6_addresses():
+    ingress = [dict(INGRESS6[0], virtual_address="10.10.1.1/24", virtual_router_id=11,
+                    virtual_address6="2001:db8:10::1/64"), INGRESS[1]]
+    settings = {"logfwdr_syslog_bridge_port": 514}
+    found = syslog_bridge_inputs(settings, ingress, vrrp=True)
+    assert found["addresses"] == ["10.10.1.2", "2001:db8:10::2", "10.10.1.1", "2001:db8:10::1", "10.10.2.2"]
+    assert found["allowed_senders"] == ["10.10.1.0/24", "2001:db8:10::/64", "10.10.2.0/24"]
+    assert found["families"] == [4, 6]
+    assert syslog_bridge_inputs(settings, ingress)["addresses"] == ["10.10.1.2", "2001:db8:10::2", "10.10.2.2"]
+    assert syslog_bridge_inputs(dict(settings, logfwdr_syslog_bridge_allowed_senders=[
+        "2001:db8:10::/48", "2001:db8:99::7"]), ingress)["allowed_senders"] == ["2001:db8:10::/48", "2001:db8:99::7/128"]
+
+
+def _owned(runs):
+    return [n for a, b in runs for n in range(a, b + 1)]
+
+
+def test_a_pool_shares_each_family_among_its_members_of_that_family():
+    """As the kernel does: IPv6 senders among the IPv6 members (rendezvous over them: the same buckets as the
+    kernel's rules give them), IPv4 senders to the IPv4 member; a family no member is of goes to every member."""
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout
+    pool = [{"name": "v4", "address": "10.20.1.41", "protocols": ["syslog"], "pool": "sys"}] + [
+        {"name": "v6-%d" % i, "address": "2001:db8:30::4%d" % i, "protocols": ["syslog"], "pool": "sys"}
+        for i in range(2)]
+    found = dict((t["name"], t) for t in targets6(pool))
+    assert _owned(found["v4"]["octets"]) == list(range(256)) and found["v4"]["octets6"] == []
+    owners = [m["name"] for m in layout.pool_buckets([{"name": "v6-0"}, {"name": "v6-1"}])]
+    for name in ("v6-0", "v6-1"):
+        assert found[name]["octets"] == []
+        assert _owned(found[name]["octets6"]) == [b for b in range(256) if owners[b] == name]
+    # an IPv4-only pool: IPv6 senders are shared by the same mapping as IPv4 ones
+    for t in targets6(POOL):
+        assert t["octets6"] == t["octets"], t
+
+
+def test_an_ipv6_bridge_renders_and_passes_rsyslogd_check(rsyslogd, tmp_path):
+    pool = [{"name": "m%d" % i, "address": "2001:db8:30::4%d" % i, "protocols": ["syslog"], "pool": "sys"}
+            for i in range(2)]
+    inventory = dict(LAB, logfwdr_ingress_interfaces=INGRESS6, logfwdr_egress_interfaces=EGRESS6,
+                     logfwdr_collectors=pool + [
+                         {"name": "six", "address": "2001:db8:30::51", "protocols": ["syslog"],
+                          "sources": ["2001:db8:10::/64"]}], **TLS)
+    text, _vars = bridgeconf.render_conf(inventory, str(tmp_path))
+    result = bridgeconf.check(_write(tmp_path, text))
+    assert result.returncode == 0, text + "\n" + result.stdout
+    # rsyslog's own messages: an IPv6 prefix it cannot parse is only a warning, and the line is then cut there
+    assert "error" not in result.stdout.lower() and "ignor" not in result.stdout.lower(), result.stdout
+    assert "$AllowedSender TCP, 10.10.1.0/24, [2001:db8:10::]/64, 10.10.2.0/24, [2001:db8:20::]/64\n" in text
+    assert re.findall(r'input\(type="imtcp" address="([^"]+)" port="514"', text) == [
+        "10.10.1.2", "2001:db8:10::2", "10.10.2.2", "2001:db8:20::2"]
+    assert 'if re_match($.logfwdr_ip6, "^20010db800100000") then {\n        action(name="to-six"' in text
+    by = dict((t["name"], t) for t in targets6(pool))
+    for name in ("m0", "m1"):
+        octets = " or ".join("$.logfwdr_octet == %d" % a if a == b else
+                             "($.logfwdr_octet >= %d and $.logfwdr_octet <= %d)" % (a, b) for a, b in by[name]["octets"])
+        hex_list = ", ".join('"%02x"' % n for n in _owned(by[name]["octets6"]))
+        assert "    if %s or $.logfwdr_byte == [%s] then {\n        action(name=\"to-%s\"" % (
+            octets, hex_list, name) in text, name
+
+
+def test_an_ipv4_only_bridge_has_no_ipv6_branch(tmp_path):
+    text, _vars = bridgeconf.render_conf(dict(LAB, logfwdr_collectors=POOL), str(tmp_path))
+    assert "logfwdr_ip6" not in text and "logfwdr_byte" not in text
+    assert "$AllowedSender TCP, 10.10.1.0/24, 10.10.2.0/24\n" in text

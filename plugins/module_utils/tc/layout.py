@@ -269,18 +269,14 @@ def address_of_keys(keys):
     return None
 
 
-IPV6_NOTE = "; IPv6 is not supported here yet: the syslog bridge and the host firewall's management networks are " \
-            "IPv4 only (docs/roadmap.md, IPv6)"
-
-
-def ipv6_note(value):
-    """IPV6_NOTE if `value` is an IPv6 address, interface or prefix, else "": an operator who writes one is told
-    why it is refused, not only that it is not IPv4."""
+def is_ipv6(value):
+    """True if `value` is an IPv6 address, interface or prefix: where only IPv4 fits (the VRRP adverts' addresses),
+    an operator who writes one is told where the IPv6 one goes, not only that it is not IPv4."""
     try:
         ipaddress.IPv6Interface(u"%s" % value)
     except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError):
-        return ""
-    return IPV6_NOTE
+        return False
+    return True
 
 
 def ip_sort_key(text):
