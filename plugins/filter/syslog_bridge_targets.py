@@ -81,8 +81,8 @@ _value:
       (C(to-<name>), the rsyslog action and queue name in the bridge's counters), C(address), C(port) (UDP),
       C(format) (C(rfc5424) or C(rfc3164)), C(senders) (the IPv4 and IPv6 prefixes whose messages it gets,
       overlapping ones merged; empty for every sender), C(ranges) (its IPv4 prefixes as C([first, last]) address
-      numbers, as rsyslog's C(ip42num()) computes them) and C(patterns6) (its IPv6 prefixes as regular expressions
-      that the sender's address written as 32 hex digits matches; rsyslog has no IPv6 number).
+      numbers, as rsyslog's C(ip42num()) computes them) and C(prefixes6) (its IPv6 prefixes as the texts that the
+      sender's address, written as 32 hex digits, starts with; rsyslog has no IPv6 number).
     - A pool member also has C(pool), C(octets) - the last octets of the IPv4 senders it gets, as C([first, last])
       runs - and C(octets6) - the same for the last byte of an IPv6 sender's address; every other collector has
       C(pool) null and both empty. A family's senders are shared by the members of that family, as the kernel's
@@ -122,18 +122,17 @@ def _runs(numbers):
     return out
 
 
-def hex_pattern(net):
-    """The regular expression (POSIX ERE) an IPv6 address written as 32 hex digits matches when it is in `net`: the
-    syslog bridge tests IPv6 senders that way, since rsyslog has no IPv6 number (its ip42num() is IPv4 only)."""
+def hex_prefixes(net):
+    """The texts an IPv6 address in `net`, written as 32 hex digits, starts with: one, or a few when the prefix
+    ends inside a hex digit (/65: ...0000 followed by 8-f). The syslog bridge tests IPv6 senders that way, since
+    rsyslog has no IPv6 number (its ip42num() is IPv4 only)."""
     digits = "%032x" % int(net.network_address)
     whole_digits, bits = divmod(net.prefixlen, 4)
-    pattern = "^" + digits[:whole_digits]
-    if bits:  # the digit the prefix ends in: the values that share its first `bits` bits
-        first = int(digits[whole_digits], 16)
-        pattern += "[%s]" % "".join("%x" % v for v in range(first, first + (1 << (4 - bits))))
-    elif not whole_digits:
-        pattern += "[0-9a-f]"  # ::/0: any IPv6 address, never the "-" of an IPv4 sender
-    return pattern
+    if not bits and whole_digits:
+        return [digits[:whole_digits]]
+    # the values of the next digit that share its first `bits` bits (::/0: every digit, never an IPv4 sender's "-")
+    first = int(digits[whole_digits], 16)
+    return [digits[:whole_digits] + "%x" % v for v in range(first, first + (1 << (4 - bits)))]
 
 
 def _share_pools(targets, problems):
@@ -193,7 +192,7 @@ def syslog_bridge_targets(collectors, ingress_interfaces, protocols, egress_inte
             "format": c["syslog_format"],
             "senders": [str(n) for n in nets],
             "ranges": [[int(n.network_address), int(n.broadcast_address)] for n in nets if n.version == 4],
-            "patterns6": [hex_pattern(n) for n in nets if n.version == 6],
+            "prefixes6": [p for n in nets if n.version == 6 for p in hex_prefixes(n)],
             "pool": c["pool"],
             "octets": [],
             "octets6": [],

@@ -77,13 +77,13 @@ def test_registered_as_filters():
 def test_lab_inventory():
     assert targets(LAB_COLLECTORS) == [
         {"name": "collector1", "action": "to-collector1", "address": "10.20.1.31", "port": 514, "format": "rfc5424",
-         "senders": [], "ranges": [], "patterns6": [], "pool": None, "octets": [], "octets6": []},
+         "senders": [], "ranges": [], "prefixes6": [], "pool": None, "octets": [], "octets6": []},
         {"name": "collector2", "action": "to-collector2", "address": "10.20.1.32", "port": 1514,
-         "format": "rfc3164", "senders": [], "ranges": [], "patterns6": [], "pool": None, "octets": [], "octets6": []},
+         "format": "rfc3164", "senders": [], "ranges": [], "prefixes6": [], "pool": None, "octets": [], "octets6": []},
         {"name": "collector3", "action": "to-collector3", "address": "10.20.2.33", "port": 514, "format": "rfc5424",
-         "senders": [], "ranges": [], "patterns6": [], "pool": None, "octets": [], "octets6": []},
+         "senders": [], "ranges": [], "prefixes6": [], "pool": None, "octets": [], "octets6": []},
         {"name": "collector4", "action": "to-collector4", "address": "10.20.2.34", "port": 514, "format": "rfc5424",
-         "senders": ["10.10.2.0/24"], "ranges": [rng("10.10.2.0/24")], "patterns6": [], "pool": None, "octets": [], "octets6": []},
+         "senders": ["10.10.2.0/24"], "ranges": [rng("10.10.2.0/24")], "prefixes6": [], "pool": None, "octets": [], "octets6": []},
     ]
 
 
@@ -169,17 +169,43 @@ def test_pool_members_must_get_the_same_senders():
             ], found
 
 
+def pool_owner(text, octet, ip=0):
+    """The pool variables the rendered configuration's pool trees set for a sender with this last octet (and
+    $.logfwdr_ip, -1 for an IPv6 sender): the trees' if/else/set lines, evaluated."""
+    owner, stack, active = {}, [], True
+    for line in text.splitlines():
+        t = line.strip()
+        m = re.match(r"if \$\.logfwdr_(octet|ip) (<|>=) (-?\d+) then \{$", t)
+        if m:
+            value = {"octet": octet, "ip": ip}[m.group(1)]
+            cond = value < int(m.group(3)) if m.group(2) == "<" else value >= int(m.group(3))
+            stack.append((active, cond))
+            active = active and cond
+        elif t == "} else {" and stack:
+            active = stack[-1][0] and not stack[-1][1]
+        elif t == "}" and stack:
+            active = stack.pop()[0]
+        else:
+            m = re.match(r'set (\$\.logfwdr_pool_\d+) = "([^"]*)";$', t)
+            if m and active:
+                owner[m.group(1)] = m.group(2)
+    return owner
+
+
 def test_a_pool_renders_to_one_member_per_octet(rsyslogd, tmp_path):
+    """The member of each last octet is found by halving (at most 8 comparisons, one per level) and is the one
+    the kernel's rules give the octet; each member's action is guarded by it."""
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout
     text, _vars = bridgeconf.render_conf(dict(LAB, logfwdr_collectors=POOL + [dict(
         LAB_COLLECTORS[3], name="narrow", pool=None)]), str(tmp_path))
     result = bridgeconf.check(_write(tmp_path, text))
     assert result.returncode == 0, text + "\n" + result.stdout
     assert "    set $.logfwdr_octet = $.logfwdr_ip % 256;\n" in text
-    by = dict((t["name"], t) for t in targets(POOL))
+    owners = [m["name"] for m in layout.pool_buckets([{"name": "sys%d" % i} for i in range(3)])]
+    assert [pool_owner(text, octet) for octet in range(256)] == [{"$.logfwdr_pool_0": o} for o in owners]
+    assert max(len(line) - len(line.lstrip()) for line in text.splitlines() if "logfwdr_octet <" in line) <= 4 * 8
     for name in ("sys0", "sys1", "sys2"):
-        cond = " or ".join("$.logfwdr_octet == %d" % a if a == b else
-                           "($.logfwdr_octet >= %d and $.logfwdr_octet <= %d)" % (a, b) for a, b in by[name]["octets"])
-        assert "    if %s then {\n        action(name=\"to-%s\"" % (cond, name) in text, name
+        assert '    if $.logfwdr_pool_0 == "%s" then {\n        action(name="to-%s"' % (name, name) in text, name
     # outside the pool nothing changes: every sender, or its own senders
     assert "\n    action(name=\"to-all\"" in text
     low, high = rng("10.10.2.0/24")
@@ -510,25 +536,28 @@ def targets6(collectors):
     return syslog_bridge_targets(collectors, INGRESS6, PROTOCOLS, egress_interfaces=EGRESS6)
 
 
-def test_hex_pattern_matches_exactly_the_addresses_of_its_prefix():
-    """The regular expression for a prefix (an IPv6 address written as 32 hex digits) against ipaddress's own
+def test_hex_prefixes_start_exactly_the_addresses_of_their_prefix():
+    """The texts an IPv6 address in a prefix starts with (written as 32 hex digits), against ipaddress's own
     membership, for prefixes of every length and addresses just inside and just outside them."""
     import random
-    from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_targets import hex_pattern
+    from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_targets import hex_prefixes
     rnd = random.Random(6)
     for length in range(0, 129):
         net = ipaddress.IPv6Network((rnd.getrandbits(128) >> (128 - length) << (128 - length), length)) \
             if length else ipaddress.IPv6Network("::/0")
-        pattern = re.compile(hex_pattern(net))
+        starts = tuple(hex_prefixes(net))
         first, last = int(net.network_address), int(net.broadcast_address)
         probes = [first, last, first - 1, last + 1] + [rnd.getrandbits(128) for _ in range(20)]
         probes += [first ^ (1 << b) for b in range(128)]  # each bit flipped: inside below the prefix, outside in it
         for value in probes:
             if 0 <= value < 2 ** 128:
                 address = ipaddress.IPv6Address(value)
-                assert bool(pattern.match("%032x" % value)) == (address in net), (str(net), str(address))
-        assert not pattern.match("-")  # what an IPv4 sender has instead
-    assert hex_pattern(ipaddress.IPv6Network("2001:db8:77::/65")) == "^20010db800770000[01234567]"
+                assert ("%032x" % value).startswith(starts) == (address in net), (str(net), str(address))
+        assert not "-".startswith(starts)  # what an IPv4 sender has instead
+        assert len(starts) <= (16 if length == 0 else 8)
+    assert hex_prefixes(ipaddress.IPv6Network("2001:db8:77::/65")) == [
+        "20010db8007700000", "20010db8007700001", "20010db8007700002", "20010db8007700003", "20010db8007700004",
+        "20010db8007700005", "20010db8007700006", "20010db8007700007"]
 
 
 def test_ipv6_senders_by_sources_ingress_and_pool():
@@ -542,13 +571,13 @@ def test_ipv6_senders_by_sources_ingress_and_pool():
          "sources": ["2001:db8:20::/64"]},
     ]))
     assert sorted(found) == ["all", "four", "seg2", "six"]
-    assert (found["all"]["senders"], found["all"]["ranges"], found["all"]["patterns6"]) == ([], [], [])
+    assert (found["all"]["senders"], found["all"]["ranges"], found["all"]["prefixes6"]) == ([], [], [])
     assert found["six"]["senders"] == ["2001:db8:10:0:8000::/65"] and found["six"]["ranges"] == []
-    assert found["six"]["patterns6"] == ["^20010db800100000[89abcdef]"]
+    assert found["six"]["prefixes6"] == ["20010db800100000%x" % d for d in range(8, 16)]
     # a segment's senders are those of both its subnets
     assert found["seg2"]["senders"] == ["10.10.2.0/24", "2001:db8:20::/64"]
-    assert found["seg2"]["ranges"] == [rng("10.10.2.0/24")] and found["seg2"]["patterns6"] == ["^20010db800200000"]
-    assert found["four"]["patterns6"] == []
+    assert found["seg2"]["ranges"] == [rng("10.10.2.0/24")] and found["seg2"]["prefixes6"] == ["20010db800200000"]
+    assert found["four"]["prefixes6"] == []
 
 
 def test_listeners_and_allow_list_take_the_ipv6_addresses():
@@ -601,17 +630,23 @@ def test_an_ipv6_bridge_renders_and_passes_rsyslogd_check(rsyslogd, tmp_path):
     assert "$AllowedSender TCP, 10.10.1.0/24, [2001:db8:10::]/64, 10.10.2.0/24, [2001:db8:20::]/64\n" in text
     assert re.findall(r'input\(type="imtcp" address="([^"]+)" port="514"', text) == [
         "10.10.1.2", "2001:db8:10::2", "10.10.2.2", "2001:db8:20::2"]
-    assert 'if re_match($.logfwdr_ip6, "^20010db800100000") then {\n        action(name="to-six"' in text
-    by = dict((t["name"], t) for t in targets6(pool))
-    for name in ("m0", "m1"):
-        octets = " or ".join("$.logfwdr_octet == %d" % a if a == b else
-                             "($.logfwdr_octet >= %d and $.logfwdr_octet <= %d)" % (a, b) for a, b in by[name]["octets"])
-        hex_list = ", ".join('"%02x"' % n for n in _owned(by[name]["octets6"]))
-        assert "    if %s or $.logfwdr_byte == [%s] then {\n        action(name=\"to-%s\"" % (
-            octets, hex_list, name) in text, name
+    assert 'if $.logfwdr_ip6 startswith ["20010db800100000"] then {\n        action(name="to-six"' in text
+    # IPv6 senders share the pool by their last byte, IPv4 ones by their last octet: both the kernel's mapping
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout
+    owners = [m["name"] for m in layout.pool_buckets([{"name": "m0"}, {"name": "m1"}])]
+    for ip in (0, -1):
+        assert [pool_owner(text, octet, ip) for octet in range(256)] == [{"$.logfwdr_pool_0": o} for o in owners]
 
 
-def test_an_ipv4_only_bridge_has_no_ipv6_branch(tmp_path):
+def test_the_ipv6_address_is_spelled_out_only_where_a_collector_needs_it(tmp_path):
     text, _vars = bridgeconf.render_conf(dict(LAB, logfwdr_collectors=POOL), str(tmp_path))
-    assert "logfwdr_ip6" not in text and "logfwdr_byte" not in text
+    assert "logfwdr_ip6" not in text and "$fromhost-ip contains" not in text
     assert "$AllowedSender TCP, 10.10.1.0/24, 10.10.2.0/24\n" in text
+    # IPv6 listeners, collectors without IPv6 prefixes and no pool: ip42num() alone (-1 for an IPv6 sender)
+    text, _vars = bridgeconf.render_conf(dict(LAB, logfwdr_ingress_interfaces=INGRESS6, logfwdr_egress_interfaces=EGRESS6,
+                                              logfwdr_collectors=LAB_COLLECTORS), str(tmp_path))
+    assert "address=\"2001:db8:10::2\"" in text and "logfwdr_ip6" not in text and "$fromhost-ip contains" not in text
+    # a pool, no IPv6 prefix: the last byte only
+    text, _vars = bridgeconf.render_conf(dict(LAB, logfwdr_ingress_interfaces=INGRESS6, logfwdr_egress_interfaces=EGRESS6,
+                                              logfwdr_collectors=POOL), str(tmp_path))
+    assert "logfwdr_ip6" not in text and "set $.logfwdr_hi = " in text
