@@ -19,7 +19,6 @@ import ipaddress
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -93,8 +92,8 @@ class Rig(object):
 
     def counts(self):
         out = netlab.sh("ip", "netns", "exec", self.col, "nft", "list", "table", "inet", "count").stdout
-        return dict((m.group(2), int(m.group(1))) for m in re.finditer(r'counter packets (\d+) bytes \d+ drop '
-                                                                        r'comment "([^"]+)"', out))
+        counted = re.finditer(r'counter packets (\d+) bytes \d+ drop comment "([^"]+)"', out)
+        return dict((m.group(2), int(m.group(1))) for m in counted)
 
     def close(self):
         self.lab.close()
@@ -152,7 +151,7 @@ def run(rig, family, count):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--messages", type=int, default=100000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()

@@ -627,7 +627,7 @@ def test_virtual_address_listener_serves_once_this_host_holds_it(bridge, family)
     netlab.sh("ip", "-n", bridge.lab.rep, "addr", "add", virtual, "dev", "in0", *(["nodad"] if family == 6 else []))
     try:   # VRRP master now
         result = bridge.send(sender, ["<13>1 2026-11-25T10:00:00Z h app - - - vip %s" % run],
-                             target=virtual.split("/")[0])
+                             target=virtual.split("/", 1)[0])
         assert result["error"] is None, result
         got = bridge.collectors.take(run, expected=len(reached))
         assert [len(got[name]) for name in reached] == [1, 1, 1, 1], got

@@ -89,8 +89,8 @@ def test_one_collector_on_two_ports_gets_two_names():
     ("10.1.0.0/16: collector.example:9995\n", "line 1: receiver 'collector.example:9995' is not ADDR"),
     ("10.1.0.0/16: 10.20.1.31:netflow\n", "line 1: receiver '10.20.1.31:netflow': port 'netflow' is not 1-65535"),
     ("10.1.0.0/16: 10.20.1.31:9995/0\n", "sampling interval '0' is not a positive number"),
-    ("[2001:db8::]/129: [2001:db8:1::5]:9995\n", "line 1: '[2001:db8::]/129' is not an IPv4 address with a netmask "
-                                                "or prefix length, or an IPv6 one in brackets"),
+    ("[2001:db8::]/129: [2001:db8:1::5]:9995\n",
+     "line 1: '[2001:db8::]/129' is not an IPv4 address with a netmask or prefix length, or an IPv6 one in brackets"),
     ("[2001:db8::]64: [2001:db8:1::5]\n", "line 1: '[2001:db8::]64' is not [IPv6 address] or [IPv6 address]/length"),
     ("[2001:db8::]/64: [2001:db8:1::5/9995\n", "line 1: receiver '[2001:db8:1::5/9995' is not ADDR"),
 ])

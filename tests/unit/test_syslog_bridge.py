@@ -547,7 +547,7 @@ def test_hex_prefixes_start_exactly_the_addresses_of_their_prefix():
             if length else ipaddress.IPv6Network("::/0")
         starts = tuple(hex_prefixes(net))
         first, last = int(net.network_address), int(net.broadcast_address)
-        probes = [first, last, first - 1, last + 1] + [rnd.getrandbits(128) for _ in range(20)]
+        probes = [first, last, first - 1, last + 1] + [rnd.getrandbits(128) for _n in range(20)]
         probes += [first ^ (1 << b) for b in range(128)]  # each bit flipped: inside below the prefix, outside in it
         for value in probes:
             if 0 <= value < 2 ** 128:
