@@ -498,17 +498,20 @@ def test_tls_x509_name(bridge):
         assert result["error"] is not None or result.get("eof"), (who, result)
 
 
-def test_sender_outside_the_allow_list_is_refused(bridge):
+@pytest.mark.parametrize("family", [4, 6])
+def test_sender_outside_the_allow_list_is_refused(bridge, family):
     run = run_id()
-    refused = bridge.send(OUTSIDER, messages(run, OUTSIDER))
-    barrier = bridge.send(SENDERS[0], ["<13>1 2026-11-25T10:00:00Z h app - - - barrier %s" % run])
+    outsider, sender, reached = (OUTSIDER, SENDERS[0], FIRST) if family == 4 else (OUTSIDER6, SENDERS6[0], FIRST6)
+    refused = bridge.send(outsider, messages(run, outsider))
+    barrier = bridge.send(sender, ["<13>1 2026-11-25T10:00:00Z h app - - - barrier %s" % run])
     assert barrier["error"] is None, barrier
-    got = bridge.collectors.take(run, expected=len(FIRST))
-    assert [len(got[name]) for name in FIRST] == [1, 1, 1, 1], got
-    assert not [p for v in got.values() for _s, p in v if OUTSIDER in p]
+    got = bridge.collectors.take(run, expected=len(reached))
+    assert [len(got[name]) for name in reached] == [1, 1, 1, 1], got
+    assert sum(len(v) for v in got.values()) == len(reached), got
+    assert not [p for v in got.values() for _s, p in v if outsider in p]
     # the bridge closed the connection at once, and said why
     assert refused.get("eof") or refused["error"], refused
-    assert "disallowed sender %s" % OUTSIDER in open(bridge.log).read()
+    assert "disallowed sender %s" % outsider in open(bridge.log).read()
 
 
 def test_dead_collector_overflows_alone(bridge):
@@ -720,63 +723,70 @@ def test_tls_only_bridge_has_no_plain_listener(bridge):
         proc.wait(timeout=10)
 
 
-def test_a_pool_gets_each_senders_messages_at_one_member(bridge):
-    """A second bridge (plain TCP on 1602) whose syslog collectors 10.78.0.11 and 10.78.0.13 form a pool: each of
-    32 senders' messages reach exactly one member, the one the kernel's rules map its last octet to, whole and
-    once; the collector outside the pool (10.78.0.12:1514) gets every message."""
-    sys.path.insert(0, netlab.ensure_collection_path())
-    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout
-    directory = os.path.join(bridge.tmpdir, "pool")
-    inventory = dict(INVENTORY, logfwdr_syslog_bridge_tls=False, logfwdr_syslog_bridge_port=1602,
-                     logfwdr_collectors=[
-                         {"name": "m0", "address": LIVE["c5424"][0], "protocols": ["syslog"], "pool": "sys"},
-                         {"name": "m1", "address": LIVE["cpart"][0], "protocols": ["syslog"], "pool": "sys"},
-                         {"name": "all", "address": LIVE["c3164"][0], "protocols": ["syslog"],
-                          "ports": {"syslog": LIVE["c3164"][1]}}])
-    senders = ["10.77.0.%d" % i for i in range(10, 42)]
-    for ip in senders:
-        netlab.sh("ip", "-n", bridge.lab.exp, "addr", "add", ip + "/24", "dev", "exp0")
-    _text, _vars, proc, log = start_bridge(bridge.lab, directory, inventory, bridge.pki["bridge.test"][1], ":1602 ")
+def pool_bridge(bridge, tag, port, collectors, senders, expected, members):
+    """A second bridge (plain TCP on `port`) with these collectors; each sender (its address on the exporter's
+    interface for the run) sends two messages: {member: {sender: [payloads]}} as the LIVE collectors named in
+    `members` ({member: LIVE name}) received them, once `expected` datagrams came."""
+    directory = os.path.join(bridge.tmpdir, tag)
+    inventory = dict(INVENTORY, logfwdr_syslog_bridge_tls=False, logfwdr_syslog_bridge_port=port,
+                     logfwdr_collectors=collectors)
+    addresses = [s + ("/64" if ":" in s else "/24") for s in senders]
+    if ":" in senders[0]:
+        netlab.Lab.add_address6(bridge.lab.exp, "exp0", *addresses)
+    else:
+        for address in addresses:
+            netlab.sh("ip", "-n", bridge.lab.exp, "addr", "add", address, "dev", "exp0")
+    _text, _vars, proc, log = start_bridge(bridge.lab, directory, inventory, bridge.pki["bridge.test"][1],
+                                           ":%d " % port)
     try:
         run = run_id()
         for sender in senders:
-            result = bridge.send(sender, ['<13>1 2026-11-25T10:00:00Z h app - - - pool %s %s %d' % (run, sender, i)
-                                          for i in range(2)], port=1602)
+            result = bridge.send(sender, ["<13>1 2026-11-25T10:00:00Z h app - - - %s %s %s %d" % (tag, run, sender, i)
+                                          for i in range(2)], port=port)
             assert result["error"] is None and result["sent"] == 2, result
-        got = bridge.collectors.take(run, expected=4 * len(senders))
+        got = bridge.collectors.take(run, expected=expected)
         assert proc.poll() is None, open(log).read()
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-        for ip in senders:
-            netlab.sh("ip", "-n", bridge.lab.exp, "addr", "del", ip + "/24", "dev", "exp0")
+        for address in addresses:
+            netlab.sh("ip", "-n", bridge.lab.exp, "addr", "del", address, "dev", "exp0")
     by_member = {}
-    for member, name in (("m0", "c5424"), ("m1", "cpart"), ("all", "c3164")):
+    for member, name in members.items():
         for _src, payload in got[name]:
-            sender = re.search(r"pool %s (\S+) \d" % run, payload).group(1)
+            sender = re.search(r"%s %s (\S+) \d" % (tag, run), payload).group(1)
             by_member.setdefault(member, {}).setdefault(sender, []).append(payload)
-    assert sorted(by_member["all"]) == sorted(senders) and all(len(v) == 2 for v in by_member["all"].values())
+    return by_member
+
+
+def assert_one_member_each(by_member, senders, last_octet):
+    """Each sender's two messages at exactly the member the kernel's rules give its last octet; both members get
+    some."""
+    sys.path.insert(0, netlab.ensure_collection_path())
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout
     owners = layout.pool_buckets([{"name": "m0"}, {"name": "m1"}])
     for sender in senders:
         where = [m for m in ("m0", "m1") if sender in by_member.get(m, {})]
-        assert where == [owners[int(sender.rsplit(".", 1)[1])]["name"]], (sender, where)
+        assert where == [owners[last_octet(sender)]["name"]], (sender, where)
         assert len(by_member[where[0]][sender]) == 2, by_member[where[0]][sender]
-    assert by_member.get("m0") and by_member.get("m1")  # both members get some
+    assert by_member.get("m0") and by_member.get("m1")
+
+
+def test_a_pool_gets_each_senders_messages_at_one_member(bridge):
+    """A second bridge (plain TCP on 1602) whose syslog collectors 10.78.0.11 and 10.78.0.13 form a pool: each of
+    32 senders' messages reach exactly one member, the one the kernel's rules map its last octet to, whole and
+    once; the collector outside the pool (10.78.0.12:1514) gets every message."""
+    senders = ["10.77.0.%d" % i for i in range(10, 42)]
+    by_member = pool_bridge(bridge, "pool", 1602, [
+        {"name": "m0", "address": LIVE["c5424"][0], "protocols": ["syslog"], "pool": "sys"},
+        {"name": "m1", "address": LIVE["cpart"][0], "protocols": ["syslog"], "pool": "sys"},
+        {"name": "all", "address": LIVE["c3164"][0], "protocols": ["syslog"], "ports": {"syslog": LIVE["c3164"][1]}}],
+        senders, 4 * len(senders), {"m0": "c5424", "m1": "cpart", "all": "c3164"})
+    assert sorted(by_member["all"]) == sorted(senders) and all(len(v) == 2 for v in by_member["all"].values())
+    assert_one_member_each(by_member, senders, lambda s: int(s.rsplit(".", 1)[1]))
 
 
 # ---- IPv6 senders ----------------------------------------------------------------
-
-
-def test_ipv6_sender_outside_the_allow_list_is_refused(bridge):
-    run = run_id()
-    refused = bridge.send(OUTSIDER6, messages(run, OUTSIDER6))
-    barrier = bridge.send(SENDERS6[0], ["<13>1 2026-11-25T10:00:00Z h app - - - barrier %s" % run])
-    assert barrier["error"] is None, barrier
-    got = bridge.collectors.take(run, expected=len(FIRST6))
-    assert [len(got[name]) for name in FIRST6] == [1, 1, 1, 1] and not got["cpart"], got
-    assert not [p for v in got.values() for _s, p in v if OUTSIDER6 in p]
-    assert refused.get("eof") or refused["error"], refused
-    assert "disallowed sender %s" % OUTSIDER6 in open(bridge.log).read()
 
 
 def test_ipv6_sender_over_tls(bridge):
@@ -823,43 +833,14 @@ def test_ipv6_pool_and_prefixes_see_each_senders_address_as_the_kernel_does(brid
     """A second bridge (plain TCP on 1603): a pool of two IPv6 collectors and a collector with an IPv6 prefix that
     ends inside a hex digit. Every sender's messages reach exactly the pool member its last byte maps to (the kernel's
     rendezvous function) and the /65 collector exactly when the sender is in it; senders of every textual form."""
-    sys.path.insert(0, netlab.ensure_collection_path())
     import ipaddress
-    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import layout
-    directory = os.path.join(bridge.tmpdir, "pool6")
     upper = ipaddress.ip_network("2001:db8:77:0:8000::/65")
-    inventory = dict(INVENTORY, logfwdr_syslog_bridge_tls=False, logfwdr_syslog_bridge_port=1603,
-                     logfwdr_collectors=[
-                         {"name": "m0", "address": LIVE["c6"][0], "protocols": ["syslog"], "pool": "sys"},
-                         {"name": "m1", "address": LIVE["c6b"][0], "protocols": ["syslog"], "pool": "sys"},
-                         {"name": "upper", "address": LIVE["c6part"][0], "protocols": ["syslog"],
-                          "sources": [str(upper)]}])
-    netlab.Lab.add_address6(bridge.lab.exp, "exp0", *[a + "/64" for a in FORMS6])
-    _text, _vars, proc, log = start_bridge(bridge.lab, directory, inventory, bridge.pki["bridge.test"][1], ":1603 ")
-    try:
-        run = run_id()
-        for sender in FORMS6:
-            result = bridge.send(sender, ["<13>1 2026-11-25T10:00:00Z h app - - - pool6 %s %s %d" % (run, sender, i)
-                                          for i in range(2)], port=1603)
-            assert result["error"] is None and result["sent"] == 2, result
-        in_upper = [s for s in FORMS6 if ipaddress.ip_address(s) in upper]
-        got = bridge.collectors.take(run, expected=2 * (len(FORMS6) + len(in_upper)))
-        assert proc.poll() is None, open(log).read()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        for address in FORMS6:
-            netlab.sh("ip", "-n", bridge.lab.exp, "addr", "del", address + "/64", "dev", "exp0")
-    by_member = {}
-    for member, name in (("m0", "c6"), ("m1", "c6b"), ("upper", "c6part")):
-        for _src, payload in got[name]:
-            sender = re.search(r"pool6 %s (\S+) \d" % run, payload).group(1)
-            by_member.setdefault(member, {}).setdefault(sender, []).append(payload)
+    in_upper = [s for s in FORMS6 if ipaddress.ip_address(s) in upper]
+    by_member = pool_bridge(bridge, "pool6", 1603, [
+        {"name": "m0", "address": LIVE["c6"][0], "protocols": ["syslog"], "pool": "sys"},
+        {"name": "m1", "address": LIVE["c6b"][0], "protocols": ["syslog"], "pool": "sys"},
+        {"name": "upper", "address": LIVE["c6part"][0], "protocols": ["syslog"], "sources": [str(upper)]}],
+        FORMS6, 2 * (len(FORMS6) + len(in_upper)), {"m0": "c6", "m1": "c6b", "upper": "c6part"})
     assert sorted(by_member.get("upper", {})) == sorted(in_upper) and len(in_upper) == 4, by_member.get("upper")
     assert all(len(v) == 2 for v in by_member["upper"].values())
-    owners = layout.pool_buckets([{"name": "m0"}, {"name": "m1"}])
-    for sender in FORMS6:
-        where = [m for m in ("m0", "m1") if sender in by_member.get(m, {})]
-        assert where == [owners[int(ipaddress.ip_address(sender)) & 0xFF]["name"]], (sender, where)
-        assert len(by_member[where[0]][sender]) == 2, by_member[where[0]][sender]
-    assert by_member.get("m0") and by_member.get("m1")  # both members get some
+    assert_one_member_each(by_member, FORMS6, lambda s: int(ipaddress.ip_address(s)) & 0xFF)
