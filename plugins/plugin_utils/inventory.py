@@ -95,20 +95,17 @@ def boolean(value):
         return None
 
 
-def interface_address(value):
-    """An address with its prefix length, like 10.10.1.2/24."""
+def interface_address(value, family=4):
+    """An address with its prefix length, like 10.10.1.2/24 (family 6: 2001:db8:10::2/64)."""
     try:
-        return ipaddress.IPv4Interface(str(value)) if value and "/" in str(value) else None
+        kind = ipaddress.IPv6Interface if family == 6 else ipaddress.IPv4Interface
+        return kind(str(value)) if value and "/" in str(value) else None
     except ValueError:
         return None
 
 
 def interface_address6(value):
-    """An IPv6 address with its prefix length, like 2001:db8:10::2/64."""
-    try:
-        return ipaddress.IPv6Interface(str(value)) if value and "/" in str(value) else None
-    except ValueError:
-        return None
+    return interface_address(value, family=6)
 
 
 def parse_mac(value):
@@ -259,11 +256,7 @@ def _virtual(where, item, iface, vrrp, problems, vrrp_seen):
 
 def virtual6(item):
     """An ingress interface's virtual_address6 as an IPv6Interface, or None."""
-    try:
-        value = item.get("virtual_address6")
-        return ipaddress.IPv6Interface(str(value)) if value and "/" in str(value) else None
-    except ValueError:
-        return None
+    return interface_address6(item.get("virtual_address6"))
 
 
 def _virtual6(where, item, iface6, problems, vrrp_seen):

@@ -656,13 +656,19 @@ sys.stdin.read()         # hold the sessions until told
 """
 
 
-def flood(bridge, source, count):
-    """`count` connections at once from `source`, held open: (the flooder, what it got)."""
+def start_flood(bridge, source, count):
+    """`count` connections at once from `source`, held open until its stdin closes: the flooder."""
     proc = subprocess.Popen(["ip", "netns", "exec", bridge.lab.exp, sys.executable, "-c", _FLOOD,
                              BRIDGE_IP6 if ":" in source else BRIDGE_IP, "514", str(count), source],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             universal_newlines=True)
     bridge.lab.procs.append(proc)
+    return proc
+
+
+def flood(bridge, source, count):
+    """`count` connections at once from `source`, held open: (the flooder, what it got)."""
+    proc = start_flood(bridge, source, count)
     return proc, json.loads(proc.stdout.readline())
 
 
@@ -820,6 +826,27 @@ def test_ipv6_connection_flood_is_bounded_per_sender(bridge):
     counter = netlab.sh("ip", "netns", "exec", bridge.lab.rep, "nft", "list", "chain", "inet", "logfwdr",
                         "exporter_segments").stdout
     assert re.search(r"ip6 saddr ct count over %d \} counter packets [1-9]" % PER_SENDER, counter), counter
+
+
+def test_ipv6_sender_rotating_addresses_is_bounded_in_all(bridge):
+    """A hostile IPv6 host on the segment holds a /64 of addresses: the per-sender limit is per address, so 25
+    addresses opening 2 connections each pass it. The limit on all sessions still holds: MAX_SESSIONS in all."""
+    rotating = ["2001:db8:77::e:%x" % i for i in range(25)]
+    netlab.Lab.add_address6(bridge.lab.exp, "exp0", *[a + "/64" for a in rotating])
+    procs = []
+    try:
+        procs = [start_flood(bridge, source, 2) for source in rotating]
+        got = [json.loads(proc.stdout.readline()) for proc in procs]
+        established = netlab.sh("ip", "netns", "exec", bridge.lab.rep, "ss", "-Htn", "state", "established",
+                                "( sport = :514 )").stdout.splitlines()
+    finally:
+        for proc in procs:
+            proc.stdin.close()
+            proc.wait(timeout=10)
+        for address in rotating:
+            netlab.sh("ip", "-n", bridge.lab.exp, "addr", "del", address + "/64", "dev", "exp0")
+    assert sum(g["connected"] for g in got) == MAX_SESSIONS, got
+    assert len(established) == MAX_SESSIONS, established
 
 
 # the textual forms an IPv6 sender's address takes ("::" inside, at the end, none), each in or out of

@@ -147,13 +147,20 @@ def test_ipv6_bridge_senders_and_management_networks(tmp_path):
 
 
 def test_bridge_on_ipv6_binds_before_duplicate_address_detection_ends():
-    variables = dict(bridgeconf.DEFAULTS, logfwdr_vrrp=False, logfwdr_syslog_bridge=True,
-                     logfwdr_ingress_interfaces=[dict(INGRESS[0], address6="2001:db8:10::2/64")])
-    got = bridgeconf.role_var("__logfwdr_sysctl", variables, like=("sysctl",))
+    def sysctl(**changed):
+        variables = dict(bridgeconf.DEFAULTS, logfwdr_vrrp=False, logfwdr_syslog_bridge=True,
+                         logfwdr_ingress_interfaces=[dict(INGRESS[0], address6="2001:db8:10::2/64")],
+                         logfwdr_egress_interfaces=EGRESS, logfwdr_collectors=COLLECTORS)
+        variables.update(changed)
+        # validate.yml's fact, as the role sets it before the sysctl task
+        variables["__logfwdr_syslog_bridge_inputs"] = bridgeconf.role_vars(variables, "/w", "/s")[
+            "__logfwdr_syslog_bridge_inputs"]
+        return bridgeconf.role_var("__logfwdr_sysctl", variables, like=("sysctl",))
+
+    got = sysctl()
     assert ["net.ipv6.ip_nonlocal_bind", 1] in got and ["net.ipv4.ip_nonlocal_bind", 1] not in got
     for changed in ({"logfwdr_syslog_bridge": False}, {"logfwdr_ingress_interfaces": INGRESS}):
-        got = bridgeconf.role_var("__logfwdr_sysctl", dict(variables, **changed), like=("sysctl",))
-        assert "net.ipv6.ip_nonlocal_bind" not in [k for k, _v in got], changed
+        assert "net.ipv6.ip_nonlocal_bind" not in [k for k, _v in sysctl(**changed)], changed
 
 
 def test_nft_refuses_a_broken_ruleset(tmp_path):
