@@ -21,15 +21,22 @@ fi
 trap 'lab/labctl down --force >/dev/null 2>&1 || true' EXIT
 lab/labctl up
 
-run() {  # run NAME: one site.yml run, timed; its log in $log/NAME.log
+run() {  # run NAME: one site.yml run, timed into $log/NAME.time; its log in $log/NAME.log
   local t0 t1
   t0=$(date +%s.%N)
-  ansible-playbook "${inv[@]}" site.yml >"$log/$1.log" 2>&1 || { tail -40 "$log/$1.log"; exit 1; }
+  # not inside $(...): a failure's tail must reach the terminal, not a variable that set -e then discards
+  if ! ansible-playbook "${inv[@]}" site.yml >"$log/$1.log" 2>&1; then
+    echo "site.yml ($1 converge) failed; the last lines of $log/$1.log:" >&2
+    tail -40 "$log/$1.log" >&2
+    exit 1
+  fi
   t1=$(date +%s.%N)
-  python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$t1"
+  python3 -c "import sys; print('%.1f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$t1" >"$log/$1.time"
 }
-first=$(run first)
-second=$(run second)
+run first
+run second
+first=$(cat "$log/first.time")
+second=$(cat "$log/second.time")
 recap=$(grep -E '^logfwdr-[ab] ' "$log/second.log")
 echo "$recap"
 changed=$(echo "$recap" | grep -o 'changed=[0-9]*' | cut -d= -f2 | awk '{s+=$1} END {print s+0}')
