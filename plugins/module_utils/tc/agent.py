@@ -20,6 +20,11 @@ so the rule is installed within about a second of the collector answering.
 The health file keepalived follows holds 0 while the last reconciles
 succeeded (the read-back equals the desired state) and 1 otherwise, and
 when the agent stops.
+
+In the BGP mode (--announce-device) the same verdict raises and lowers the
+TUN device holding the service addresses (announce.py): UP exactly while
+healthy and not drained; the loop wakes at least once a second and reads the
+drain file then.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -35,6 +40,7 @@ import struct
 import sys
 import time
 
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import announce as announce_mod
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc import kernel as kernel_mod
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc import lock, model, runner
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc import state as state_mod
@@ -183,7 +189,7 @@ class Resolver(kernel_mod.Kernel):
 
 class Agent:
     def __init__(self, state_path, health_path=None, sweep=5.0, fall=2, rise=2, listen_ports=(), log=None,
-                 resolver=None, interval=1.0):
+                 resolver=None, interval=1.0, announce=None):
         self.state_path = state_path
         self.health_path = health_path
         self.sweep = sweep
@@ -207,6 +213,10 @@ class Agent:
         self.egress = set()
         self.stop = False
         self.reload = False
+        # (device, [service addresses], drain file) of the BGP mode; the Announcer exists while run() runs
+        self.announce = announce
+        self.announcer = None
+        self.why = None  # what made the last verdict "not healthy"
 
     # ---- state file ----
     def _signature(self):
@@ -319,6 +329,7 @@ class Agent:
     def check(self):
         """One health check (every `interval` s): the last comparison's result and the listeners."""
         self._judge(self.last_ok)
+        self._announce(verify=True)
 
     def _judge(self, ok):
         """fall failed checks in a row make the host unhealthy, rise good ones healthy again."""
@@ -327,10 +338,13 @@ class Agent:
             if problem:
                 self._say(problem)
                 ok = False
+        if not ok:
+            self.why = self.last_error or "the rules are not in place"
         if self.healthy is None:
             self.healthy, self.streak = ok, 0
             write_health(self.health_path, ok)
             self.log("health: %s" % ("healthy" if ok else "not healthy"))
+            self._announce()
             return
         if ok == self.healthy:
             self.streak = 0
@@ -340,6 +354,26 @@ class Agent:
             self.healthy, self.streak = ok, 0
             write_health(self.health_path, ok)
             self.log("health: %s" % ("healthy" if ok else "not healthy"))
+            self._announce()
+
+    # ---- the announcement (BGP mode) ----
+    def _open_announcer(self):
+        device, addresses, drain_file = self.announce
+        self.announcer = announce_mod.Announcer(device, addresses, drain_file, self.kern.ipr, self.log)
+        try:
+            self.announcer.open()
+        except (announce_mod.AnnounceError, kernel_mod.NetlinkError, IOError, OSError) as exc:
+            self.announcer.error = "announce: %s" % exc
+            self.log("announce: %s (tried again at every check)" % exc)
+
+    def _announce(self, verify=False):
+        """The link follows the verdict and the drain file (cheap: one stat unless the link must change)."""
+        if self.announcer is None:
+            return
+        try:
+            self.announcer.update(self.healthy, self.why, verify=verify)
+        except (kernel_mod.NetlinkError, IOError, OSError) as exc:
+            self._say("announce: %s" % exc)
 
     # ---- what status and metrics read ----
     def destinations(self):
@@ -439,6 +473,8 @@ class Agent:
         arp = self._open_arp()
         watchdog = float(os.environ.get("WATCHDOG_USEC", "0") or 0) / 1e6
         try:
+            if self.announce:
+                self._open_announcer()
             self.reconcile()
             sd_notify("READY=1\nSTATUS=%s" % self.summary())
             if ready is not None:
@@ -477,6 +513,8 @@ class Agent:
                 if now >= next_check:
                     self.check()
                     next_check = max(next_check + self.interval, now)
+                else:
+                    self._announce()  # the drain file, read at every wake (at least once a second)
                 if now >= due:
                     self.reconcile()
                     sd_notify("STATUS=%s" % self.summary())
@@ -486,6 +524,8 @@ class Agent:
         finally:
             if not self.reload:
                 write_health(self.health_path, False)
+                if self.announcer is not None:
+                    self.announcer.close("agent stopping")
             events.close()
             arp.close()
             self.kern.close()

@@ -1,17 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, logfwdr developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The `logfwdr` host program: apply, status, agent, on the module's own code (runner, planner, codec)."""
+"""The `logfwdr` host program: apply, status, agent, drain, undrain, on the module's own code (runner, planner,
+codec)."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
 import argparse
+import errno
 import json
 import os
 import sys
+import time
 
+from ansible_collections.netops.logfwdr.plugins.module_utils.tc import announce as announce_mod
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc import codec, layout, model, samplicator
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc import state as state_mod
 
@@ -139,6 +143,23 @@ def format_rows(rows):
                    for line in table)
 
 
+def announce_status(kern, device, drain_file):
+    """The announcement of the BGP mode as the kernel holds it, with the agent's reason for a withdrawal; None
+    when this host has none configured (no device named, none recorded by the agent, no logfwdr0)."""
+    record = announce_mod.read_record(announce_mod.record_path(drain_file))
+    name = device or (record or {}).get("device") or announce_mod.DEFAULT_DEVICE
+    index = announce_mod.ifindex(name)
+    if device is None and record is None and index is None:
+        return None
+    up = announce_mod.link_up(kern.ipr, index) if index is not None else None
+    drained = os.path.exists(drain_file)
+    state, text = announce_mod.describe(record, up is not None, up, drained)
+    addresses = sorted("%s/%d" % (a, n) for _f, a, n in announce_mod.global_addresses(kern.ipr, index)) \
+        if up is not None else []
+    return {"device": name, "state": state, "text": text, "drained": drained, "drain_file": drain_file,
+            "addresses": addresses, "why": None if state == "up" else text[len(state):].strip(" ()") or None}
+
+
 def cmd_status(args, out):
     params = None
     path = args.state or (state_mod.DEFAULT_PATH if os.path.exists(state_mod.DEFAULT_PATH) else None)
@@ -147,23 +168,136 @@ def cmd_status(args, out):
     kern = _kernel()
     try:
         rows = status_rows(kern, params)
+        announced = announce_status(kern, args.device, args.drain_file)
     except model.ValidationError as exc:
         sys.stderr.write("logfwdr status: %s\n" % "; ".join(exc.problems))
         return 1
     finally:
         kern.close()
     if args.json:
-        out.write(json.dumps(rows, indent=2, sort_keys=True) + "\n")
+        # a list of rows as always; with an announcement (BGP mode) an object holding both
+        data = rows if announced is None else {"destinations": rows, "announce": announced}
+        out.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
     else:
         out.write(format_rows(rows))
+        if announced is not None:
+            out.write("announce: %s\n" % announced["text"])
     return 0 if all(r["state"] == "active" for r in rows) else 3
 
 
+def _ingress_scope(kern, params):
+    kern.links(refresh=True)
+    names = [d["name"] for d in params["devices"] if kern.link(d["name"]) is not None]
+    return {"priority": params["priority"], "chain": params["chain"], "devices": names}
+
+
+def _withdraw(kern, device):
+    """The announcement's link set down by `logfwdr drain` itself (the agent may hang); what was done, as text."""
+    index = announce_mod.ifindex(device)
+    if index is None:
+        return "no device %s: nothing is announced from here" % device
+    if announce_mod.link_up(kern.ipr, index):
+        announce_mod.set_link(kern.ipr, index, False)
+        return "withdrawn: %s set down" % device
+    return "withdrawn: %s was down already" % device
+
+
+def cmd_drain(args, out):
+    from ansible_collections.netops.logfwdr.plugins.module_utils.tc import kernel, runner
+    params = state_mod.load(args.state)  # without the state there are no counters to watch: nothing is done
+    if args.quiet <= 0 or args.timeout <= 0:
+        sys.stderr.write("logfwdr drain: --quiet and --timeout are seconds greater than 0\n")
+        return 2
+    kern = _kernel()
+    try:
+        try:
+            announce_mod.write_drain(args.drain_file, "drained by logfwdr drain at %s\n"
+                                     % time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        except (IOError, OSError) as exc:
+            sys.stderr.write("logfwdr drain: cannot write %s: %s\n" % (args.drain_file, exc))
+            return 2
+        out.write("drain file %s written: the agent keeps %s withdrawn while it exists\n"
+                  % (args.drain_file, args.device))
+        out.write(_withdraw(kern, args.device) + "\n")
+        scope = _ingress_scope(kern, params)
+        if not scope["devices"]:
+            out.write("none of the state's ingress devices exists: no counters to watch\n")
+        else:
+            out.write("watching the counters of the rules on %s every 0.2 s until still for %.1f s\n"
+                      % (", ".join(scope["devices"]), args.quiet))
+        out.flush()
+
+        def read():
+            return announce_mod.arrivals(runner.info(scope, kern)) if scope["devices"] else {}
+
+        def again(_reading):
+            # an agent that read the drain file a moment too early may have raised the link again: down it is
+            index = announce_mod.ifindex(args.device)
+            if index is not None and announce_mod.link_up(kern.ipr, index):
+                announce_mod.set_link(kern.ipr, index, False)
+                out.write("withdrawn again: %s was up\n" % args.device)
+                out.flush()
+
+        still, waited, moved = announce_mod.wait_still(read, args.quiet, args.timeout, on_read=again)
+    except (kernel.NetlinkError, kernel.KernelError, OSError) as exc:
+        sys.stderr.write("logfwdr drain: %s\n" % exc)
+        return 2
+    except model.ValidationError as exc:
+        sys.stderr.write("logfwdr drain: %s\n" % "; ".join(exc.problems))
+        return 2
+    finally:
+        kern.close()
+    if still:
+        out.write("drained: withdrawn, no datagram for %.1f s: the host may stop\n" % args.quiet)
+        return 0
+    sys.stderr.write("logfwdr drain: not drained after %.0f s: still arriving: %s; the drain file stays (logfwdr "
+                     "undrain announces again)\n" % (waited, ", ".join(
+                         "%s (+%d packets counted by its rules in the last %.1f s)" % (key, count, args.quiet)
+                         for key, count in sorted(moved.items()))))
+    return 1
+
+
+def cmd_undrain(args, out):
+    try:
+        os.unlink(args.drain_file)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            out.write("not drained: no %s, nothing to do\n" % args.drain_file)
+            return 0
+        sys.stderr.write("logfwdr undrain: cannot remove %s: %s\n" % (args.drain_file, exc))
+        return 2
+    out.write("undrained: %s removed; the agent announces again at its next health check (within 1 s) while "
+              "healthy\n" % args.drain_file)
+    return 0
+
+
+def announce_args(args):
+    """(device, service addresses, drain file) from the agent's options, or None; ValueError says what is wrong."""
+    addresses = args.service_address or []
+    if not args.announce_device:
+        if addresses:
+            raise ValueError("--service-address needs --announce-device")
+        return None
+    if not addresses:
+        raise ValueError("--announce-device %s needs at least one --service-address" % args.announce_device)
+    for address in addresses:
+        announce_mod.parse_service_address(address)
+    if len(args.announce_device.encode("utf-8")) >= announce_mod.IFNAMSIZ or "/" in args.announce_device:
+        raise ValueError("--announce-device %r is not a device name" % args.announce_device)
+    return (args.announce_device, addresses, args.drain_file or announce_mod.default_drain_file(args.health_file))
+
+
 def cmd_agent(args, out):
+    try:
+        announce = announce_args(args)
+    except ValueError as exc:
+        sys.stderr.write("logfwdr agent: %s\n" % exc)
+        return 2
     _kernel().close()  # pyroute2 present, netlink usable: fail early and clearly
     from ansible_collections.netops.logfwdr.plugins.module_utils.tc import agent as agent_mod
     agent = agent_mod.Agent(args.state, health_path=args.health_file, sweep=args.sweep, fall=args.fall,
-                            rise=args.rise, listen_ports=args.listen_port or [], log=_log, interval=args.interval)
+                            rise=args.rise, listen_ports=args.listen_port or [], log=_log, interval=args.interval,
+                            announce=announce)
 
     def ready(running):
         if args.metrics_listen:
@@ -173,6 +307,8 @@ def cmd_agent(args, out):
 
     if agent.run(ready=ready) == "reload":
         _log("SIGHUP: starting again with the installed code")
+        if agent.announcer is not None:
+            agent.announcer.pass_on()  # the TUN device stays: a reload never withdraws
         # the interpreter's own command line (sys.argv loses `python -c CODE`)
         with open("/proc/self/cmdline", "rb") as handle:
             argv = [a.decode() for a in handle.read().split(b"\0") if a]
@@ -212,7 +348,12 @@ def parser():
     apply_p.set_defaults(func=cmd_apply)
     status_p = sub.add_parser("status", help="one row per destination, with its state and counters")
     status_p.add_argument("--state", help="the desired state (default %s when it exists)" % state_mod.DEFAULT_PATH)
-    status_p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    status_p.add_argument("--json", action="store_true", help="JSON instead of a table: a list of rows; with an "
+                          "announcement (BGP mode) an object with the rows (destinations) and the announcement")
+    status_p.add_argument("--device", metavar="NAME", help="the announcement's TUN device (default: the one the "
+                          "agent recorded beside the drain file, else %s when it exists)" % announce_mod.DEFAULT_DEVICE)
+    status_p.add_argument("--drain-file", metavar="PATH", default=announce_mod.DEFAULT_DRAIN_FILE,
+                          help="default %(default)s")
     status_p.set_defaults(func=cmd_status)
     agent_p = sub.add_parser("agent", help="keep the kernel equal to the state file (netlink events, sweeps)")
     agent_p.add_argument("--state", default=state_mod.DEFAULT_PATH, help="default %(default)s")
@@ -229,7 +370,32 @@ def parser():
     agent_p.add_argument("--rise", type=int, default=2, help="good checks in a row before 0 (%(default)s)")
     agent_p.add_argument("--listen-port", type=int, action="append", metavar="PORT",
                          help="healthy only while a TCP socket listens there (the syslog bridge); repeatable")
+    agent_p.add_argument("--announce-device", metavar="NAME",
+                         help="BGP mode: hold the service addresses on this TUN device (e.g. %s), UP exactly while "
+                         "healthy and not drained" % announce_mod.DEFAULT_DEVICE)
+    agent_p.add_argument("--service-address", action="append", metavar="ADDRESS",
+                         help="a service address (IPv4 or IPv6, put on the device as /32 or /128); repeatable")
+    agent_p.add_argument("--drain-file", metavar="PATH", help="while it exists the addresses are not announced "
+                         "(default: drain beside the health file, else %s)" % announce_mod.DEFAULT_DRAIN_FILE)
     agent_p.set_defaults(func=cmd_agent)
+    drain_p = sub.add_parser("drain", help="BGP mode: withdraw the announcement and wait until the rules' counters "
+                             "are still (then the host may stop)")
+    drain_p.add_argument("--drain-file", metavar="PATH", default=announce_mod.DEFAULT_DRAIN_FILE,
+                         help="written first; the agent keeps the device down while it exists (%(default)s)")
+    drain_p.add_argument("--device", default=announce_mod.DEFAULT_DEVICE, metavar="NAME",
+                         help="set down by this command too, even if the agent hangs (%(default)s)")
+    drain_p.add_argument("--state", default=state_mod.DEFAULT_PATH, help="its ingress devices' rules are watched "
+                         "(default %(default)s)")
+    drain_p.add_argument("--quiet", type=float, default=2.0, metavar="SECONDS",
+                         help="counters still this long: drained, exit 0 (%(default)s)")
+    drain_p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                         help="give up after this long, exit 1 naming what still arrives (%(default)s)")
+    drain_p.set_defaults(func=cmd_drain)
+    undrain_p = sub.add_parser("undrain", help="BGP mode: remove the drain file (the agent announces again within 1 s "
+                               "while healthy)")
+    undrain_p.add_argument("--drain-file", metavar="PATH", default=announce_mod.DEFAULT_DRAIN_FILE,
+                           help="default %(default)s")
+    undrain_p.set_defaults(func=cmd_undrain)
     import_p = sub.add_parser("import-samplicator", help="a samplicator config file (samplicate -c) as "
                               "logfwdr_collectors entries, on stdout; what does not map is warned about on stderr")
     import_p.add_argument("file", help="the samplicator config file")

@@ -180,6 +180,11 @@ class Collector(object):
         agent = self.agent
         yield GaugeMetricFamily("logfwdr_agent_healthy", "1 while the kernel holds the desired rules (the health file"
                                 " keepalived follows says 0)", value=1 if agent.healthy else 0)
+        announcer = getattr(agent, "announcer", None)
+        if announcer is not None:
+            yield GaugeMetricFamily("logfwdr_announced", "1 while this host announces its service addresses (BGP mode:"
+                                    " the agent's TUN device is up, healthy and not drained)",
+                                    value=1 if announcer.up else 0)
         yield GaugeMetricFamily("logfwdr_agent_kernel_read_ok", "1 when this scrape could read the kernel's counters",
                                 value=1 if read_ok else 0)
         yield GaugeMetricFamily("logfwdr_agent_last_reconcile_timestamp_seconds", "When the agent last compared the "
