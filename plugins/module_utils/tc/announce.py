@@ -145,11 +145,10 @@ def wait_still(read, quiet, timeout, step=0.2, clock=monotonic, sleep=time.sleep
         if now - still_since >= quiet:
             return True, now - start, {}
         if now - start >= timeout:
-            base = last
+            base = history[0][1]  # the newest reading at least `quiet` s old
             for when, reading in history:
-                if now - when <= quiet:
+                if now - when >= quiet - step / 2:
                     base = reading
-                    break
             moved = dict((k, v - base.get(k, 0)) for k, v in last.items() if v != base.get(k, 0))
             return False, now - start, moved
         sleep(step)
