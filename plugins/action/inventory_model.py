@@ -19,7 +19,8 @@ from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_inputs impo
 from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_targets import syslog_bridge_targets
 from ansible_collections.netops.logfwdr.plugins.filter.vrrp_instances import DEFAULTS as VRRP_SETTINGS
 from ansible_collections.netops.logfwdr.plugins.filter.vrrp_instances import vrrp_instances
-from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import role_defaults_under
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.bgp import parse_bgp, service_addresses
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import Problems, role_defaults_under
 
 
 class ActionModule(ActionBase):
@@ -47,11 +48,23 @@ class ActionModule(ActionBase):
             return boolean(var(name), strict=False)
 
         try:
+            # logfwdr_ha: bgp (None with vrrp): checked first, its service addresses are accepted by the tc rules
+            # and the syslog bridge; the model never holds logfwdr_bgp_password (frr.conf.j2 reads the variable)
+            problems = Problems()
+            bgp = parse_bgp(dict((name, var(name)) for name in
+                                 ["logfwdr_ha", "logfwdr_vrrp", "logfwdr_exporter_networks"]
+                                 + ["logfwdr_bgp_" + k for k in role_defaults_under("logfwdr_bgp_")]),
+                            var("logfwdr_ingress_interfaces"), problems,
+                            egress_interfaces=var("logfwdr_egress_interfaces"))
+            problems.fail("BGP settings")
+            service = service_addresses(bgp)
             out = {"devices": replication_devices(
                 var("logfwdr_collectors"), var("logfwdr_ingress_interfaces"), var("logfwdr_protocols"),
                 egress_interfaces=var("logfwdr_egress_interfaces"), vrrp=on("logfwdr_vrrp"),
                 exporter_networks=var("logfwdr_exporter_networks"), port_rate_limit=var("logfwdr_port_rate_limit"),
-                port_burst=var("logfwdr_port_burst"))}
+                port_burst=var("logfwdr_port_burst"), service_addresses=service)}
+            if bgp is not None:
+                out["bgp"] = bgp
             if on("logfwdr_vrrp"):
                 host = task_vars.get("inventory_hostname")
                 peers = var("logfwdr_vrrp_peers") or [
@@ -67,7 +80,7 @@ class ActionModule(ActionBase):
                 out["syslog_bridge_inputs"] = syslog_bridge_inputs(
                     dict(("logfwdr_syslog_bridge_" + k, var("logfwdr_syslog_bridge_" + k))
                          for k in role_defaults_under("logfwdr_syslog_bridge_")),
-                    var("logfwdr_ingress_interfaces"), vrrp=on("logfwdr_vrrp"))
+                    var("logfwdr_ingress_interfaces"), vrrp=on("logfwdr_vrrp"), service_addresses=service)
             if on("logfwdr_firewall"):
                 out["firewall"] = host_firewall(
                     dict(("logfwdr_firewall_" + k, var("logfwdr_firewall_" + k))

@@ -64,6 +64,13 @@ options:
         C(address)) and C(virtual_router_id) (1-255, unique per host).
     type: bool
     default: false
+  service_addresses:
+    description:
+      - The BGP service addresses (C(logfwdr_bgp_service_addresses) with C(logfwdr_ha=bgp)), bare, as the inventory
+        model checked them; every ingress interface's rules accept those of the families it has (IPv6 only with
+        C(address6)). Passed through, not checked here.
+    type: list
+    elements: str
 requirements:
   - jmespath on the Ansible controller
 author:
@@ -130,11 +137,11 @@ def _destination(c, port):
 
 
 def replication_devices(collectors, ingress_interfaces, protocols, egress_interfaces=None, vrrp=False,
-                        exporter_networks=None, port_rate_limit=0, port_burst=0):
+                        exporter_networks=None, port_rate_limit=0, port_burst=0, service_addresses=None):
     problems = Problems()
     model = parse_replication(plain(collectors), plain(ingress_interfaces), plain(protocols),
                               plain(egress_interfaces), vrrp=vrrp, exporter_networks=plain(exporter_networks),
-                              problems=problems)
+                              problems=problems, service_addresses=plain(service_addresses))
     cap = {}
     for field, value in (("logfwdr_port_rate_limit", port_rate_limit), ("logfwdr_port_burst", port_burst)):
         if isinstance(value, str) or whole(value, 0) is None:

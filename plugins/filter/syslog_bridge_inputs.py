@@ -43,6 +43,12 @@ options:
     description: The virtual addresses are the replicator's too (C(logfwdr_vrrp)); the bridge listens on them.
     type: bool
     default: false
+  service_addresses:
+    description:
+      - The BGP service addresses (C(logfwdr_bgp_service_addresses) with C(logfwdr_ha=bgp)), bare, as the inventory
+        model checked them; the bridge listens on them too. Passed through, not checked here.
+    type: list
+    elements: str
 author:
   - logfwdr developers
 """
@@ -112,7 +118,7 @@ def _own(item, fields):
     return [p for p in parsed if p is not None]
 
 
-def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
+def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False, service_addresses=None):
     settings, ingress_interfaces = plain(settings), plain(ingress_interfaces)
     if not isinstance(settings, dict):
         raise AnsibleFilterError("syslog_bridge_inputs: the settings must be a dict keyed by variable name")
@@ -166,6 +172,10 @@ def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False):
         for own in _own(item, fields):  # replication_devices names a bad address
             if str(own.ip) not in addresses:
                 addresses.append(str(own.ip))
+    # logfwdr_ha: bgp: the service addresses the exporters send to (the agent puts them on logfwdr0)
+    for address in plain(service_addresses) or []:
+        if address not in addresses:
+            addresses.append(address)
 
     tls_only = boolean(s["tls_only"])
     if tls_only is None:

@@ -15,8 +15,8 @@ version_added: "0.3.0"
 description:
   - Runs on the controller only (an action plugin). Reads the role's own variables (C(logfwdr_collectors),
     C(logfwdr_ingress_interfaces), C(logfwdr_protocols), C(logfwdr_egress_interfaces), C(logfwdr_vrrp_*),
-    C(logfwdr_syslog_bridge_*), C(logfwdr_firewall_*), ...), so no task has to pass them on, and the peers'
-    C(logfwdr_ingress_interfaces) through C(hostvars).
+    C(logfwdr_syslog_bridge_*), C(logfwdr_firewall_*), C(logfwdr_ha), C(logfwdr_bgp_*), ...), so no task has to
+    pass them on, and the peers' C(logfwdr_ingress_interfaces) through C(hostvars).
   - Checks them together and fails with every problem found, each naming the variable, the list index and the
     field and saying how to fix it, before anything on a host is changed.
   - Parsing and checking live in one place (C(plugins/plugin_utils/inventory.py)); the filters
@@ -75,5 +75,16 @@ syslog_bridge_inputs:
 firewall:
   description: The host firewall's ports and networks (P(netops.logfwdr.host_firewall#filter)).
   returned: when logfwdr_firewall is true
+  type: dict
+bgp:
+  description:
+    - The checked BGP settings (C(plugins/plugin_utils/bgp.py)) - C(asn), C(router_id), C(device) (the agent's TUN
+      device, C(logfwdr0)), C(service4) and C(service6) (the service addresses as C(/32) and C(/128)), C(neighbors)
+      (each with C(address), C(asn), C(family) and the ingress C(interface) whose subnet holds it), C(password)
+      (whether one is set; never the password), C(ttl_security), C(bfd), C(bfd_interval), C(bfd_multiplier),
+      C(keepalive), C(hold), C(drain_quiet), C(drain_timeout).
+    - The service addresses are in every ingress device's C(addresses) in RV(devices) (of the families it has) and
+      in RV(syslog_bridge_inputs)'s C(addresses).
+  returned: when logfwdr_ha is bgp
   type: dict
 """

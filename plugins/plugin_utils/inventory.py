@@ -317,9 +317,10 @@ def prefixes(value, where, problems, hosts=None):
     return nets
 
 
-def _segment_scope(where, item, iface, iface6, exporter_networks, problems):
+def _segment_scope(where, item, iface, iface6, exporter_networks, problems, service_addresses=None):
     """What the segment's rules accept: packets sent to the replicator's own or virtual address (and its IPv6
-    address), from the segment's subnets or a declared exporter network (routed exporters)."""
+    address), or to a BGP service address of a family the segment has (service_addresses: bare addresses, checked
+    by plugin_utils/bgp.py), from the segment's subnets or a declared exporter network (routed exporters)."""
     addresses = [str(iface.ip)]
     try:
         if item.get("virtual_address") is not None:
@@ -339,6 +340,9 @@ def _segment_scope(where, item, iface, iface6, exporter_networks, problems):
         nets.append(iface6.network)
         if virtual6(item) is not None:
             addresses.append(str(virtual6(item).ip))
+    for address in service_addresses or []:  # logfwdr_ha: bgp: the same on every replicator and segment
+        if (":" not in address or iface6 is not None) and address not in addresses:
+            addresses.append(address)
     scope = {"addresses": addresses, "sources": [str(n) for f in (4, 6) for n in ipaddress.collapse_addresses(
         [n for n in nets if n.version == f])]}
     fragments = item.get("fragments")
@@ -352,7 +356,7 @@ def _segment_scope(where, item, iface, iface6, exporter_networks, problems):
 
 
 def parse_interfaces(ingress_interfaces, egress_interfaces, problems, vrrp=False, exporter_networks=None,
-                     scopes=None):
+                     scopes=None, service_addresses=None):
     """Interface names, ingress subnets, and the prefixes reachable through the egress interfaces."""
     seen = {}
     scopes = {} if scopes is None else scopes
@@ -375,7 +379,8 @@ def parse_interfaces(ingress_interfaces, egress_interfaces, problems, vrrp=False
         if iface6 is not None:
             ingress_nets.append(iface6.network)
         if name and iface:
-            scopes[name] = _segment_scope(where, item, iface, iface6, exporter_networks, problems)
+            scopes[name] = _segment_scope(where, item, iface, iface6, exporter_networks, problems,
+                                          service_addresses=service_addresses)
     egress = None
     if egress_interfaces is not None:
         egress = []
@@ -660,8 +665,9 @@ def check_same_target(collectors, ports, problems):
 
 
 def parse_replication(collectors, ingress_interfaces, protocols, egress_interfaces=None, vrrp=False,
-                      exporter_networks=None, problems=None):
-    """The interfaces, protocols and collectors, validated together into problems (a Problems): returns
+                      exporter_networks=None, problems=None, service_addresses=None):
+    """The interfaces, protocols and collectors, validated together into problems (a Problems); service_addresses
+    (logfwdr_ha: bgp, bare addresses parsed by plugin_utils/bgp.py) are accepted on every segment too. Returns
     {ingress, ingress_nets, ingress_by_name, ingress_subnets, egress, reach, scopes, protocols, collectors} (an
     ingress interface's subnets: those of its address and address6); only the collectors
     without a problem are in it."""
@@ -669,7 +675,8 @@ def parse_replication(collectors, ingress_interfaces, protocols, egress_interfac
     routed = prefixes(exporter_networks, "logfwdr_exporter_networks", problems)
     scopes = {}
     ingress, ingress_nets, egress, reach = parse_interfaces(ingress_interfaces, egress_interfaces, problems,
-                                                            vrrp=bool(vrrp), exporter_networks=routed, scopes=scopes)
+                                                            vrrp=bool(vrrp), exporter_networks=routed, scopes=scopes,
+                                                            service_addresses=service_addresses)
     ctx = {"protocols": parse_protocols(protocols, problems), "ingress": ingress, "ingress_nets": ingress_nets,
            "egress": egress, "reach": reach, "names": {}}
     valid = [parse_collector(i, raw, ctx, problems) for i, raw in items(collectors, "logfwdr_collectors", problems)]
