@@ -23,6 +23,10 @@ APT_NOSTART_PACKAGES += snmptrapd
 APT_NOSTART_PACKAGES += nfdump
 # promtool checks and tests the shipped alert rules (make alerts); the Prometheus server itself never runs here
 APT_NOSTART_PACKAGES += prometheus
+# frr: zebra, bfdd and bgpd of the BGP mode's tests and bench (tests/integration/test_bgp_netns.py, bench/bgp_failover.py)
+# run in network namespaces as the lab starts them; vtysh --dryrun checks the role's frr.conf. The host's frr service
+# never runs here
+APT_NOSTART_PACKAGES += frr
 POLICY_RC_D ?= /usr/sbin/policy-rc.d
 
 .PHONY: deps venv collection test unit alerts integration uml sanity lint molecule demo bench bench-peers clean

@@ -161,8 +161,11 @@ def replicator_conf(index, bfd=True, interval=100, multiplier=3, ttl_security=Fa
 
 def _role_renderer():
     """A function rendering roles/logfwdr/templates/frr.conf.j2, or None when the role has no such template."""
-    template = os.path.join(netlab.REPO, "roles", "logfwdr", "templates", "frr.conf.j2")
-    if not os.path.exists(template):
+    template = os.path.join("roles", "logfwdr", "templates", "frr.conf.j2")
+    # committed, not merely a file someone is writing in this checkout
+    tracked = subprocess.run(["git", "-C", netlab.REPO, "ls-files", "--error-unmatch", template],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0
+    if not tracked and not os.environ.get("LOGFWDR_BGPLAB_ROLE_CONF"):
         return None
     return _render_with_ansible
 
@@ -634,10 +637,10 @@ class BgpLab(object):
         return dict((r.name, self.link_rx(0, r)) for r in self.replicators)
 
     # ---- traffic ----
-    def traffic(self, rate=100, seconds=4.0, size=120):
-        """A paced sender from every exporter address (each `rate` datagrams/s) and a listener in every
-        collector: use as a context manager; the result is read when it ends."""
-        return Traffic(self, rate, seconds, size)
+    def traffic(self, rate=100, seconds=4.0, size=120, exporters=None):
+        """A paced sender from every exporter address (or the first `exporters`), each `rate` datagrams/s, and a
+        listener in every collector: use as a context manager; the result is read when it ends."""
+        return Traffic(self, rate, seconds, size, exporters)
 
 
 # A paced sender for the exporter's namespace: argv JSON {addresses, rate (per exporter), seconds, dst, port,
@@ -780,8 +783,9 @@ class Result(object):
 
 
 class Traffic(object):
-    def __init__(self, lab, rate, seconds, size):
+    def __init__(self, lab, rate, seconds, size, exporters=None):
         self.lab, self.rate, self.seconds, self.size = lab, rate, seconds, size
+        self.addresses = lab.exporters[:exporters] if exporters else lab.exporters
         self.result = None
 
     def __enter__(self):
@@ -790,7 +794,7 @@ class Traffic(object):
                                          stdout=subprocess.PIPE, universal_newlines=True)
         self.lab.procs.append(self.listener)
         assert self.listener.stdout.readline().strip() == "ready"
-        cfg = {"addresses": self.lab.exporters, "rate": self.rate, "seconds": self.seconds, "dst": SERVICE,
+        cfg = {"addresses": self.addresses, "rate": self.rate, "seconds": self.seconds, "dst": SERVICE,
                "port": PORT, "size": self.size}
         self.sender = subprocess.Popen(["ip", "netns", "exec", self.lab.exp, sys.executable, "-c", SENDER,
                                         json.dumps(cfg)], stdout=subprocess.PIPE, universal_newlines=True)
@@ -817,4 +821,4 @@ class Traffic(object):
                     proc.wait()
         self.summary = summary
         self.other = got["other"]
-        self.result = Result(got["got"], summary["sent"], self.rate, self.start, len(self.lab.exporters))
+        self.result = Result(got["got"], summary["sent"], self.rate, self.start, len(self.addresses))
