@@ -21,6 +21,7 @@ PACKAGES=(
     systemd-sysv udev kmod iproute2 openssh-server python3 python3-pyroute2 python3-prometheus-client
     rsyslog keepalived tcpdump netbase iputils-ping procps snmp snmptrapd
     nfdump softflowd pmacct socat ca-certificates python3-apt dbus rsyslog-gnutls nftables prometheus
+    frr frr-pythontools
 )
 
 log() { printf '[build-image] %s\n' "$*" >&2; }
@@ -316,10 +317,11 @@ UseDNS no
 SSHD
 chroot "$ROOT" systemctl enable -q lf-identity.service systemd-networkd.service ssh.service
 # Package daemons that listen on collector ports (nfcapd on udp/2055, snmptrapd on
-# udp/162, snmpd, softflowd) stay off, and Prometheus, which only the lab's monitoring host runs: tests and
+# udp/162, snmpd, softflowd) stay off, and Prometheus, which only the lab's monitoring host runs, and FRR, which
+# only the BGP lab's router (lab/playbooks/router.yml) and the replicators in BGP mode (the role) run: tests and
 # roles start what they need.
 chroot "$ROOT" systemctl disable -q nfdump.service softflowd.service snmpd.service \
-    snmptrapd.socket snmptrapd.service prometheus.service
+    snmptrapd.socket snmptrapd.service prometheus.service frr.service
 # Every fork is slow under UML and eight guests share two cores: drop boot work a
 # throw-away lab guest does not need (periodic jobs, pseudo file systems, gettys on the
 # null console, utmp, sysusers (users exist already), generators for absent features).
