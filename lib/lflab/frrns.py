@@ -13,6 +13,11 @@ control socket, logs), so several instances run side by side on one host, each i
 
 The daemons run as user frr (`-u root` fails: root is not in group frrvty); the directory and every directory
 above it must be searchable by frr (a pytest tmp_path is not: it is mode 0700), which workdir() ensures.
+
+The configuration is applied as Debian's frr service applies /etc/frr/frr.conf: the daemons start with an empty
+file and `vtysh -f frr.conf` gives each daemon its part (frrcommon.sh: `vtysh -b`).  Each daemon reading the
+integrated file itself (`-f frr.conf`) is not the same: bgpd stops reading at the ` exit` that closes a
+`bfd` / `profile` block, a node it does not have, and silently runs without its `router bgp` (FRR 8.4.4).
 """
 
 import grp
@@ -75,10 +80,11 @@ def prepare(directory):
         parent = os.path.dirname(parent)
 
 
-def daemon_argv(daemon, directory, name):
-    """The command line of one daemon of the instance in `directory` (run it with `ip netns exec NS`)."""
+def daemon_argv(daemon, directory, name, conf="startup.conf"):
+    """The command line of one daemon of the instance in `directory` (run it with `ip netns exec NS`); it reads
+    directory/`conf` at start (start() leaves it empty and applies frr.conf through vtysh)."""
     argv = [os.path.join(FRR_LIB, daemon), "-d", "-u", "frr", "-g", "frr", "-N", name,
-            "-f", os.path.join(directory, "frr.conf"), "-i", os.path.join(directory, daemon + ".pid"),
+            "-f", os.path.join(directory, conf), "-i", os.path.join(directory, daemon + ".pid"),
             "--vty_socket", directory, "--log", "file:%s" % os.path.join(directory, daemon + ".log"),
             "-z", os.path.join(directory, "zserv.api"), "-A", "127.0.0.1"]
     if daemon == "bfdd":
@@ -94,16 +100,22 @@ def _wait_path(path, timeout, what):
         time.sleep(0.02)
 
 
-def start(ns, directory, conf_text, daemons=DAEMONS, name=None, timeout=10.0):
-    """Write `conf_text` as directory/frr.conf and start `daemons` in namespace `ns` (zebra first, the others
-    once its zserv socket exists); returns when every daemon's vty socket is there."""
-    prepare(directory)
-    conf = os.path.join(directory, "frr.conf")
-    with open(conf, "w") as handle:
-        handle.write(conf_text)
+def _write_conf(directory, filename, text):
+    path = os.path.join(directory, filename)
+    with open(path, "w") as handle:
+        handle.write(text)
     uid, gid = _frr_ids()
-    os.chown(conf, uid, gid)
-    os.chmod(conf, 0o640)
+    os.chown(path, uid, gid)
+    os.chmod(path, 0o640)
+    return path
+
+
+def start(ns, directory, conf_text, daemons=DAEMONS, name=None, timeout=10.0):
+    """Start `daemons` in namespace `ns` (zebra first, the others once its zserv socket exists), wait for every
+    daemon's vty socket, then apply `conf_text` (kept as directory/frr.conf) with vtysh, as the frr service does."""
+    prepare(directory)
+    _write_conf(directory, "startup.conf", "")
+    _write_conf(directory, "frr.conf", conf_text)
     name = name or ns
     order = sorted(daemons, key=lambda d: d != "zebra")
     for daemon in order:
@@ -120,7 +132,31 @@ def start(ns, directory, conf_text, daemons=DAEMONS, name=None, timeout=10.0):
         except FrrError as exc:
             stop(directory)
             raise FrrError("%s\n%s" % (exc, logs(directory)))
+    try:
+        apply(ns, directory)
+    except FrrError:
+        stop(directory)
+        raise
     return directory
+
+
+def apply(ns, directory, conf_text=None):
+    """Give the running daemons the configuration (conf_text, written to directory/frr.conf first, or the file as
+    it is) through `vtysh -f`, as `vtysh -b` does at the frr service's start."""
+    if conf_text is not None:
+        _write_conf(directory, "frr.conf", conf_text)
+    out = vtysh_file(ns, directory, os.path.join(directory, "frr.conf"))
+    return out
+
+
+def vtysh_file(ns, directory, path):
+    """`vtysh -f path` against the instance: every line to the daemons that have its node; FrrError on a line
+    vtysh refuses."""
+    proc = subprocess.run(["ip", "netns", "exec", ns, "vtysh", "--vty_socket", directory, "-f", path],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
+    if proc.returncode != 0:
+        raise FrrError("vtysh -f %s in %s: exit %d: %s" % (path, ns, proc.returncode, proc.stdout))
+    return proc.stdout
 
 
 def vtysh(ns, directory, *commands, **kw):
