@@ -21,6 +21,7 @@ from ansible_collections.netops.logfwdr.plugins.filter.vrrp_instances import DEF
 from ansible_collections.netops.logfwdr.plugins.filter.vrrp_instances import vrrp_instances
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.bgp import parse_bgp, service_addresses
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import Problems, role_defaults_under
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.vrrp import host_links
 
 
 class ActionModule(ActionBase):
@@ -69,10 +70,19 @@ class ActionModule(ActionBase):
                 host = task_vars.get("inventory_hostname")
                 peers = var("logfwdr_vrrp_peers") or [
                     h for h in task_vars.get("groups", {}).get("replicators", []) if h != host]
+                hostvars = task_vars.get("hostvars")
+                nftables = on("logfwdr_nftables")
+                # every replicator's interfaces, read in this run (validate.yml): the nftables rule binds each
+                # peer's adverts to its MAC (not needed without the table)
+                peer_links = dict((p, host_links(hostvars[p]) if hostvars is not None and p in hostvars else None)
+                                  for p in peers) if nftables else None
                 out["vrrp"] = vrrp_instances(
                     var("logfwdr_ingress_interfaces"), var("logfwdr_egress_interfaces"),
                     dict((name, var(name)) for name in VRRP_SETTINGS),
-                    peers=peers, hostvars=task_vars.get("hostvars"), hostname=host)
+                    peers=peers, hostvars=hostvars, hostname=host, links=host_links(task_vars),
+                    peer_links=peer_links, nftables=nftables)
+                # on every run without a pair link: which forgery is still possible, and the cure
+                result["warnings"] = result.get("warnings", []) + out["vrrp"].pop("warnings")
             if on("logfwdr_syslog_bridge"):
                 out["syslog_bridge_targets"] = syslog_bridge_targets(
                     var("logfwdr_collectors"), var("logfwdr_ingress_interfaces"), var("logfwdr_protocols"),

@@ -39,7 +39,9 @@ options:
         C(logfwdr_vrrp_advert_interval), C(logfwdr_vrrp_unicast), C(logfwdr_vrrp_auth_pass),
         C(logfwdr_vrrp_preempt), C(logfwdr_vrrp_preempt_delay), C(logfwdr_vrrp_check_interval),
         C(logfwdr_vrrp_check_fall), C(logfwdr_vrrp_check_rise), C(logfwdr_vrrp_garp_repeat),
-        C(logfwdr_vrrp_garp_delay), C(logfwdr_vrrp_macs), C(logfwdr_vrrp_pair_link).
+        C(logfwdr_vrrp_garp_delay), C(logfwdr_vrrp_macs), C(logfwdr_vrrp_pair_link),
+        C(logfwdr_vrrp_require_pair_link) (parsed by plugins/plugin_utils/vrrp.py; true without a pair link is an
+        error).
       - With C(logfwdr_vrrp_pair_link) (C(name) and C(address) of a link that joins the two replicators only),
         every instance sends and receives its adverts there, unicast to the peer's pair-link address, and keeps its
         virtual address on its ingress interface, which it tracks; no advert is taken from an exporter segment.
@@ -55,8 +57,26 @@ options:
     type: list
     elements: str
   hostvars:
-    description: C(hostvars), to read each peer's C(logfwdr_ingress_interfaces).
+    description: C(hostvars), to read each peer's C(logfwdr_ingress_interfaces) (and C(logfwdr_vrrp_macs),
+      C(logfwdr_vrrp_pair_link)).
     type: raw
+  links:
+    description:
+      - This host's interfaces as read in this run (interface name to MAC, from C(ip -json link show)); its
+        C(logfwdr_vrrp_macs) is checked against them. None - not checked.
+    type: dict
+  peer_links:
+    description:
+      - Each peer's interfaces as read from the peer in this run (peer name to a dict of interface name to MAC, or
+        None when the peer did not read them - not in the play). Given and without a pair link, every peer's
+        adverts are bound to its MAC on the segment (C(vrrp_sources[].mac)) - its C(logfwdr_vrrp_macs) entry when
+        it has one, else the MAC read here; a peer whose MAC is known neither way is an error naming it.
+      - None - the MAC is the peer's C(logfwdr_vrrp_macs) entry or none (address only).
+    type: dict
+  nftables:
+    description: Whether the role's nftables table checks the adverts (C(logfwdr_nftables)); only changes the
+      wording of the warning. None counts as true.
+    type: bool
 author:
   - logfwdr developers
 """
@@ -81,7 +101,8 @@ _value:
       C(auth) (true when a password is set; the password itself is never in the result, which C(-v) would print),
       C(preempt), C(preempt_delay), C(check_interval), C(check_fall), C(check_rise), C(garp_repeat),
       C(garp_delay), C(macs) (this host's own MACs by interface), C(peers), C(pair_link) (C(name), C(address), or
-      none), and C(vrrp_rules), the host firewall's VRRP rules (C(interface), C(address), C(mac)), one per sender.
+      none), C(require_pair_link), C(warnings) (without a pair link - which forgery is still possible, and the
+      cure), and C(vrrp_rules), the host firewall's VRRP rules (C(interface), C(address), C(mac)), one per sender.
   type: dict
 """
 
@@ -91,6 +112,7 @@ from decimal import Decimal, InvalidOperation
 
 
 from ansible_collections.netops.logfwdr.plugins.filter.json_query import plain
+from ansible_collections.netops.logfwdr.plugins.plugin_utils import vrrp as vrrp_utils
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import (
     IFNAME_RE, Problems, boolean, interface_address, is_ipv6, parse_mac, role_defaults, virtual6, whole)
 
@@ -110,6 +132,7 @@ DEFAULTS = role_defaults((
     "logfwdr_vrrp_macs",
     "logfwdr_vrrp_pair_link",
 ))
+DEFAULTS.update(vrrp_utils.DEFAULTS)  # logfwdr_vrrp_require_pair_link, parsed in plugin_utils/vrrp.py
 AUTH_RE = re.compile(r"^[A-Za-z0-9_.:@%+=-]{1,8}$")  # VRRPv2 simple text: 8 bytes; nothing keepalived would parse
 # keepalived.conf has no quoting: a name with a space, a newline, a brace or a quote would start a new keyword
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
@@ -184,6 +207,7 @@ def _settings(raw, problems):
                                 "use 0-1000 seconds (0: no second batch)")
     out["macs"] = _macs(s["logfwdr_vrrp_macs"], "logfwdr_vrrp_macs", problems)
     out["pair_link"] = _pair_link(s["logfwdr_vrrp_pair_link"], "logfwdr_vrrp_pair_link", problems)
+    out.update(vrrp_utils.settings(s, problems))
     return out
 
 
@@ -274,11 +298,17 @@ def _vrrp_rules(instances):
     return rules
 
 
-def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, hostvars=None, hostname=None):
+def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, hostvars=None, hostname=None,
+                   links=None, peer_links=None, nftables=None):
     ingress_interfaces, egress_interfaces, settings = plain(ingress_interfaces), plain(egress_interfaces), plain(settings)
     peers = plain(peers) or []
+    links, peer_links = plain(links), plain(peer_links)
     problems = Problems()
     out = _settings(settings, problems)
+    vrrp_utils.check_own_macs(out["macs"], links, hostname, problems)
+    vrrp_utils.require_pair_link(out["require_pair_link"], out["pair_link"], problems)
+    warning = vrrp_utils.exposure(out["pair_link"], out["unicast"], True if nftables is None else nftables)
+    out["warnings"] = [warning] if warning else []
     out["router_id"] = None
     if hostname is not None:
         if isinstance(hostname, str) and HOSTNAME_RE.match(hostname):
@@ -391,8 +421,14 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
                                                  "the segment" % (peer, name, peer_addr.ip, own.network))
             else:
                 unicast_peers.append(str(peer_addr.ip))
-                sources.append({"address": str(peer_addr.ip),
-                                "mac": _peer_macs(peer, hostvars).get(name) if hostvars is not None else None})
+                listed = _peer_macs(peer, hostvars) if hostvars is not None else {}
+                if peer_links is not None and pair is None:
+                    # the peer's MAC on this segment, read from the peer in this run (or its logfwdr_vrrp_macs)
+                    mac = vrrp_utils.peer_mac(peer, name, listed, peer_links.get(peer), where + ".name", problems,
+                                             out["router_id"])
+                else:
+                    mac = listed.get(name)
+                sources.append({"address": str(peer_addr.ip), "mac": mac})
         if pair is not None:
             sources = [{"address": a, "mac": None} for a in pair_peers]
             unicast_peers = list(pair_peers)

@@ -21,7 +21,7 @@ the gratuitous ARPs), and the same forged adverts on segment 1 reach no keepaliv
 
 The attacker on segment 1 forges priority-255 VRRPv3 adverts (raw socket: multicast to 224.0.0.18 and unicast to
 both replicators, from its own address and from the peer's): with the role's defaults (unicast, source check, the
-role's nftables table with the peer's MAC) every VIP stays with rep1; with the old defaults (multicast, no filter)
+role's nftables table with the peer's MAC, read from the peer as the role does) every VIP stays with rep1; with the old defaults (multicast, no filter)
 the same adverts take segment 1's VIP away from it.
 
 Needs root and keepalived (`make deps`).  Run: .venv/bin/pytest tests/integration/test_vrrp_failover_netns.py
@@ -44,6 +44,7 @@ sys.path.insert(0, netlab.ensure_collection_path())
 from ansible_collections.netops.logfwdr.plugins.module_utils.tc.layout import DEFAULT_PRIORITY  # noqa: E402
 from ansible.plugins.filter.core import FilterModule as CoreFilters  # noqa: E402
 from ansible_collections.netops.logfwdr.plugins.filter.vrrp_instances import DEFAULTS, vrrp_instances  # noqa: E402
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.vrrp import links  # noqa: E402
 
 pytestmark = pytest.mark.netns
 
@@ -77,10 +78,14 @@ class Pair(object):
         self.hardened = True  # the role's defaults; False: multicast, no source check, no nftables table
         self.pair_link = False  # True: logfwdr_vrrp_pair_link on pair0
         self.six = False  # True: vec1 has address6 and virtual_address6
+        # True (the role): each peer's adverts are bound to its MAC, read from the peer (`ip -json link show` in its
+        # namespace, as validate.yml registers it); False: the rule checks the address only (the old defaults)
+        self.mac_binding = True
         self.tmp = tempfile.mkdtemp(prefix="logfwdr-vrrp-")
         os.chmod(self.tmp, 0o755)
         self.procs = {}
         self.made = []
+        self.data = {}  # the vrrp_instances view each replicator's files were rendered from
 
     # ---- setup ----
     def build(self):
@@ -121,10 +126,12 @@ class Pair(object):
             for name, dev in (("exp", "exp0"), ("rep1", "vec1"), ("rep2", "vec1")):
                 netlab.Lab.add_address6(self.ns[name], dev, OWN6[name] + "/64")
 
-    def configure(self, hardened=True, pair_link=False):
-        """The role's files for both replicators: the defaults (hardened) or the old multicast ones."""
+    def configure(self, hardened=True, pair_link=False, mac_binding=True):
+        """The role's files for both replicators: the defaults (hardened) or the old multicast ones; mac_binding
+        False: the nftables rule checks the peer's address only."""
         self.hardened = hardened
         self.pair_link = pair_link
+        self.mac_binding = mac_binding
         for name in ("rep1", "rep2"):
             self.write_files(name)
 
@@ -156,16 +163,18 @@ class Pair(object):
                            "virtual_router_id": 78}]
 
         peer = "rep2" if name == "rep1" else "rep1"
-        # each host's MACs in its inventory (logfwdr_vrrp_macs): the peer's table admits VRRP only from them
+        # the role's defaults: no logfwdr_vrrp_macs in the inventory; each host's interfaces read from it in the
+        # run (validate.yml's `ip -json link show`), so the peer's table admits VRRP only from its address and MAC
         hostvars = {peer: {"logfwdr_ingress_interfaces": ingress(peer),
-                           "logfwdr_vrrp_macs": {"vec1": netlab.Lab.mac(self.ns[peer], "vec1"),
-                                                 "vec2": netlab.Lab.mac(self.ns[peer], "vec2")},
                            "logfwdr_vrrp_pair_link": {"name": "pair0", "address": PAIR_LINK[peer]}}}
         settings = dict(DEFAULTS, logfwdr_vrrp_priority=PRIORITY[name], logfwdr_vrrp_preempt_delay=2,
                         logfwdr_vrrp_unicast=self.hardened,
                         logfwdr_vrrp_pair_link={"name": "pair0", "address": PAIR_LINK[name]} if self.pair_link else {})
+        read = dict((host, links(ip("-n", self.ns[host], "-json", "link", "show").stdout)) for host in (name, peer))
         data = vrrp_instances(ingress(name), [{"name": "tool0"}], settings, peers=[peer], hostvars=hostvars,
-                              hostname=name)
+                              hostname=name, links=read[name],
+                              peer_links={peer: read[peer]} if self.mac_binding else None)
+        self.data[name] = data
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
         env.filters.update(CoreFilters().filters())
         if self.hardened:

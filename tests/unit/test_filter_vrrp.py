@@ -322,3 +322,101 @@ def test_pair_link_problems():
 
 def test_registered_as_filters():
     assert vrrp_mod.FilterModule().filters() == {"vrrp_instances": vrrp_instances}
+
+
+# ---- the peer's MAC from the peer itself, logfwdr_vrrp_require_pair_link, the warning -------------------------
+
+from ansible_collections.netops.logfwdr.plugins.plugin_utils import vrrp as vrrp_utils  # noqa: E402
+
+PEER_LINKS = {"rep2": {"vec1": "52:54:00:00:02:01", "vec2": "52:54:00:00:02:02"}}
+
+
+def unicast(**kw):
+    """The defaults (unicast) on rep1 with rep2 as its peer."""
+    hostvars = kw.pop("hostvars", {"rep2": {"logfwdr_ingress_interfaces": PEER_INGRESS}})
+    return vrrp_instances(INGRESS, EGRESS, dict(vrrp_mod.DEFAULTS, **kw.pop("settings", {})), peers=["rep2"],
+                          hostvars=hostvars, hostname="rep1", **kw)
+
+
+def test_peer_adverts_are_bound_to_the_mac_read_from_the_peer():
+    got = unicast(peer_links=PEER_LINKS)
+    assert got["vrrp_rules"] == [
+        {"interface": "vec1", "address": "10.10.1.3", "mac": "52:54:00:00:02:01"},
+        {"interface": "vec2", "address": "10.10.2.3", "mac": "52:54:00:00:02:02"}]
+    # the peer's logfwdr_vrrp_macs overrides what was read (it is checked against it when both are known)
+    hostvars = {"rep2": {"logfwdr_ingress_interfaces": PEER_INGRESS,
+                         "logfwdr_vrrp_macs": {"vec1": "52:54:00:00:02:01"}}}
+    assert [r["mac"] for r in unicast(peer_links={"rep2": None}, hostvars=dict(
+        hostvars, rep2=dict(hostvars["rep2"], logfwdr_vrrp_macs={"vec1": "52:54:00:00:0a:01",
+                                                                 "vec2": "52:54:00:00:0a:02"})))["vrrp_rules"]] == [
+        "52:54:00:00:0a:01", "52:54:00:00:0a:02"]
+    # without peer_links (the filter on its own, or logfwdr_nftables off): only listed MACs, else address only
+    assert [r["mac"] for r in unicast()["vrrp_rules"]] == [None, None]
+
+
+def test_peer_mac_problems():
+    # the peer did not read its interfaces (not in the play) and lists no MACs: the run stops, naming the fix
+    with pytest.raises(AnsibleFilterError) as exc:
+        unicast(peer_links={"rep2": None})
+    assert str(exc.value).split("\n- ")[1:] == [
+        "logfwdr_vrrp_peers: rep2 did not read its interfaces in this run (it is not in the play: --limit, serial, or "
+        "it failed before), so its MACs are unknown and the VRRP rule cannot bind its adverts to them; run the play "
+        "on both replicators (--limit rep1,rep2), or set logfwdr_vrrp_macs (its MAC per ingress interface) in rep2's "
+        "host_vars"]
+    with pytest.raises(AnsibleFilterError) as exc:
+        unicast(peer_links={"rep2": {"vec1": "52:54:00:00:02:01"}})
+    assert "logfwdr_ingress_interfaces[1].name: rep2 has no interface vec2 (ip link on rep2)" in str(exc.value)
+    hostvars = {"rep2": {"logfwdr_ingress_interfaces": PEER_INGRESS,
+                         "logfwdr_vrrp_macs": {"vec1": "52:54:00:00:0a:01"}}}
+    with pytest.raises(AnsibleFilterError) as exc:
+        unicast(peer_links=PEER_LINKS, hostvars=hostvars)
+    assert ("logfwdr_ingress_interfaces[0].name: rep2's logfwdr_vrrp_macs.vec1 is 52:54:00:00:0a:01, but its vec1 has "
+            "52:54:00:00:02:01; this host would drop its adverts") in str(exc.value)
+    # this host's own logfwdr_vrrp_macs against its interfaces as read in this run
+    with pytest.raises(AnsibleFilterError) as exc:
+        unicast(peer_links=PEER_LINKS, links={"vec1": "52:54:00:00:01:01"},
+                settings={"logfwdr_vrrp_macs": {"vec1": "52:54:00:00:01:09"}})
+    assert ("logfwdr_vrrp_macs.vec1: 52:54:00:00:01:09 in the inventory, but rep1's vec1 has 52:54:00:00:01:01; the "
+            "peer admits VRRP only from this MAC") in str(exc.value)
+
+
+def test_a_pair_link_needs_no_mac():
+    hostvars = {"rep2": {"logfwdr_ingress_interfaces": PEER_INGRESS,
+                         "logfwdr_vrrp_pair_link": {"name": "pair0", "address": "10.255.255.2/30"}}}
+    got = unicast(peer_links={"rep2": None}, hostvars=hostvars, settings={
+        "logfwdr_vrrp_pair_link": {"name": "pair0", "address": "10.255.255.1/30"},
+        "logfwdr_vrrp_require_pair_link": True})
+    assert got["vrrp_rules"] == [{"interface": "pair0", "address": "10.255.255.2", "mac": None}]
+    assert got["warnings"] == [] and got["require_pair_link"] is True
+
+
+def test_require_pair_link_and_the_warning():
+    got = unicast(peer_links=PEER_LINKS)
+    assert got["require_pair_link"] is False
+    (warning,) = got["warnings"]
+    assert warning.startswith("VRRP adverts travel on the exporter segments (logfwdr_vrrp_pair_link is unset): the "
+                              "role's nftables table admits them only from the peer's address and MAC, so any host on "
+                              "a segment that forges both")
+    assert "logfwdr_vrrp_pair_link, on both replicators" in warning and "logfwdr_ha: bgp" in warning
+    assert "logfwdr_vrrp_require_pair_link: true makes this an error" in warning
+    # without the nftables table, and without unicast too, it says what is left
+    assert "keepalived checks only the source address" in unicast(nftables=False)["warnings"][0]
+    assert "nothing checks them" in unicast(nftables=False, settings={"logfwdr_vrrp_unicast": False})["warnings"][0]
+    with pytest.raises(AnsibleFilterError) as exc:
+        unicast(peer_links=PEER_LINKS, settings={"logfwdr_vrrp_require_pair_link": True})
+    assert str(exc.value).split("\n- ")[1:] == [
+        "logfwdr_vrrp_require_pair_link: true, but logfwdr_vrrp_pair_link is unset: VRRP adverts on the exporter "
+        "segments can be forged by any host there that forges a MAC too; give the pair a link of its own "
+        "(logfwdr_vrrp_pair_link, on both replicators), or route the service addresses instead (logfwdr_ha: bgp), "
+        "or set logfwdr_vrrp_require_pair_link: false"]
+    with pytest.raises(AnsibleFilterError, match="logfwdr_vrrp_require_pair_link: 'maybe'; use true"):
+        unicast(settings={"logfwdr_vrrp_require_pair_link": "maybe"})
+
+
+@pytest.mark.parametrize("register, expected", [
+    ({"stdout": '[{"ifname": "eno1", "address": "52:54:00:AA:00:01"}, {"ifname": "lo", "address": "x"}]'},
+     {"eno1": "52:54:00:aa:00:01"}),
+    ({"skipped": True}, None), ({"failed": True, "stdout": ""}, None), ({"stdout": "not json"}, None), (None, None),
+    ('[{"ifname": "eno1", "address": "52:54:00:aa:00:01"}]', {"eno1": "52:54:00:aa:00:01"})])
+def test_links_from_ip_json_link_show(register, expected):
+    assert vrrp_utils.links(register) == expected

@@ -118,8 +118,13 @@ def test_role_gets_the_filters_views(tmp_path):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
     env.pop("ANSIBLE_INVENTORY", None)
+    # each host's `ip -json link show` as validate.yml reads it: r1's VRRP rule binds r2's adverts to r2's MAC
+    for name, mac in (("r1", "52:54:00:00:01:02"), ("r2", "52:54:00:00:01:03")):
+        (tmp_path / ("links-%s.json" % name)).write_text(json.dumps([{"ifname": "vec1", "address": mac}]))
+    extra = {"outdir": str(tmp_path),
+             "__logfwdr_ip_link_command": "cat %s/links-{{ inventory_hostname }}.json" % tmp_path}
     proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "hosts.yml",
-                           "play.yml", "-e", "outdir=%s" % tmp_path],
+                           "play.yml", "-e", json.dumps(extra)],
                           cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, check=False)
     assert proc.returncode == 0, proc.stdout
@@ -131,6 +136,9 @@ def test_role_gets_the_filters_views(tmp_path):
     assert got["vrrp"]["priority"] == 150 and got["vrrp"]["router_id"] == "r1"
     assert [(i["virtual_address"], i["unicast_peers"]) for i in got["vrrp"]["instances"]] == [
         ("10.10.1.1/24", ["10.10.1.3"])]  # the peer's address, read through hostvars by the action itself
+    # and the peer's MAC, read from the peer in the same run; the warning is the action's, not in the view
+    assert got["vrrp"]["vrrp_rules"] == [{"interface": "vec1", "address": "10.10.1.3", "mac": "52:54:00:00:01:03"}]
+    assert "warnings" not in got["vrrp"] and "logfwdr_vrrp_pair_link is unset" in proc.stdout
     assert got["inputs"]["addresses"] == ["10.10.1.2", "10.10.1.1"]
     assert got["firewall"]["udp_ports"] == [514, 2055] and got["firewall"]["management_networks"] == ["192.0.2.0/24"]
     assert "takes no options" in (tmp_path / "option.txt").read_text()

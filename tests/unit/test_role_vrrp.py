@@ -8,6 +8,7 @@ the inventory names (keepalived -t checks that interfaces exist and that check s
 The keepalived part needs root and keepalived (`make deps` installs it).
 """
 
+import json
 import os
 import re
 import shutil
@@ -39,6 +40,12 @@ PLAYBOOK = """
       ansible.builtin.template:
         src: {role}/templates/keepalived.conf.j2
         dest: "{{{{ outdir }}}}/{{{{ inventory_hostname }}}}.conf"
+        mode: "0600"
+      when: logfwdr_vrrp | bool
+    - name: Render the nftables table (VRRP from the peer only)
+      ansible.builtin.template:
+        src: {role}/templates/logfwdr-nftables.conf.j2
+        dest: "{{{{ outdir }}}}/{{{{ inventory_hostname }}}}.nft"
         mode: "0600"
       when: logfwdr_vrrp | bool
     - name: Write the VRRP password file keepalived.conf includes
@@ -78,12 +85,27 @@ LAB_GROUP = {
 }
 
 
+def fake_mac(octet, name):
+    """The MAC a fake host (replicator_host_octet) has on interface vecN: 52:54:00:0<octet>:00:0<N>."""
+    return "52:54:00:%02x:00:%02x" % (int(octet), int(name[3:]))
+
+
+def write_links(tmpdir):
+    """Each fake host's `ip -json link show` (links-<octet>.json), which the role's validate.yml reads
+    (__logfwdr_ip_link_command): the peer's VRRP rule binds each host's adverts to these MACs."""
+    for octet in range(2, 10):
+        links = [{"ifindex": n, "ifname": "vec%d" % n, "address": fake_mac(octet, "vec%d" % n)} for n in range(1, 6)]
+        with open(os.path.join(tmpdir, "links-%d.json" % octet), "w") as handle:
+            json.dump([{"ifindex": 0, "ifname": "lo", "address": "00:00:00:00:00:00"}] + links, handle)
+    return "cat %s/links-{{ replicator_host_octet }}.json" % tmpdir
+
+
 def host(octet, **extra):
     return dict(extra, replicator_host_octet=octet, ansible_connection="local",
                 ansible_python_interpreter=sys.executable)
 
 
-def run_playbook(tmpdir, inventory, extra_vars=None):
+def run_playbook(tmpdir, inventory, extra_vars=None, args=()):
     inv = os.path.join(tmpdir, "hosts.yml")
     with open(inv, "w") as handle:
         yaml.safe_dump(inventory, handle)
@@ -93,7 +115,8 @@ def run_playbook(tmpdir, inventory, extra_vars=None):
     libexec = os.path.join(tmpdir, "libexec")
     extra = {"outdir": tmpdir, "__logfwdr_libexec_dir": libexec,
              "__logfwdr_health_file": os.path.join(tmpdir, "health"),
-             "__logfwdr_keepalived_auth_file": os.path.join(tmpdir, "{{ inventory_hostname }}-auth.conf")}
+             "__logfwdr_keepalived_auth_file": os.path.join(tmpdir, "{{ inventory_hostname }}-auth.conf"),
+             "__logfwdr_ip_link_command": write_links(tmpdir)}
     extra.update(extra_vars or {})
     cfg = os.path.join(tmpdir, "ansible.cfg")
     with open(cfg, "w") as handle:
@@ -103,7 +126,7 @@ def run_playbook(tmpdir, inventory, extra_vars=None):
                ANSIBLE_HOST_KEY_CHECKING="0")
     env.pop("ANSIBLE_INVENTORY", None)
     proc = subprocess.run([os.path.join(PLAYBOOK_DIR, "ansible-playbook"), "-i", inv, book,
-                           "-e", yaml.safe_dump(extra, default_flow_style=True).strip()],
+                           "-e", yaml.safe_dump(extra, default_flow_style=True).strip()] + list(args),
                           cwd=tmpdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, check=False)
     return proc
@@ -171,10 +194,12 @@ def rendered():
     try:
         proc = run_playbook(tmpdir, inventory)
         assert proc.returncode == 0, proc.stdout
-        out = {"dir": tmpdir}
+        out = {"dir": tmpdir, "stdout": proc.stdout}
         for name in ("rep1", "rep2", "uni1", "uni2", "pair1", "pair2"):
             with open(os.path.join(tmpdir, name + ".conf")) as handle:
                 out[name] = handle.read()
+            with open(os.path.join(tmpdir, name + ".nft")) as handle:
+                out[name + ".nft"] = handle.read()
         yield out
     finally:
         shutil.rmtree(tmpdir)
@@ -271,6 +296,113 @@ def test_network_files_keep_the_virtual_address(rendered):
         egress = open(os.path.join(rendered["dir"], "%s-vec3.network" % name)).read()
         assert "KeepConfiguration=static" in ingress
         assert "KeepConfiguration" not in egress
+
+
+# ---- the nftables rule: the peer's address and the MAC read from it -------------------------------------------
+
+NFT = shutil.which("nft") or "/usr/sbin/nft"
+WARNING = ("VRRP adverts travel on the exporter segments (logfwdr_vrrp_pair_link is unset): the role's nftables table "
+           "admits them only from the peer's address and MAC, so any host on a segment that forges both (its own MAC "
+           "set to the peer's) can send priority-255 adverts that make both replicators give up the virtual "
+           "addresses. To stop that, give the pair a link of its own (logfwdr_vrrp_pair_link, on both replicators), "
+           "or route the service addresses instead (logfwdr_ha: bgp); logfwdr_vrrp_require_pair_link: true makes "
+           "this an error")
+
+
+def vrrp_chain(text):
+    """The rules of the nftables table's vrrp chain."""
+    got = lines(text)
+    start = got.index("chain vrrp {") + 1
+    return got[start:start + got[start:].index("}")]
+
+
+def nft_check(text, tmpdir):
+    if os.geteuid() != 0 or not os.path.exists(NFT):
+        pytest.skip("needs root and nft (make deps installs nftables)")
+    path = os.path.join(tmpdir, "check.nft")
+    with open(path, "w") as handle:
+        handle.write(text)
+    return subprocess.run(["unshare", "--net", NFT, "-c", "-f", path], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+
+
+def test_vrrp_rule_binds_the_peer_address_and_the_mac_read_from_the_peer(rendered):
+    """No logfwdr_vrrp_macs anywhere (the defaults): each host admits VRRP on a segment only from the peer's address
+    there and the peer's MAC there, as the role read it from the peer in the same run; nft -c takes the file."""
+    for name, peer, segments in (("rep1", 3, 2), ("rep2", 2, 2), ("uni1", 3, 1), ("uni2", 2, 1)):
+        text = rendered[name + ".nft"]
+        want = ['iifname "vec%d" ip saddr 10.10.%d.%d ether saddr %s accept' % (n, n, peer, fake_mac(peer, "vec%d" % n))
+                for n in range(1, segments + 1)]
+        assert vrrp_chain(text) == want + ["counter drop"], (name, text)
+        assert "forges the peer's address AND its MAC still gets through" in text
+        proc = nft_check(text, rendered["dir"])
+        assert proc.returncode == 0, proc.stdout + text
+    # with a pair link: only from the peer's pair-link address there; nothing is admitted from a segment
+    for name, peer in (("pair1", "10.255.255.2"), ("pair2", "10.255.255.1")):
+        text = rendered[name + ".nft"]
+        assert vrrp_chain(text) == ['iifname "vec5" ip saddr %s accept' % peer, "counter drop"], text
+        assert "still gets through" not in text
+    # every run without a pair link says what is still possible, and the cure
+    assert WARNING in " ".join(rendered["stdout"].split()), rendered["stdout"]
+
+
+def test_play_stops_on_pair_link_and_mac_mistakes(tmp_path):
+    """logfwdr_vrrp_require_pair_link without a pair link, a wrong logfwdr_vrrp_macs here or on the peer: each an
+    error naming the setting, before anything is written; with pair links the same switch passes, and no warning."""
+    tmpdir = str(tmp_path)
+    inventory = {"all": {"children": {
+        "strict": {"hosts": {"strict1": host(2, logfwdr_vrrp_peers=["strict2"]),
+                             "strict2": host(3, logfwdr_vrrp_peers=["strict1"])},
+                   "vars": dict(LAB_GROUP, logfwdr_vrrp_require_pair_link=True)},
+        "wrong": {"hosts": {"wrong1": host(2, logfwdr_vrrp_peers=["wrong2"], logfwdr_vrrp_macs={
+                                "vec1": fake_mac(2, "vec1"), "vec2": fake_mac(2, "vec9")}),
+                            "wrong2": host(3, logfwdr_vrrp_peers=["wrong1"])},
+                  "vars": LAB_GROUP},
+        "paired": {"hosts": {"sp1": host(2, logfwdr_vrrp_peers=["sp2"],
+                                         logfwdr_vrrp_pair_link={"name": "vec5", "address": "10.255.255.1/30"}),
+                             "sp2": host(3, logfwdr_vrrp_peers=["sp1"],
+                                         logfwdr_vrrp_pair_link={"name": "vec5", "address": "10.255.255.2/30"})},
+                   "vars": dict(LAB_GROUP, logfwdr_vrrp_require_pair_link=True)}}}}
+    proc = run_playbook(tmpdir, inventory)
+    fatal = dict(re.findall(r"^fatal: \[(\w+)\]: FAILED! => (.*)$", proc.stdout, re.M))
+    assert sorted(fatal) == ["strict1", "strict2", "wrong1", "wrong2"], proc.stdout
+    for name in ("strict1", "strict2"):
+        assert ("logfwdr_vrrp_require_pair_link: true, but logfwdr_vrrp_pair_link is unset: VRRP adverts on the "
+                "exporter segments can be forged by any host there that forges a MAC too; give the pair a link of its "
+                "own (logfwdr_vrrp_pair_link, on both replicators), or route the service addresses instead "
+                "(logfwdr_ha: bgp), or set logfwdr_vrrp_require_pair_link: false") in fatal[name], fatal[name]
+    assert ("logfwdr_vrrp_macs.vec2: 52:54:00:02:00:09 in the inventory, but wrong1's vec2 has 52:54:00:02:00:02; the "
+            "peer admits VRRP only from this MAC") in fatal["wrong1"], fatal["wrong1"]
+    assert ("logfwdr_ingress_interfaces[1].name: wrong1's logfwdr_vrrp_macs.vec2 is 52:54:00:02:00:09, but its vec2 "
+            "has 52:54:00:02:00:02; this host would drop its adverts") in fatal["wrong2"], fatal["wrong2"]
+    assert sorted(f for f in os.listdir(tmpdir) if f.endswith((".conf", ".nft"))) == [
+        "sp1.conf", "sp1.nft", "sp2.conf", "sp2.nft"]
+    assert "VRRP adverts travel on the exporter segments" not in proc.stdout
+
+
+def test_a_peer_outside_the_play_needs_its_macs_listed(tmp_path):
+    """--limit to one replicator: its peer read nothing in this run. Without the peer's logfwdr_vrrp_macs the run
+    stops, naming the peer and the fix; with them, the rule binds the listed MACs."""
+    tmpdir = str(tmp_path)
+    listed = {"vec1": "52:54:00:aa:00:01", "vec2": "52:54:00:aa:00:02"}
+    inventory = {"all": {"children": {
+        "limited": {"hosts": {"lim1": host(2, logfwdr_vrrp_peers=["lim2"]),
+                              "lim2": host(3, logfwdr_vrrp_peers=["lim1"])}, "vars": LAB_GROUP},
+        "listed": {"hosts": {"listed1": host(2, logfwdr_vrrp_peers=["listed2"]),
+                             "listed2": host(3, logfwdr_vrrp_peers=["listed1"], logfwdr_vrrp_macs=listed)},
+                   "vars": LAB_GROUP}}}}
+    proc = run_playbook(tmpdir, inventory, args=("--limit", "lim1,listed1"))
+    fatal = dict(re.findall(r"^fatal: \[(\w+)\]: FAILED! => (.*)$", proc.stdout, re.M))
+    assert sorted(fatal) == ["lim1"], proc.stdout
+    assert ("logfwdr_vrrp_peers: lim2 did not read its interfaces in this run (it is not in the play: --limit, serial, "
+            "or it failed before), so its MACs are unknown and the VRRP rule cannot bind its adverts to them; run the "
+            "play on both replicators (--limit lim1,lim2), or set logfwdr_vrrp_macs (its MAC per ingress interface) "
+            "in lim2's host_vars") in fatal["lim1"], fatal["lim1"]
+    assert not os.path.exists(os.path.join(tmpdir, "lim1.nft"))
+    with open(os.path.join(tmpdir, "listed1.nft")) as handle:
+        assert vrrp_chain(handle.read()) == [
+            'iifname "vec1" ip saddr 10.10.1.3 ether saddr 52:54:00:aa:00:01 accept',
+            'iifname "vec2" ip saddr 10.10.2.3 ether saddr 52:54:00:aa:00:02 accept', "counter drop"]
 
 
 # ---- keepalived -t -------------------------------------------------------------------------------------------
