@@ -26,9 +26,9 @@ PASSWORD_MAX = 80  # TCP_MD5SIG_MAXKEYLEN
 
 
 def _own_addresses(ingress_interfaces, egress_interfaces):
-    """(ip, where) of every address this host has on its interfaces, with the subnets they are on, and whether
-    some address did not parse (then a neighbour "on no subnet" may be the fault of that address, which the
-    replication checks name already)."""
+    """(ip, where) of every address this host has on its interfaces, the subnets they are on (dicts: network,
+    where, name, ingress, ip), and whether some address did not parse (then a neighbour "on no subnet" may be the
+    fault of that address, which the replication checks name already)."""
     own, subnets, broken = [], [], False
     for side, entries in (("logfwdr_ingress_interfaces", ingress_interfaces),
                           ("logfwdr_egress_interfaces", egress_interfaces)):
@@ -48,8 +48,8 @@ def _own_addresses(ingress_interfaces, egress_interfaces):
                     continue
                 own.append((parsed.ip, "%s.%s" % (where, field)))
                 if field in ("address", "address6"):
-                    subnets.append((parsed.network, where, item.get("name"), side == "logfwdr_ingress_interfaces",
-                                    parsed.ip))
+                    subnets.append({"network": parsed.network, "where": where, "name": item.get("name"),
+                                    "ingress": side == "logfwdr_ingress_interfaces", "ip": parsed.ip})
     return own, subnets, broken
 
 
@@ -87,7 +87,7 @@ def _service_addresses(value, own, subnets, problems):
             problems.add(iwhere, "%s is also %s, this host's own address; a service address is shared by every "
                                  "replicator and lives on %s: use an address of no interface" % (ip, mine[0], DEVICE))
             continue
-        connected = [(n, w) for n, w, _, _, _ in subnets if ip in n]
+        connected = [(sub["network"], sub["where"]) for sub in subnets if ip in sub["network"]]
         if connected:
             problems.add(iwhere, "%s is in the subnet %s of %s: hosts there would ask ARP/ND for it and no replicator "
                                  "answers; use an address outside every connected subnet (the routers route it to "
@@ -132,13 +132,14 @@ def _neighbors(value, own, subnets, broken, problems):
             problems.add(iwhere + ".address", "%s is %s, this host's own address; use the router's" % (ip, mine[0]))
             continue
         # BGP with routers one hop away (GTSM, BFD single hop), on the segments the exporters' packets come in on
-        ingress = [(n, name) for n, _, name, is_ingress, _ in subnets if is_ingress and n.version == ip.version]
+        ingress = [(sub["network"], sub["name"]) for sub in subnets
+                   if sub["ingress"] and sub["network"].version == ip.version]
         on = [name for n, name in ingress if ip in n]
         if not on:
             if not broken:
                 problems.add(iwhere + ".address", "%s is on no ingress interface's subnet (%s); use a router's address "
                                                   "on an ingress segment (%s of an interface)"
-                             % (ip, ", ".join(str(n) for n, _ in ingress) or "none is IPv%d" % ip.version,
+                             % (ip, ", ".join(str(n) for n, name in ingress) or "none is IPv%d" % ip.version,
                                 "address6" if ip.version == 6 else "address"))
             continue
         if ip in seen:
@@ -182,7 +183,7 @@ def parse_bgp(settings, ingress_interfaces, problems, egress_interfaces=None):
     own, subnets, broken = _own_addresses(ingress_interfaces, egress_interfaces)
     router_id = s[PREFIX + "router_id"]
     if router_id in (None, ""):
-        first = [ip for n, _, _, is_ingress, ip in subnets if is_ingress and ip.version == 4]
+        first = [sub["ip"] for sub in subnets if sub["ingress"] and sub["ip"].version == 4]
         router_id = str(first[0]) if first else None  # no IPv4 ingress address: the replication checks say so
     else:
         rid = None
@@ -202,8 +203,8 @@ def parse_bgp(settings, ingress_interfaces, problems, egress_interfaces=None):
     before = len(problems)
     neighbors = _neighbors(s[PREFIX + "neighbors"], own, subnets, broken, problems)
     complete = len(problems) == before  # else the missing family may be the one of a neighbour named above
-    families = set(n["family"] for _, n in neighbors)
-    service_families = set(ip.version for _, ip in service)
+    families = set(n["family"] for i, n in neighbors)
+    service_families = set(ip.version for i, ip in service)
     for i, ip in service:
         if neighbors and complete and ip.version not in families:
             bad("service_addresses[%d]" % i, "%s is an IPv%d address, and no neighbour in logfwdr_bgp_neighbors is: "
@@ -258,9 +259,9 @@ def parse_bgp(settings, ingress_interfaces, problems, egress_interfaces=None):
                                                   "copied")
 
     return {"asn": asn, "router_id": router_id, "device": DEVICE,
-            "service4": ["%s/32" % ip for _, ip in service if ip.version == 4],
-            "service6": ["%s/128" % ip for _, ip in service if ip.version == 6],
-            "neighbors": [n for _, n in neighbors],
+            "service4": ["%s/32" % ip for i, ip in service if ip.version == 4],
+            "service6": ["%s/128" % ip for i, ip in service if ip.version == 6],
+            "neighbors": [n for i, n in neighbors],
             "password": bool(password),
             "ttl_security": switches["ttl_security"], "bfd": switches["bfd"],
             "bfd_interval": numbers["bfd_interval"], "bfd_multiplier": numbers["bfd_multiplier"],
