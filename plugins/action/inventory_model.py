@@ -19,7 +19,7 @@ from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_inputs impo
 from ansible_collections.netops.logfwdr.plugins.filter.syslog_bridge_targets import syslog_bridge_targets
 from ansible_collections.netops.logfwdr.plugins.filter.vrrp_instances import DEFAULTS as VRRP_SETTINGS
 from ansible_collections.netops.logfwdr.plugins.filter.vrrp_instances import vrrp_instances
-from ansible_collections.netops.logfwdr.plugins.plugin_utils.bgp import parse_bgp, service_addresses
+from ansible_collections.netops.logfwdr.plugins.plugin_utils.bgp import parse_bgp, routed_exporters, service_addresses
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import Problems, role_defaults_under
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.vrrp import host_links
 
@@ -90,7 +90,9 @@ class ActionModule(ActionBase):
                 out["syslog_bridge_inputs"] = syslog_bridge_inputs(
                     dict(("logfwdr_syslog_bridge_" + k, var("logfwdr_syslog_bridge_" + k))
                          for k in role_defaults_under("logfwdr_syslog_bridge_")),
-                    var("logfwdr_ingress_interfaces"), vrrp=on("logfwdr_vrrp"), service_addresses=service)
+                    var("logfwdr_ingress_interfaces"), vrrp=on("logfwdr_vrrp"), service_addresses=service,
+                    exporter_networks=routed_exporters(bgp, var("logfwdr_exporter_networks"),
+                                                       var("logfwdr_ingress_interfaces")))
             if on("logfwdr_firewall"):
                 out["firewall"] = host_firewall(
                     dict(("logfwdr_firewall_" + k, var("logfwdr_firewall_" + k))

@@ -49,6 +49,13 @@ options:
         model checked them; the bridge listens on them too. Passed through, not checked here.
     type: list
     elements: str
+  exporter_networks:
+    description:
+      - With C(logfwdr_ha=bgp), the routed exporters' prefixes (C(logfwdr_exporter_networks) and the ingress
+        interfaces' C(exporter_networks), as the inventory model checked them); an empty
+        C(logfwdr_syslog_bridge_allowed_senders) allows them besides the ingress subnets.
+    type: list
+    elements: str
 author:
   - logfwdr developers
 """
@@ -118,7 +125,7 @@ def _own(item, fields):
     return [p for p in parsed if p is not None]
 
 
-def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False, service_addresses=None):
+def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False, service_addresses=None, exporter_networks=None):
     settings, ingress_interfaces = plain(settings), plain(ingress_interfaces)
     if not isinstance(settings, dict):
         raise AnsibleFilterError("syslog_bridge_inputs: the settings must be a dict keyed by variable name")
@@ -148,6 +155,10 @@ def syslog_bridge_inputs(settings, ingress_interfaces, vrrp=False, service_addre
             for own in _own(item, ("address", "address6")):  # replication_devices names a bad address
                 if str(own.network) not in senders:
                     senders.append(str(own.network))
+        # logfwdr_ha: bgp: the exporters are routed to the replicators, from these prefixes (checked by the model)
+        for prefix in plain(exporter_networks) or []:
+            if str(prefix) not in senders:
+                senders.append(str(prefix))
         if not senders:
             bad("allowed_senders", "empty, and no ingress interface has an address to take the subnet of; list the "
                                    "senders' prefixes")

@@ -276,3 +276,18 @@ def service_addresses(model):
     if not model:
         return []
     return [a.split("/")[0] for a in model["service4"] + model["service6"]]
+
+
+def routed_exporters(model, exporter_networks, ingress_interfaces):
+    """With a bgp model, the exporters' prefixes (logfwdr_exporter_networks, then each ingress interface's
+    exporter_networks; the replication checks refuse bad ones): the exporters are routed to the replicators, so the
+    syslog bridge's default senders are these besides the ingress subnets. Without one (vrrp): none."""
+    if not model:
+        return []
+    out = []
+    lists = [exporter_networks] + [i.get("exporter_networks") for i in ingress_interfaces or [] if isinstance(i, dict)]
+    for prefixes in lists:
+        for prefix in prefixes if isinstance(prefixes, list) else []:
+            if str(prefix) not in out:
+                out.append(str(prefix))
+    return out

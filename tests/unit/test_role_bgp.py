@@ -408,6 +408,11 @@ def test_tc_state_accepts_the_service_addresses(rendered):
 def test_syslog_bridge_listens_on_the_service_addresses(rendered):
     bridge = rendered["r1"]["model"]["bridge"]
     assert bridge["addresses"] == ["10.50.0.1", "2001:db8:50::1", "10.51.0.1", "192.0.2.100", "2001:db8:100::1"]
+    # the exporters are routed to the replicators: their prefixes are the bridge's default senders too
+    assert bridge["allowed_senders"] == ["10.50.0.0/24", "2001:db8:50::/64", "10.51.0.0/24", "198.51.100.0/24",
+                                         "2001:db8:e::/48"]
+    assert rendered["vrrp1"]["model"]["bridge"]["allowed_senders"] == ["10.50.0.0/24", "2001:db8:50::/64",
+                                                                       "10.51.0.0/24"]
     conf = rendered["r1"]["syslog-bridge.conf"]
     for address in ("192.0.2.100", "2001:db8:100::1"):
         assert re.search(r'address="%s"' % re.escape(address), conf), conf
@@ -437,6 +442,8 @@ def test_firewall_admits_bgp_and_bfd_from_the_routers(rendered, tmp_path):
                  'iifname "vec1" ip6 saddr 2001:db8:50::fe udp dport { 3784, 4784 } accept',
                  'iifname "vec2" ip saddr 10.51.0.254 tcp dport 179 accept'):
         assert rule in rules, (rule, rules)
+    # the bridge's senders: the routed exporters too
+    assert "ip saddr { 10.50.0.0/24, 10.51.0.0/24, 198.51.100.0/24 } tcp dport { 514 } accept" in rules, rules
     # before the final drop of the exporter segments' chain
     assert rules.index('iifname "vec2" ip saddr 10.51.0.254 tcp dport 179 accept') < rules.index("counter drop")
     if os.geteuid() != 0 or not os.path.exists(NFT):
