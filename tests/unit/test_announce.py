@@ -445,8 +445,21 @@ def test_undrain_removes_the_file_and_says_so(tmp_path, capsys):
     assert "logfwdr undrain: cannot remove" in capsys.readouterr().err
 
 
-def test_drain_without_a_state_changes_nothing(tmp_path, capsys):
+def test_drain_withdraws_even_without_a_state_and_says_what_it_could_not_do(tmp_path, capsys, monkeypatch):
+    class Kern(object):
+        ipr = FakeIPR(up=True)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(cli, "_kernel", Kern)
+    monkeypatch.setattr(announce, "ifindex", lambda name: 42)
     drain = tmp_path / "drain"
     assert cli.main(["drain", "--drain-file", str(drain), "--state", str(tmp_path / "missing.json")]) == 2
-    assert not drain.exists()
-    assert "logfwdr drain: " in capsys.readouterr().err
+    assert drain.exists() and Kern.ipr.up is False
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["drain file %s written: the agent keeps logfwdr0 withdrawn while it exists" % drain,
+                                "withdrawn: logfwdr0 set down"]
+    assert err.startswith("logfwdr drain: withdrawn, but no counters to watch: ")
+    assert cli.main(["drain", "--drain-file", str(tmp_path / "no" / "such" / "dir" / "drain"), "--quiet", "0"]) == 2
+    assert "greater than 0" in capsys.readouterr().err

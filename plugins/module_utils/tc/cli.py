@@ -204,21 +204,26 @@ def _withdraw(kern, device):
 
 def cmd_drain(args, out):
     from ansible_collections.netops.logfwdr.plugins.module_utils.tc import kernel, runner
-    params = state_mod.load(args.state)  # without the state there are no counters to watch: nothing is done
     if args.quiet <= 0 or args.timeout <= 0:
         sys.stderr.write("logfwdr drain: --quiet and --timeout are seconds greater than 0\n")
         return 2
+    # withdraw first, whatever else fails: the counters are read from the state's devices afterwards
+    try:
+        announce_mod.write_drain(args.drain_file, "drained by logfwdr drain at %s\n"
+                                 % time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    except (IOError, OSError) as exc:
+        sys.stderr.write("logfwdr drain: cannot write %s: %s\n" % (args.drain_file, exc))
+        return 2
+    out.write("drain file %s written: the agent keeps %s withdrawn while it exists\n" % (args.drain_file, args.device))
     kern = _kernel()
     try:
-        try:
-            announce_mod.write_drain(args.drain_file, "drained by logfwdr drain at %s\n"
-                                     % time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        except (IOError, OSError) as exc:
-            sys.stderr.write("logfwdr drain: cannot write %s: %s\n" % (args.drain_file, exc))
-            return 2
-        out.write("drain file %s written: the agent keeps %s withdrawn while it exists\n"
-                  % (args.drain_file, args.device))
         out.write(_withdraw(kern, args.device) + "\n")
+        out.flush()
+        try:
+            params = state_mod.load(args.state)
+        except state_mod.StateError as exc:
+            sys.stderr.write("logfwdr drain: withdrawn, but no counters to watch: %s\n" % exc)
+            return 2
         scope = _ingress_scope(kern, params)
         if not scope["devices"]:
             out.write("none of the state's ingress devices exists: no counters to watch\n")
@@ -250,7 +255,7 @@ def cmd_drain(args, out):
     if still:
         out.write("drained: withdrawn, no datagram for %.1f s: the host may stop\n" % args.quiet)
         return 0
-    sys.stderr.write("logfwdr drain: not drained after %.0f s: still arriving: %s; the drain file stays (logfwdr "
+    sys.stderr.write("logfwdr drain: not drained after %.1f s: still arriving: %s; the drain file stays (logfwdr "
                      "undrain announces again)\n" % (waited, ", ".join(
                          "%s (+%d packets counted by its rules in the last %.1f s)" % (key, count, args.quiet)
                          for key, count in sorted(moved.items()))))
