@@ -119,7 +119,7 @@ def start(ns, directory, conf_text, daemons=DAEMONS, name=None, timeout=10.0):
     name = name or ns
     order = sorted(daemons, key=lambda d: d != "zebra")
     for daemon in order:
-        proc = subprocess.run(["ip", "netns", "exec", ns] + daemon_argv(daemon, directory, name),
+        proc = subprocess.run(["ip", "netns", "exec", ns] + daemon_argv(daemon, directory, name), check=False,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
         if proc.returncode != 0:
             stop(directory)
@@ -152,7 +152,7 @@ def apply(ns, directory, conf_text=None):
 def vtysh_file(ns, directory, path):
     """`vtysh -f path` against the instance: every line to the daemons that have its node; FrrError on a line
     vtysh refuses."""
-    proc = subprocess.run(["ip", "netns", "exec", ns, "vtysh", "--vty_socket", directory, "-f", path],
+    proc = subprocess.run(["ip", "netns", "exec", ns, "vtysh", "--vty_socket", directory, "-f", path], check=False,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
     if proc.returncode != 0:
         raise FrrError("vtysh -f %s in %s: exit %d: %s" % (path, ns, proc.returncode, proc.stdout))
@@ -166,7 +166,7 @@ def vtysh(ns, directory, *commands, **kw):
     for command in commands:
         argv += ["-c", command]
     proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                          timeout=kw.get("timeout", 30))
+                          timeout=kw.get("timeout", 30), check=False)
     if proc.returncode != 0 and kw.get("check", True):
         raise FrrError("vtysh %s in %s: exit %d: %s%s" % (" / ".join(commands), ns, proc.returncode, proc.stdout,
                                                           proc.stderr))
@@ -193,8 +193,8 @@ def wait_established(ns, directory, peers, timeout=30.0):
         if all(states.get(p) == "Established" for p in peers):
             return time.monotonic() - start_at
         time.sleep(0.1)
-    raise FrrError("BGP in %s: not every peer of %s Established after %.0f s: %s" % (ns, list(peers), timeout,
-                                                                                   states))
+    raise FrrError("BGP in %s: not every peer of %s Established after %.0f s: %s"
+                   % (ns, list(peers), timeout, states))
 
 
 def pids(directory):

@@ -318,7 +318,7 @@ class Agent(object):
     def cli(self, *argv, **kw):
         return subprocess.run(["ip", "netns", "exec", self.bgp.lab.rep, self.bgp.interp.path, "-c", CLI] + list(argv),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=self.env,
-                              timeout=kw.get("timeout", 60))
+                              timeout=kw.get("timeout", 60), check=False)
 
     def status(self, state=True):
         proc = self.cli("status", "--drain-file", self.drain, "--json", *(("--state", self.path) if state else ()))
@@ -390,8 +390,8 @@ def test_unhealthy_withdraws_within_a_second_and_a_broken_start_never_announces(
     gone = bgp.routes.event("route", "del", SERVICE + "/32", after=changed)
     assert gone is not None, (bgp.routes.text(), agent.log.text())
     down = bgp.links.event("link", DEVICE, "down", after=changed)
-    print("unhealthy: verdict -> route gone at the router %.3f s (link down -> gone %.3f s)" % (gone - verdict,
-                                                                                               gone - down))
+    print("unhealthy: verdict -> route gone at the router %.3f s (link down -> gone %.3f s)"
+          % (gone - verdict, gone - down))
     assert gone - verdict < WITHDRAW_LIMIT, (verdict, gone)
     assert agent.line("announce: withdrawn (not healthy: the desired state cannot be installed now: devices[0]."
                       "ports[0].destinations[1].device: no interface named 'nope0' on this host)", after=changed)
@@ -414,7 +414,7 @@ def test_unhealthy_withdraws_within_a_second_and_a_broken_start_never_announces(
     again.line("health: not healthy")
     assert again.log.wait(lambda line: line.startswith("announce: down (not healthy: state file: "), timeout=5), \
         again.log.text()
-    time.sleep(1.5)
+    time.sleep(1.0)  # two more checks: still not healthy, still nothing announced
     assert bgp.route() == "", bgp.route()
     assert not bgp.routes.events(again.started, "route", "add")
     assert not [line for line in bgp.links.events(again.started, "link", DEVICE) if line.endswith(" up")]
@@ -467,7 +467,7 @@ def test_sighup_reload_never_withdraws(bgp, agent_factory):
             polls += 1
             assert time.monotonic() < deadline and agent.proc.poll() is None, agent.log.text()
             time.sleep(0.01)
-        for _ in range(25):  # and a while after the new run's verdict
+        for _poll in range(15):  # and a while after the new run's verdict
             assert bgp.route(), "withdrawn after reload %d" % (n + 1)
             polls += 1
             time.sleep(0.02)
@@ -484,8 +484,8 @@ def test_drain_withdraws_waits_for_still_counters_and_undrain_announces_again(bg
     undrain: announced again within about a second."""
     agent = agent_factory()
     agent.announced()
-    sender = bgp.send(300, 2.0)
-    time.sleep(0.5)
+    sender = bgp.send(300, 1.5)
+    time.sleep(0.3)
     began = time.monotonic()
     drain = agent.cli("drain", "--state", agent.path, "--drain-file", agent.drain, "--device", DEVICE, "--quiet", "1",
                       "--timeout", "20")
@@ -498,30 +498,34 @@ def test_drain_withdraws_waits_for_still_counters_and_undrain_announces_again(bg
     down = bgp.links.event("link", DEVICE, "down", after=began)
     assert gone is not None and down is not None, (bgp.routes.text(), bgp.links.text())
     assert gone - down < WITHDRAW_LIMIT, (down, gone)
-    # the sender ran 1.5 s more after the drain began, then 1 s of still counters
-    assert ended - began >= 1.5 + 1.0 - 0.3, ended - began
+    # the sender ran 1.2 s more after the drain began, then 1 s of still counters
+    assert ended - began >= 1.2 + 1.0 - 0.2, ended - began
     assert sent > 0
     agent.line("announce: withdrawn (drained)", after=began)
     assert agent.status()["state"] == "drained"
     print("drain: link down %.3f s after the command started (a Python start), route gone %.3f s after that; it "
-          "returned after %.2f s (traffic for 1.5 s of it)" % (down - began, gone - down, ended - began))
+          "returned after %.2f s (traffic for 1.2 s of it)" % (down - began, gone - down, ended - began))
 
     # traffic that does not stop: exit 1 at the timeout, naming what still arrives; the drain file stays
-    sender = bgp.send(200, 4.0)
+    sender = bgp.send(200, 30.0)
     time.sleep(0.3)
-    stuck = agent.cli("drain", "--state", agent.path, "--drain-file", agent.drain, "--quiet", "1", "--timeout", "1.5")
-    sender.communicate(timeout=10)
+    stuck = agent.cli("drain", "--state", agent.path, "--drain-file", agent.drain, "--quiet", "1", "--timeout", "1")
+    sender.kill()
+    sender.wait()
     assert stuck.returncode == 1, (stuck.stdout, stuck.stderr)
-    assert "logfwdr drain: not drained after 1." in stuck.stderr, stuck.stderr
+    assert "logfwdr drain: not drained after 1." in stuck.stderr, (stuck.stdout, stuck.stderr)
     assert " s: still arriving: in0 port 514 (+" in stuck.stderr, stuck.stderr
     assert "withdrawn: logfwdr0 was down already" in stuck.stdout
     assert os.path.exists(agent.drain) and bgp.route() == ""
 
     undone = time.monotonic()
     undrain = agent.cli("undrain", "--drain-file", agent.drain)
+    removed = time.monotonic()
     assert undrain.returncode == 0 and undrain.stdout.startswith("undrained: "), undrain.stdout
     back = bgp.routes.event("route", "add", SERVICE + "/32", after=undone, timeout=5)
-    assert back is not None and back - undone < 2.0, (undone, back)
+    # the agent reads the drain file at every wake (at least every --interval 0.5 s here)
+    assert back is not None and back - removed < 1.5, (removed, back)
     agent.line("announce: up", after=undone)
     assert agent.status()["state"] == "up"
-    print("undrain: route back at the router %.3f s after the command started" % (back - undone))
+    print("undrain: route back at the router %.3f s after the command returned (%.3f s after it started)"
+          % (back - removed, back - undone))

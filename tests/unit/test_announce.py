@@ -323,14 +323,17 @@ def test_the_agent_withdraws_at_the_verdict_itself(tmp_path, fake_tun, monkeypat
     i = logged.index("health: not healthy")
     assert logged[i + 1] == "announce: withdrawn (not healthy: the kernel refused it)"
     outcomes.extend([True, True])
-    for _ in range(2):
+    for _check in range(2):
         agent.reconcile()
         agent.check()
     assert agent.healthy is True and ipr.up is True and logged[-1] == "announce: up"
 
 
 def test_the_first_verdict_unhealthy_never_raises_the_link(tmp_path, fake_tun, monkeypatch):
-    monkeypatch.setattr(runner, "run", lambda params, kern: (_ for _ in ()).throw(runner.RunError("refused")))
+    def refuse(params, kern):
+        raise runner.RunError("refused")
+
+    monkeypatch.setattr(runner, "run", refuse)
     agent, logged = make_agent(tmp_path)
     agent._open_announcer()
     agent.reconcile()

@@ -364,8 +364,8 @@ class Announcer:
         added, removed = set_addresses(self.ipr, self.index, self.device, self.addresses)
         self.up = link_up(self.ipr, self.index)
         if added or removed:
-            self.log("announce: %s holds %s%s" % (self.device, ", ".join("%s/%d" % (a, n) for _f, a, n in
-                                                                        self.addresses),
+            held = ", ".join("%s/%d" % (a, n) for _f, a, n in self.addresses)
+            self.log("announce: %s holds %s%s" % (self.device, held,
                                                   " (removed %s)" % ", ".join(removed) if removed else ""))
         if not self.up:
             self.log("announce: %s down until the first health verdict" % self.device)
