@@ -425,7 +425,7 @@ def vrrp_instances(ingress_interfaces, egress_interfaces, settings, peers=None, 
                 if peer_links is not None and pair is None:
                     # the peer's MAC on this segment, read from the peer in this run (or its logfwdr_vrrp_macs)
                     mac = vrrp_utils.peer_mac(peer, name, listed, peer_links.get(peer), where + ".name", problems,
-                                             out["router_id"])
+                                              out["router_id"])
                 else:
                     mac = listed.get(name)
                 sources.append({"address": str(peer_addr.ip), "mac": mac})

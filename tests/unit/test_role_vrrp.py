@@ -354,8 +354,8 @@ def test_play_stops_on_pair_link_and_mac_mistakes(tmp_path):
         "strict": {"hosts": {"strict1": host(2, logfwdr_vrrp_peers=["strict2"]),
                              "strict2": host(3, logfwdr_vrrp_peers=["strict1"])},
                    "vars": dict(LAB_GROUP, logfwdr_vrrp_require_pair_link=True)},
-        "wrong": {"hosts": {"wrong1": host(2, logfwdr_vrrp_peers=["wrong2"], logfwdr_vrrp_macs={
-                                "vec1": fake_mac(2, "vec1"), "vec2": fake_mac(2, "vec9")}),
+        "wrong": {"hosts": {"wrong1": host(2, logfwdr_vrrp_peers=["wrong2"],
+                                           logfwdr_vrrp_macs={"vec1": fake_mac(2, "vec1"), "vec2": fake_mac(2, "vec9")}),
                             "wrong2": host(3, logfwdr_vrrp_peers=["wrong1"])},
                   "vars": LAB_GROUP},
         "paired": {"hosts": {"sp1": host(2, logfwdr_vrrp_peers=["sp2"],
