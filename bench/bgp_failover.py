@@ -65,25 +65,30 @@ def hard_failure(lab, victim, exporters, seconds=3.0):
     return {"affected": len(affected), "of": res.exporters, "gap_max": max(gaps) if gaps else None,
             "gap_median": statistics.median(gaps) if gaps else None, "others_lost": lost_others,
             "others_sent": res.sent * len(others) * len(res.got), "gone": gone, "back": back,
-            "dupes": res.dupes()}
+            "dupes": res.dupes(), "socket_drops": t.socket_drops, "window": res.loss_window(others),
+            "victim_window": res.loss_window(affected), "off": off - t.start}
 
 
 def drain_and_join(lab, victim, exporters, quiet):
-    with lab.traffic(rate=RATE, seconds=quiet + 2.5, exporters=exporters) as t:
-        t.at(0.5)
-        t0 = time.time()
-        proc = victim.drain(quiet=quiet)
-        took = time.time() - t0
-    drain = t.result
-    with lab.traffic(rate=RATE, seconds=2.5, exporters=exporters) as t:
-        t.at(0.5)
-        victim.undrain()
-        joined = lab.wait_paths(len(lab.replicators), timeout=15)
-    join = t.result
+    with lab.watch_paths() as watch:
+        with lab.traffic(rate=RATE, seconds=quiet + 2.5, exporters=exporters) as t:
+            t.at(0.5)
+            t0 = time.time()
+            proc = victim.drain(quiet=quiet)
+            took = time.time() - t0
+        drain, drain_drops = t.result, t.socket_drops
+        with lab.traffic(rate=RATE, seconds=2.5, exporters=exporters) as t:
+            t.at(0.5)
+            victim.undrain()
+            joined = lab.wait_paths(len(lab.replicators), timeout=15)
+        join, join_drops = t.result, t.socket_drops
     return {"drain_rc": proc.returncode, "drain_took": took, "drain_lost": drain.lost(), "drain_dupes": drain.dupes(),
             "sent": drain.sent * drain.exporters * len(drain.got), "join_lost": join.lost(),
             "join_dupes": join.dupes(), "join_sent": join.sent * join.exporters * len(join.got), "joined": joined,
-            "drain_line": (proc.stdout.strip().splitlines() or [""])[-1]}
+            "drain_line": (proc.stdout.strip().splitlines() or [""])[-1], "socket_drops": drain_drops + join_drops,
+            "drain_window": drain.loss_window(), "join_window": join.loss_window(),
+            "route": ["%.2f %s" % (w - t0, " ".join(h.rsplit(".", 1)[1] for h in hops) or "none")
+                      for w, hops in watch.changes]}
 
 
 def unhealthy(lab, victim):
@@ -102,8 +107,9 @@ def unhealthy(lab, victim):
 
 def split(lab, exporters, rate, seconds):
     before = dict(((c, r.name), lab.link_rx(c, r)) for c in range(lab.ncollectors) for r in lab.replicators)
-    with lab.traffic(rate=rate, seconds=seconds, exporters=exporters) as t:
-        pass
+    with lab.watch_paths() as watch:
+        with lab.traffic(rate=rate, seconds=seconds, exporters=exporters) as t:
+            pass
     res = t.result
     after = dict(((c, r.name), lab.link_rx(c, r)) for c in range(lab.ncollectors) for r in lab.replicators)
     per = dict((k, after[k] - before[k]) for k in after)
@@ -113,6 +119,7 @@ def split(lab, exporters, rate, seconds):
             flows[link] += 1
     total = res.sent * res.exporters
     return {"per": per, "flows": flows, "total": total, "lost": res.lost(), "dupes": res.dupes(),
+            "socket_drops": t.socket_drops, "flaps": watch.flaps(),
             "exporters": res.exporters,
             "one_each": all(sum(per[(c, r.name)] for r in lab.replicators) == total for c in range(lab.ncollectors))}
 
@@ -135,16 +142,21 @@ def run(args):
         out()
         out("== hard failure of one of three (up0 down inside the replicator), %d exporters at %d/s each, "
             "2 collectors" % (args.failure_exporters, RATE))
-        out("round victim  affected  gap max   gap median  others lost       route gone  back (BFD up)")
+        out("round victim  affected  gap max   gap median  others lost       route gone  back (BFD up)  "
+            "socket drops")
         gaps, goners = [], []
         for n in range(rounds):
             victim = lab.replicators[n % 3]
             f = hard_failure(lab, victim, args.failure_exporters, seconds=2.0 if quick else 3.0)
             gaps.append(f["gap_max"])
             goners.append(f["gone"])
-            out("%5d %-6s  %2d of %-2d  %-8s  %-10s  %-16s  %-10s  %s" % (
+            out("%5d %-6s  %2d of %-2d  %-8s  %-10s  %-16s  %-10s  %-13s  %d" % (
                 n + 1, victim.name, f["affected"], f["of"], fmt(f["gap_max"]), fmt(f["gap_median"]),
-                "%d of %d" % (f["others_lost"], f["others_sent"]), fmt(f["gone"]), fmt(f["back"], digits=1)))
+                "%d of %d" % (f["others_lost"], f["others_sent"]), fmt(f["gone"]), fmt(f["back"], digits=1),
+                f["socket_drops"]))
+            if f["window"]:
+                out("      the others' loss: %.2f-%.2f s after the start, %d exporters (power off at %.2f s)"
+                    % (f["window"][0], f["window"][1], f["window"][2], f["off"]))
         if rounds > 1:
             out("      over %d rounds: worst gap %s, median of the max gaps %s, route gone median %s" % (
                 rounds, fmt(max(g for g in gaps if g is not None)), fmt(statistics.median(g for g in gaps if g)),
@@ -159,6 +171,15 @@ def run(args):
                 d["drain_dupes"], d["drain_line"]))
             out("join  %s: in the route %s after undrain, lost %d of %d, duplicated %d" % (
                 victim.name, fmt(d["joined"], digits=2), d["join_lost"], d["join_sent"], d["join_dupes"]))
+            for what in ("drain", "join"):
+                if d[what + "_window"]:
+                    out("      %s loss: %.2f-%.2f s after the start (the change at 0.5 s), %d exporters"
+                        % ((what,) + d[what + "_window"]))
+            if len(d["route"]) != 3:
+                out("      the router's next hops (s after the drain began: last octets): %s" % ", ".join(d["route"]))
+            if d["socket_drops"]:
+                out("      (the collectors' sockets overflowed: %d of those dropped there, not by the replication)"
+                    % d["socket_drops"])
         out()
         out("== unhealthy agent (the bridge's TCP port closed; --fall 2, --rise 2, checks every 1 s)")
         for n in range(1 if quick else args.rounds):
@@ -181,8 +202,10 @@ def run(args):
         sd = (s["exporters"] * (1 / 3.0) * (2 / 3.0)) ** 0.5
         out("a binomial spread of %d exporters over 3 has a standard deviation of %.1f exporters per replicator"
             % (s["exporters"], sd))
+        out("changes of the router's next hops during the split run (none expected): %d" % s["flaps"])
         out("every datagram counted by exactly one replicator (each collector's link counters sum to the %d sent): "
-            "%s; lost %d, duplicated %d" % (s["total"], "yes" if s["one_each"] else "NO", s["lost"], s["dupes"]))
+            "%s; lost %d, duplicated %d, socket drops %d"
+            % (s["total"], "yes" if s["one_each"] else "NO", s["lost"], s["dupes"], s["socket_drops"]))
     finally:
         lab.close()
     if args.without_bfd:
