@@ -31,6 +31,7 @@ pytestmark = pytest.mark.netns
 
 CLI = "import sys; from ansible_collections.netops.logfwdr.plugins.module_utils.tc import cli; sys.exit(cli.main())"
 SERVICE = "192.0.2.100"
+SERVICE6 = "2001:db8:100::1"  # on the device too (the namespace has IPv6 off: the agent turns it on for the device)
 DEVICE = "logfwdr0"
 WITHDRAW_LIMIT = 1.0  # s, the limit from the agent's verdict (or its death) to the route gone at the router
 
@@ -296,7 +297,7 @@ class Agent(object):
         self.proc = subprocess.Popen(
             ["ip", "netns", "exec", self.bgp.lab.rep, self.bgp.interp.path, "-c", CLI, "agent", "--state", self.path,
              "--health-file", self.health, "--interval", "0.5", "--fall", "2", "--rise", "2",
-             "--announce-device", DEVICE, "--service-address", SERVICE],
+             "--announce-device", DEVICE, "--service-address", SERVICE, "--service-address", SERVICE6],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True, env=self.env)
         self.bgp.lab.procs.append(self.proc)
         self.log = Lines(self.proc.stderr)
@@ -371,7 +372,8 @@ def test_route_appears_only_after_the_first_healthy_verdict(bgp, agent_factory):
                                                                                           added - up))
     assert "nexthop" in bgp.route() or "via 10.50.0.1" in bgp.route(), bgp.route()
     status = agent.status()
-    assert status["state"] == "up" and status["device"] == DEVICE and status["addresses"] == [SERVICE + "/32"]
+    assert status["state"] == "up" and status["device"] == DEVICE, status
+    assert status["addresses"] == [SERVICE + "/32", SERVICE6 + "/128"], status
     text = agent.cli("status", "--state", agent.path, "--drain-file", agent.drain)
     assert text.returncode == 0 and text.stdout.splitlines()[-1] == "announce: up", text.stdout
 

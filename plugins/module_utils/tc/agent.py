@@ -32,6 +32,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import fcntl
 import os
 import select
 import signal
@@ -469,6 +470,10 @@ class Agent:
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hup)
         self.reload = False
+        # a signal wakes the loop at once (a stop withdraws the announcement now, not at the next timeout)
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         events = self._open_events()
         arp = self._open_arp()
         watchdog = float(os.environ.get("WATCHDOG_USEC", "0") or 0) / 1e6
@@ -491,12 +496,19 @@ class Agent:
                     timeout = min(timeout, watchdog / 3)
                 timeout = min(timeout, 1.0, max(0.0, next_check - now))  # a new state file: seen within 1 s
                 try:
-                    ready_socks = select.select([events, arp], [], [], timeout)[0]
+                    ready_socks = select.select([events, arp, self._wake_r], [], [], timeout)[0]
                 except (IOError, OSError) as exc:
                     if exc.errno == errno.EINTR:
                         ready_socks = []
                     else:
                         raise
+                if self._wake_r in ready_socks:
+                    try:
+                        os.read(self._wake_r, 64)
+                    except OSError:
+                        pass
+                    if self.stop or self.reload:
+                        break
                 now = time.time()
                 wake = False
                 if events in ready_socks and self._read_events(events):
@@ -528,6 +540,8 @@ class Agent:
                     self.announcer.close("agent stopping")
             events.close()
             arp.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
             self.kern.close()
         return "reload" if self.reload else "stop"
 
@@ -545,6 +559,14 @@ class Agent:
 
     def _on_stop(self, signum, frame):
         self.stop = True
+        self._wake()
 
     def _on_hup(self, signum, frame):
         self.reload = True
+        self._wake()
+
+    def _wake(self):
+        try:
+            os.write(self._wake_w, b"x")
+        except (AttributeError, OSError):
+            pass
