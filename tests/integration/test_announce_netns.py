@@ -41,9 +41,9 @@ log file %(dir)s/router.log informational
 !
 bfd
  profile fast
-  transmit-interval 100
-  receive-interval 100
-  detect-multiplier 3
+  transmit-interval 300
+  receive-interval 300
+  detect-multiplier 5
  exit
 !
 router bgp 65000
@@ -62,15 +62,17 @@ router bgp 65000
  exit-address-family
 """
 
-# the replicator's side as docs/bgp design renders it (prefix-list and route-maps out, nothing taken in)
+# the replicator's side as the design renders it (prefix-list and route-maps out, nothing taken in), with BFD at
+# 300 ms x 5 instead of 100 ms x 3 on both sides: what is measured here is the agent's link, not BFD, and a bfdd
+# starved on a loaded machine would take the session down and the route with it (BFD is the lab's to measure)
 REPLICATOR_CONF = """frr defaults traditional
 hostname rep
 !
 bfd
  profile logfwdr
-  transmit-interval 100
-  receive-interval 100
-  detect-multiplier 3
+  transmit-interval 300
+  receive-interval 300
+  detect-multiplier 5
  exit
 !
 ip prefix-list logfwdr-service seq 5 permit %(service)s/32
