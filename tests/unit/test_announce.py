@@ -466,3 +466,24 @@ def test_drain_withdraws_even_without_a_state_and_says_what_it_could_not_do(tmp_
     assert err.startswith("logfwdr drain: withdrawn, but no counters to watch: ")
     assert cli.main(["drain", "--drain-file", str(tmp_path / "no" / "such" / "dir" / "drain"), "--quiet", "0"]) == 2
     assert "greater than 0" in capsys.readouterr().err
+
+
+def test_status_reads_the_kernel_and_the_agents_record(tmp_path, monkeypatch):
+    class Kern(object):
+        ipr = FakeIPR(up=False, addresses=[(4, "192.0.2.100", 32, 0), (6, "fe80::1", 64, 253)])
+
+    drain = str(tmp_path / "drain")
+    monkeypatch.setattr(announce, "ifindex", lambda name: None)
+    assert cli.announce_status(Kern(), None, drain) is None  # nothing configured, no logfwdr0: no line at all
+    assert cli.announce_status(Kern(), "logfwdr0", drain)["state"] == "no device"
+    monkeypatch.setattr(announce, "ifindex", lambda name: 42 if name == "lf1" else None)
+    why = "not healthy: the desired state cannot be installed now: x (0.0.0.0/0 accepts any source)"
+    announce.write_record(announce.record_path(drain), {"device": "lf1", "state": "down", "why": why})
+    got = cli.announce_status(Kern(), None, drain)
+    assert got == {"device": "lf1", "state": "down", "text": "down (%s)" % why, "why": why, "drained": False,
+                   "drain_file": drain, "addresses": ["192.0.2.100/32"]}
+    open(drain, "w").close()
+    got = cli.announce_status(Kern(), None, drain)
+    assert (got["state"], got["text"], got["why"]) == ("drained", "drained", None)
+    Kern.ipr.up = True
+    assert cli.announce_status(Kern(), None, drain)["state"] == "up"

@@ -157,7 +157,7 @@ def announce_status(kern, device, drain_file):
     addresses = sorted("%s/%d" % (a, n) for _f, a, n in announce_mod.global_addresses(kern.ipr, index)) \
         if up is not None else []
     return {"device": name, "state": state, "text": text, "drained": drained, "drain_file": drain_file,
-            "addresses": addresses, "why": None if state == "up" else text[len(state):].strip(" ()") or None}
+            "addresses": addresses, "why": text[len(state) + 2:-1] if text.startswith(state + " (") else None}
 
 
 def cmd_status(args, out):
