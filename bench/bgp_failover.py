@@ -16,8 +16,8 @@ gaps are exact per exporter and collector.  Prints:
 * the load split: per-replicator kernel counters (each collector's link from each replicator) over a run from
   many exporter addresses against the even share, and a check that every datagram was counted by exactly one.
 
-    sudo .venv/bin/python bench/bgp_failover.py            # ~2 min
-    sudo .venv/bin/python bench/bgp_failover.py --quick    # CI smoke, ~30 s (one round of each, 64 exporters)
+    sudo .venv/bin/python bench/bgp_failover.py            # ~2-3 min
+    sudo .venv/bin/python bench/bgp_failover.py --quick    # CI smoke, ~45 s (one round of each, 64 exporters)
     sudo .venv/bin/python bench/bgp_failover.py --without-bfd   # also a failure with the hold timer only
 
 Exits non-zero only when the lab cannot be set up (not root, no FRR), never because datagrams were lost.
@@ -57,6 +57,8 @@ def hard_failure(lab, victim, exporters, seconds=3.0):
     affected = [e for e in range(res.exporters) if victim.name in res.links(0, e, until=cut)]
     others = [e for e in range(res.exporters) if e not in affected]
     gaps = [res.gap(c, e) for c in range(len(res.got)) for e in affected]
+    # hash-threshold ECMP: do exporters of the surviving replicators move too?
+    moved = [e for e in others if res.links(0, e, until=cut) != res.links(0, e, since=cut + RATE)]
     lost_others = res.lost(others)
     t0 = time.time()
     victim.power(True)
@@ -66,7 +68,8 @@ def hard_failure(lab, victim, exporters, seconds=3.0):
             "gap_median": statistics.median(gaps) if gaps else None, "others_lost": lost_others,
             "others_sent": res.sent * len(others) * len(res.got), "gone": gone, "back": back,
             "dupes": res.dupes(), "socket_drops": t.socket_drops, "window": res.loss_window(others),
-            "victim_window": res.loss_window(affected), "off": off - t.start}
+            "victim_window": res.loss_window(affected), "off": off - t.start,
+            "moved": len(moved)}
 
 
 def drain_and_join(lab, victim, exporters, quiet):
@@ -143,17 +146,17 @@ def run(args):
         out("== hard failure of one of three (up0 down inside the replicator), %d exporters at %d/s each, "
             "2 collectors" % (args.failure_exporters, RATE))
         out("round victim  affected  gap max   gap median  others lost       route gone  back (BFD up)  "
-            "socket drops")
+            "socket drops  others moved")
         gaps, goners = [], []
         for n in range(rounds):
             victim = lab.replicators[n % 3]
             f = hard_failure(lab, victim, args.failure_exporters, seconds=2.0 if quick else 3.0)
             gaps.append(f["gap_max"])
             goners.append(f["gone"])
-            out("%5d %-6s  %2d of %-2d  %-8s  %-10s  %-16s  %-10s  %-13s  %d" % (
+            out("%5d %-6s  %2d of %-2d  %-8s  %-10s  %-16s  %-10s  %-13s  %-12d  %d" % (
                 n + 1, victim.name, f["affected"], f["of"], fmt(f["gap_max"]), fmt(f["gap_median"]),
                 "%d of %d" % (f["others_lost"], f["others_sent"]), fmt(f["gone"]), fmt(f["back"], digits=1),
-                f["socket_drops"]))
+                f["socket_drops"], f["moved"]))
             if f["window"]:
                 out("      the others' loss: %.2f-%.2f s after the start, %d exporters (power off at %.2f s)"
                     % (f["window"][0], f["window"][1], f["window"][2], f["off"]))
