@@ -325,6 +325,8 @@ chroot "$ROOT" systemctl disable -q nfdump.service softflowd.service snmpd.servi
 # Every fork is slow under UML and eight guests share two cores: drop boot work a
 # throw-away lab guest does not need (periodic jobs, pseudo file systems, gettys on the
 # null console, utmp, sysusers (users exist already), generators for absent features).
+# kmod-static-nodes stays: it makes /dev/net/tun (and other module-backed nodes) at boot as on any Debian host, so
+# opening it loads tun (the agent's announce device in BGP mode).
 chroot "$ROOT" systemctl mask -q apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer \
     e2scrub_reap.service fstrim.timer man-db.timer dpkg-db-backup.timer \
     getty@tty1.service getty-static.service serial-getty@ttyS0.service console-getty.service \
@@ -335,7 +337,7 @@ chroot "$ROOT" systemctl mask -q apt-daily.timer apt-daily-upgrade.timer e2scrub
     modprobe@configfs.service systemd-pstore.service systemd-network-generator.service \
     systemd-update-utmp.service systemd-update-utmp-runlevel.service \
     systemd-journal-flush.service systemd-sysusers.service systemd-firstboot.service \
-    modprobe@loop.service dev-mqueue.mount kmod-static-nodes.service \
+    modprobe@loop.service dev-mqueue.mount \
     systemd-random-seed.service
 mkdir -p "$ROOT/etc/systemd/system-generators"
 for gen in systemd-sysv-generator systemd-gpt-auto-generator systemd-getty-generator \
