@@ -10,9 +10,9 @@ sshd) wired to Linux bridges inside the network namespace ``lflab``.
     lab/labctl ssh HOST [CMD...]    root shell / command on HOST (from inside lflab)
     lab/labctl run -- CMD...        run CMD inside lflab (e.g. ansible-playbook)
 
-Topology: lab/topology.json.  State: .build/lab/ (state.json, id_ed25519, hosts/<name>/
-with console.log, root.cow, share/).  Needs root.  Stdlib only; reuses
-lib/lflab (harness: image build and guests; netlab: namespaces and processes).
+Topology: lab/topology.json (LOGFWDR_LAB_TOPOLOGY names another).  State: .build/lab/, or the
+topology's "state_dir" (state.json, id_ed25519, hosts/<name>/ with console.log, root.cow,
+share/).  Needs root.  Stdlib only; reuses lib/lflab (harness: image build and guests; netlab: namespaces and processes).
 """
 
 from __future__ import annotations
@@ -38,7 +38,19 @@ from lflab import harness, netlab  # noqa: E402
 from lflab.harness import HarnessError  # noqa: E402
 
 TOPOLOGY = Path(os.environ.get("LOGFWDR_LAB_TOPOLOGY", HERE / "topology.json"))
-STATE_DIR = REPO / ".build" / "lab"
+
+
+def _state_dir(path):
+    """The lab's state directory: the topology's "state_dir" (relative to the repository), default .build/lab.
+    A topology with a namespace and a state directory of its own (lab/topology-bgp.json) runs beside the others."""
+    try:
+        rel = json.loads(Path(path).read_text()).get("state_dir")
+    except (OSError, ValueError):
+        rel = None
+    return REPO / (rel or ".build/lab")
+
+
+STATE_DIR = _state_dir(TOPOLOGY)
 STATE_FILE = STATE_DIR / "state.json"
 HOSTS_DIR = STATE_DIR / "hosts"
 KEY = STATE_DIR / "id_ed25519"
