@@ -29,7 +29,7 @@ APT_NOSTART_PACKAGES += prometheus
 APT_NOSTART_PACKAGES += frr
 POLICY_RC_D ?= /usr/sbin/policy-rc.d
 
-.PHONY: deps venv collection test unit alerts integration uml sanity lint molecule demo bench bench-peers clean
+.PHONY: deps venv collection test unit alerts integration uml sanity lint molecule molecule-bgp demo demo-bgp bench bench-peers clean
 
 deps: ## system packages and the pinned Python environments
 	@if [ "$$(id -u)" = 0 ]; then \
@@ -104,8 +104,14 @@ sanity: collection
 molecule: collection ## the lab scenario: create, converge, idempotence, verify with real traffic, destroy
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH molecule test -s default
 
+molecule-bgp: collection ## the BGP lab scenario: router (FRR, ECMP, BFD), three replicators (logfwdr_ha: bgp), real traffic
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH molecule test -s bgp
+
 demo: deps ## lab up, site.yml, real traffic from every exporter, a table per collector (installs what it needs)
 	lab/demo
+
+demo-bgp: deps ## the BGP lab up, router and replicators configured, traffic spread over three replicators (lab/demo-bgp)
+	lab/demo-bgp
 
 bench: venv
 	$(PY) bench/reconfig_under_load.py
