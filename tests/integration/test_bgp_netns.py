@@ -71,6 +71,15 @@ def everything_once(traffic, exporters=None):
     return out
 
 
+def explain(t, watch=None):
+    """What a failure message needs: when the loss happened and to how many exporters, the router's next hops."""
+    window = t.result.loss_window()
+    text = "loss %s" % ("none" if window is None else "%.2f-%.2f s after the start, %d exporters" % window)
+    if watch is not None:
+        text += "; next hops %s" % ["%.2f %s" % (w - t.start, hops) for w, hops in watch.changes]
+    return text
+
+
 def counters(lab):
     return dict(((c, r.name), lab.link_rx(c, r)) for c in range(lab.ncollectors) for r in lab.replicators)
 
@@ -113,7 +122,7 @@ def test_power_off_only_the_exporters_on_that_replicator_see_a_gap(ready):
     others = [e for e in range(res.exporters) if e not in affected]
     assert affected, "no exporter was hashed to %s" % victim.name
     assert gone < 1.0, "the router dropped %s after %.2f s (BFD 100 ms x 3 should take ~0.3 s)" % (victim.name, gone)
-    assert everything_once(t, others) == []
+    assert everything_once(t, others) == [], explain(t)
     gaps = [res.gap(c, e) for c in range(lab.ncollectors) for e in affected]
     assert max(gaps) < 1.0, gaps
     for c in range(lab.ncollectors):
@@ -129,16 +138,17 @@ def test_power_off_only_the_exporters_on_that_replicator_see_a_gap(ready):
 def test_drain_loses_nothing(ready):
     lab = ready
     victim = lab.replicators[1]
-    with lab.traffic(rate=RATE, seconds=3.0) as t:
-        t.at(0.5)
-        proc = victim.drain(quiet=1.0)
-        drained_at = time.time()
+    with lab.watch_paths() as watch:
+        with lab.traffic(rate=RATE, seconds=3.0) as t:
+            t.at(0.5)
+            proc = victim.drain(quiet=1.0)
+            drained_at = time.time()
     res = t.result
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     assert "drained" in proc.stdout, proc.stdout
     assert lab.paths() == sorted(r.ip for r in lab.replicators if r is not victim)
     assert not victim.announced()
-    assert everything_once(t) == []
+    assert everything_once(t) == [], explain(t, watch)
     # it carried traffic before the drain and none after it
     cut = res.seq_at(drained_at)
     assert any(victim.name in res.links(0, e, until=res.seq_at(t.start + 0.5))
@@ -151,12 +161,13 @@ def test_join_under_traffic_loses_nothing(ready):
     joiner = lab.replicators[1]
     assert joiner.drain(quiet=0.5).returncode == 0
     lab.wait_paths([r for r in lab.replicators if r is not joiner])
-    with lab.traffic(rate=RATE, seconds=3.0) as t:
-        t.at(0.5)
-        assert joiner.undrain().returncode == 0
-        back = lab.wait_paths(3, timeout=10)
+    with lab.watch_paths() as watch:
+        with lab.traffic(rate=RATE, seconds=3.0) as t:
+            t.at(0.5)
+            assert joiner.undrain().returncode == 0
+            back = lab.wait_paths(3, timeout=10)
     res = t.result
-    assert everything_once(t) == []
+    assert everything_once(t) == [], explain(t, watch)
     late = res.seq_at(t.start + 0.5 + back) + 10
     assert any(joiner.name in res.links(0, e, since=late) for e in range(res.exporters)), \
         "%s took no exporter after joining" % joiner.name
