@@ -87,13 +87,14 @@ def counters(lab):
 def test_steady_state_spreads_exporters_and_delivers_everything_once(ready):
     lab = ready
     before = counters(lab)
-    with lab.traffic(rate=RATE, seconds=2.0) as t:
-        pass
+    with lab.watch_paths() as watch:
+        with lab.traffic(rate=RATE, seconds=2.0) as t:
+            pass
     res = t.result
     after = counters(lab)
     per = dict((k, after[k] - before[k]) for k in after)
     assert res.sent == 2 * RATE
-    assert everything_once(t) == []
+    assert everything_once(t) == [], explain(t, watch)
     total = res.sent * res.exporters
     for c in range(lab.ncollectors):
         # the kernel's counters of each replicator's link: every datagram copied by exactly one replicator
@@ -105,7 +106,7 @@ def test_steady_state_spreads_exporters_and_delivers_everything_once(ready):
     assert len(used) >= 2, per
     # a flow stays on one replicator while nothing changes
     for e in range(res.exporters):
-        assert len(res.links(0, e)) == 1, (e, res.links(0, e))
+        assert len(res.links(0, e)) == 1, (e, res.links(0, e), explain(t, watch))
 
 
 def test_power_off_only_the_exporters_on_that_replicator_see_a_gap(ready):
