@@ -234,6 +234,13 @@ def parse_bgp(settings, ingress_interfaces, problems, egress_interfaces=None):
         switches[field] = boolean(s[PREFIX + field])
         if switches[field] is None:
             bad(field, "%r; use true or false" % (s[PREFIX + field],))
+    if switches["ttl_security"] and switches["bfd"]:
+        # measured in the netns lab (lib/lflab/bgplab.py): bgpd then asks bfdd for a multihop session, which a
+        # router's single-hop BFD never answers, and a dead replicator is noticed only after the hold time
+        bad("ttl_security", "true with logfwdr_bgp_bfd: true: FRR 8.4 (Debian 12) then asks for a multihop BFD "
+                            "session, which the router's single-hop BFD never answers, so a dead replicator keeps "
+                            "its traffic for the whole hold time; turn one of them off (TCP MD5, "
+                            "logfwdr_bgp_password, and the firewall's BGP rule still protect the session)")
 
     numbers = {}
     for field, low, high, what in (

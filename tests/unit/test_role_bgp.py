@@ -64,7 +64,7 @@ def test_good_inventory_gives_the_design_model():
         "neighbors": [{"address": "10.50.0.254", "asn": 65000, "family": 4, "interface": "vec1"},
                       {"address": "2001:db8:50::fe", "asn": 65000, "family": 6, "interface": "vec1"},
                       {"address": "10.51.0.254", "asn": 65001, "family": 4, "interface": "vec2"}],
-        "password": True, "ttl_security": True, "bfd": True, "bfd_interval": 100, "bfd_multiplier": 3,
+        "password": True, "ttl_security": False, "bfd": True, "bfd_interval": 100, "bfd_multiplier": 3,
         "keepalive": 3, "hold": 9, "drain_quiet": 2, "drain_timeout": 60}
     assert PASSWORD not in json.dumps(model)
     assert service_addresses(model) == ["192.0.2.100", "2001:db8:100::1"]
@@ -173,6 +173,8 @@ MISTAKES = [
     ("BFD interval too long", "logfwdr_bgp_bfd_interval", "60001; use milliseconds", {"bfd_interval": 60001}),
     ("BFD multiplier", "logfwdr_bgp_bfd_multiplier", "1; use a number from 2 to 255", {"bfd_multiplier": 1}),
     ("BFD switch", "logfwdr_bgp_bfd", "'maybe'; use true or false", {"bfd": "maybe"}),
+    ("GTSM with BFD", "logfwdr_bgp_ttl_security", "true with logfwdr_bgp_bfd: true: FRR 8.4 (Debian 12) then asks "
+     "for a multihop BFD session", {"ttl_security": True}),
     ("keepalive", "logfwdr_bgp_keepalive", "0; use seconds from 1 to 21845", {"keepalive": 0}),
     ("drain timeout", "logfwdr_bgp_drain_timeout", "2 is not longer than logfwdr_bgp_drain_quiet (2)",
      {"drain_timeout": 2}),
@@ -285,11 +287,11 @@ def run_playbook(tmpdir, inventory, book_text=PLAYBOOK, args=(), extra_vars=None
 
 @pytest.fixture(scope="module")
 def rendered():
-    """r1: every default, with a password; r2: no BFD, no GTSM, another router id; vrrp1: the default mode."""
+    """r1: every default, with a password; r2: no BFD, GTSM, another router id; vrrp1: the default mode."""
     tmpdir = tempfile.mkdtemp(prefix="logfwdr-bgp-")
     inventory = {"all": {"children": {
         "bgp": {"hosts": {"r1": host(1, logfwdr_bgp_password=PASSWORD),
-                          "r2": host(2, logfwdr_bgp_bfd=False, logfwdr_bgp_ttl_security=False,
+                          "r2": host(2, logfwdr_bgp_bfd=False, logfwdr_bgp_ttl_security=True,
                                      logfwdr_bgp_router_id="192.0.2.2", logfwdr_bgp_keepalive=10)},
                 "vars": GROUP},
         "plain": {"hosts": {"vrrp1": host(3)},
@@ -339,7 +341,7 @@ def test_frr_conf_has_the_design_shape(rendered):
     for address, asn in (("10.50.0.254", 65000), ("2001:db8:50::fe", 65000), ("10.51.0.254", 65001)):
         for line in (" neighbor %s remote-as %d" % (address, asn), " neighbor %s timers 3 9" % address,
                      " neighbor %s advertisement-interval 0" % address, " neighbor %s bfd profile logfwdr" % address,
-                     " neighbor %s ttl-security hops 1" % address, " neighbor %s password %s" % (address, PASSWORD)):
+                     " neighbor %s password %s" % (address, PASSWORD)):
             assert line in lines, (line, lines)
     text = rendered["r1"]["frr.conf"]
     v4 = re.search(r"^ address-family ipv4 unicast\n(.*?)^ exit-address-family", text, re.M | re.S).group(1)
@@ -355,11 +357,13 @@ def test_frr_conf_has_the_design_shape(rendered):
                                 "  neighbor 2001:db8:50::fe route-map logfwdr-out6 out"]
 
 
-def test_frr_conf_without_bfd_gtsm_and_password(rendered):
+def test_frr_conf_with_gtsm_without_bfd_and_password(rendered):
     text = rendered["r2"]["frr.conf"]
     lines = config_lines(text)
     assert " bgp router-id 192.0.2.2" in lines and " neighbor 10.50.0.254 timers 10 30" in lines
-    for absent in ("bfd", "ttl-security", "password", "profile"):
+    assert " neighbor 10.50.0.254 ttl-security hops 1" in lines
+    assert "ttl-security" not in rendered["r1"]["frr.conf"]  # the default: off, BFD on
+    for absent in ("bfd", "password", "profile"):
         assert absent not in "\n".join(lines), absent
 
 
