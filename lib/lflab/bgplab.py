@@ -92,10 +92,13 @@ def router_conf(bfd=True, interval=100, multiplier=3, ttl_security=False, paths=
     lines += [" bgp listen range %s peer-group REPLICATORS" % REPLICATOR_NET,
               " address-family ipv4 unicast",
               "  maximum-paths %d" % paths,
+              # only the service address from the replicators: a mistake there cannot reroute anything else
+              "  neighbor REPLICATORS prefix-list logfwdr-service in",
               # the router announces nothing to the replicators
               "  neighbor REPLICATORS route-map NOTHING out",
               " exit-address-family",
               "!",
+              "ip prefix-list logfwdr-service seq 5 permit %s/32" % SERVICE,
               "route-map NOTHING deny 10",
               "!"]
     return "\n".join(lines) + "\n"

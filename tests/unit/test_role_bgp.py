@@ -242,6 +242,7 @@ PLAYBOOK = """
         - [logfwdr-agent.service.j2, agent.service]
         - [logfwdr-nftables.conf.j2, nftables.conf]
         - [sysctl.conf.j2, sysctl.conf]
+        - [modules-load.conf.j2, modules.conf]
         - [syslog-bridge.conf.j2, syslog-bridge.conf]
       when: item.0.startswith('frr') is false or logfwdr_ha == 'bgp'
 """.format(role=ROLE)
@@ -302,7 +303,7 @@ def rendered():
         out = {"dir": tmpdir, "stdout": proc.stdout}
         for name in ("r1", "r2", "vrrp1"):
             out[name] = {}
-            for kind in ("frr.conf", "daemons", "agent.service", "nftables.conf", "sysctl.conf", "syslog-bridge.conf",
+            for kind in ("frr.conf", "daemons", "agent.service", "nftables.conf", "sysctl.conf", "modules.conf", "syslog-bridge.conf",
                          "model.json"):
                 path = os.path.join(tmpdir, "%s-%s" % (name, kind))
                 if os.path.exists(path):
@@ -340,7 +341,7 @@ def test_frr_conf_has_the_design_shape(rendered):
         assert line in lines, (line, lines)
     for address, asn in (("10.50.0.254", 65000), ("2001:db8:50::fe", 65000), ("10.51.0.254", 65001)):
         for line in (" neighbor %s remote-as %d" % (address, asn), " neighbor %s timers 3 9" % address,
-                     " neighbor %s advertisement-interval 0" % address, " neighbor %s bfd profile logfwdr" % address,
+                     " neighbor %s advertisement-interval 0" % address, " neighbor %s timers connect 5" % address, " neighbor %s bfd profile logfwdr" % address,
                      " neighbor %s password %s" % (address, PASSWORD)):
             assert line in lines, (line, lines)
     text = rendered["r1"]["frr.conf"]
@@ -424,6 +425,12 @@ def test_syslog_bridge_listens_on_the_service_addresses(rendered):
     sysctl = rendered["r1"]["sysctl.conf"].splitlines()
     assert "net.ipv4.ip_nonlocal_bind = 1" in sysctl and "net.ipv6.ip_nonlocal_bind = 1" in sysctl
     assert "net.ipv4.ip_nonlocal_bind = 1" not in rendered["vrrp1"]["sysctl.conf"]
+
+
+def test_tun_module_loaded_in_bgp_mode_only(rendered):
+    # the agent's announcement device needs /dev/net/tun, which loading tun creates where udev did not
+    assert "tun" in rendered["r1"]["modules.conf"].splitlines()
+    assert "tun" not in rendered["vrrp1"]["modules.conf"].splitlines()
 
 
 def test_agent_unit_announces_the_service_addresses(rendered):
