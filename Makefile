@@ -76,7 +76,7 @@ collection:
 	    || mv $(VENV)/bin/.logfwdr.new $(VENV)/bin/logfwdr; \
 	fi
 
-test: deps unit alerts integration uml lint sanity molecule ## everything CI runs (installs what it needs)
+test: deps unit alerts integration uml lint sanity molecule molecule-bgp ## everything CI runs (installs what it needs)
 
 unit: collection
 	$(PY) -m pytest -q tests/unit
