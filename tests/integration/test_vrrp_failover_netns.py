@@ -365,7 +365,8 @@ def test_failover_when_a_tracked_interface_goes_down(pair):
 
 # ---- forged adverts from a host on an exporter segment ---------------------------------------------------------
 
-_FORGER = r"""
+# a VRRPv3 advert built by hand (also tests/integration/test_vrrp_forgery_netns.py)
+ADVERT_CODE = r"""
 import socket, struct, sys, time
 
 def checksum(data):
@@ -385,6 +386,9 @@ def advert(src, dst, vrid, vip):
                          socket.inet_aton(src), socket.inet_aton(dst))
     return header[:10] + struct.pack("!H", checksum(header)) + header[12:] + body
 
+"""
+
+_FORGER = ADVERT_CODE + r"""
 dev, own, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 peers = sys.argv[4:6]        # rep1, rep2 on this segment
 vip, vrid = sys.argv[6], int(sys.argv[7])

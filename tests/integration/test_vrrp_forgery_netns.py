@@ -29,32 +29,13 @@ import time
 import pytest
 from lflab import netlab
 
-from test_vrrp_failover_netns import OWN, OWN2, VIPS, _pair
+from test_vrrp_failover_netns import ADVERT_CODE, OWN, OWN2, VIPS, _pair
 
 pytestmark = pytest.mark.netns
 
 ATTACK_SECONDS = 6
 
-_FORGER = r"""
-import socket, struct, sys, time
-
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while total >> 16:
-        total = (total & 0xffff) + (total >> 16)
-    return ~total & 0xffff
-
-def advert(src, dst, vrid, vip):
-    # VRRPv3 (RFC 5798): version 3 type 1, priority 255 (the address owner), one address, 0.2 s interval
-    body = struct.pack("!BBBBHH", 0x31, vrid, 255, 1, 20, 0) + socket.inet_aton(vip)
-    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 112, len(body))
-    body = body[:6] + struct.pack("!H", checksum(pseudo + body)) + body[8:]
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0xc0, 20 + len(body), 0, 0, 255, 112, 0,
-                         socket.inet_aton(src), socket.inet_aton(dst))
-    return header[:10] + struct.pack("!H", checksum(header)) + header[12:] + body
-
+_FORGER = ADVERT_CODE + r"""
 def mac(text):
     return bytes(int(b, 16) for b in text.split(":"))
 
