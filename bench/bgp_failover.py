@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 """BGP high availability (issue 29) on this machine's kernel: what a failure, a drain, a join and an unhealthy
 agent cost, and how evenly the router's ECMP spreads exporters over three replicators.
@@ -228,7 +227,7 @@ def run(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--quick", action="store_true", help="one round of each, 64 exporters in the split (CI)")
     parser.add_argument("--rounds", type=int, default=5, help="hard failures and unhealthy rounds (%(default)s)")
     parser.add_argument("--drain-rounds", type=int, default=3, help="drain/join rounds (%(default)s)")

@@ -9,9 +9,7 @@ lost at each collector, and which replicator copied it, is exact.  Each test lea
 replicator announced and in the router's route.
 """
 
-import os
 import statistics
-import sys
 import time
 
 import pytest
