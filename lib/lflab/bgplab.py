@@ -41,6 +41,7 @@ import threading
 import time
 
 from lflab import frrns, netlab
+from lflab.roleplay import validate_play
 
 SERVICE = "192.0.2.100"
 PORT = 514
@@ -183,16 +184,7 @@ def _render_with_ansible(index, bfd, interval, multiplier, ttl_security):
     return _RENDERED[key][index], "rendered by roles/logfwdr/templates/frr.conf.j2"
 
 
-RENDER_PLAYBOOK = """
-- name: Render the role's frr.conf like the role does, into a directory
-  hosts: all
-  gather_facts: false
-  tasks:
-    - name: Validate the inventory like the role does
-      ansible.builtin.include_role:
-        name: netops.logfwdr.logfwdr
-        tasks_from: validate.yml
-        public: true
+RENDER_PLAYBOOK = validate_play("Render the role's frr.conf like the role does, into a directory") + """
     - name: Render frr.conf
       ansible.builtin.template:
         src: {template}

@@ -20,6 +20,8 @@ import tempfile
 import pytest
 import yaml
 
+from lflab.roleplay import validate_play
+
 from ansible_collections.netops.logfwdr.plugins.filter.replication_devices import replication_devices
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.bgp import parse_bgp, service_addresses
 from ansible_collections.netops.logfwdr.plugins.plugin_utils.inventory import Problems
@@ -214,16 +216,7 @@ def test_a_broken_interface_address_is_not_blamed_on_the_neighbour():
 
 # ---- rendered by the role ----------------------------------------------------------------------------------------
 
-PLAYBOOK = """
-- name: Render the role's BGP files like the role does, into a directory
-  hosts: all
-  gather_facts: false
-  tasks:
-    - name: Validate the inventory like the role does
-      ansible.builtin.include_role:
-        name: netops.logfwdr.logfwdr
-        tasks_from: validate.yml
-        public: true
+PLAYBOOK = validate_play("Render the role's BGP files like the role does, into a directory") + """
     - name: Keep the model and the views
       ansible.builtin.copy:
         content: "{{{{ {{'model': __logfwdr_model, 'bgp': __logfwdr_bgp, 'devices': __logfwdr_devices,
@@ -513,16 +506,7 @@ def test_play_stops_on_bgp_mistakes():
 
 # ---- tasks/bgp.yml itself, in check mode on a host without FRR -------------------------------------------------------
 
-CHECK_PLAYBOOK = """
-- name: The role's BGP tasks in check mode, as on a new host
-  hosts: all
-  gather_facts: false
-  tasks:
-    - name: Validate the inventory like the role does
-      ansible.builtin.include_role:
-        name: netops.logfwdr.logfwdr
-        tasks_from: validate.yml
-        public: true
+CHECK_PLAYBOOK = validate_play("The role's BGP tasks in check mode, as on a new host") + """
     - name: The BGP tasks
       ansible.builtin.include_role:
         name: netops.logfwdr.logfwdr

@@ -19,6 +19,8 @@ import tempfile
 import pytest
 import yaml
 
+from lflab.roleplay import validate_play
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROLE = os.path.join(REPO, "roles", "logfwdr")
 COLLECTIONS = os.path.join(REPO, ".build", "collections")
@@ -26,16 +28,7 @@ PLAYBOOK_DIR = os.path.dirname(sys.executable)
 KEEPALIVED = shutil.which("keepalived") or ("/usr/sbin/keepalived" if os.path.exists("/usr/sbin/keepalived") else None)
 INTERFACES = ("vec1", "vec2", "vec3", "vec4")
 
-PLAYBOOK = """
-- name: Render the role's VRRP files like the role does, into a directory
-  hosts: all
-  gather_facts: false
-  tasks:
-    - name: Validate the inventory like the role does
-      ansible.builtin.include_role:
-        name: netops.logfwdr.logfwdr
-        tasks_from: validate.yml
-        public: true
+PLAYBOOK = validate_play("Render the role's VRRP files like the role does, into a directory") + """
     - name: Render keepalived.conf
       ansible.builtin.template:
         src: {role}/templates/keepalived.conf.j2
